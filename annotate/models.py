@@ -1,0 +1,334 @@
+"""The labeling domain: Project, Prompt, Response, Pair, Comparison, and who may label what.
+
+Business rules live in services.py (writes) and selectors.py (reads); these classes only
+declare the data and the constraints the database enforces.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Choice(models.TextChoices):
+    """A judgment, canonical by response: "a" means the pair's response_a is better."""
+
+    A = "a", "A better"
+    B = "b", "B better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class Side(models.TextChoices):
+    """Which of the pair's responses was shown on the left of the screen."""
+
+    A = "a", "A on the left"
+    B = "b", "B on the left"
+
+
+class Selection(models.TextChoices):
+    RANDOM = "random", "Random"
+    UNCERTAINTY = "uncertainty", "Uncertainty"
+    MIXED = "mixed", "Uncertainty with a random share"
+
+
+# The default 4-level strength scale; projects can rename the levels.
+DEFAULT_STRENGTH_LABELS = ["slightly better", "better", "clearly better", "much better"]
+
+
+class Project(models.Model):
+    """A labeling campaign: its pairs, its label scale, who labels, how its reward model trains."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    instructions = models.TextField(blank=True, help_text="Markdown shown to labelers.")
+    redundancy = models.PositiveSmallIntegerField(
+        default=1, help_text="How many distinct labelers judge each pair."
+    )
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    ask_strength = models.BooleanField(default=False)
+    strength_labels = models.JSONField(
+        default=list, blank=True, help_text="Names of the strength levels, weakest first."
+    )
+    reason_tags = models.JSONField(default=list, blank=True, help_text="Optional reason tags.")
+    lease_minutes = models.PositiveSmallIntegerField(
+        default=10, help_text="How long a pair shown to a labeler is held for them."
+    )
+    labelers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
+    )
+
+    # Quality control: shares of served pairs that are gold checks and swapped repeats.
+    gold_rate = models.FloatField(default=0.0)
+    repeat_rate = models.FloatField(default=0.0)
+    quality_bands = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the labeler flag thresholds."
+    )
+
+    # Reward model.
+    reward_backbone = models.CharField(
+        max_length=500, blank=True, help_text="Local path or hub id; empty means REWARD_BACKBONE."
+    )
+    training_config = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the training config defaults."
+    )
+    auto_retrain = models.BooleanField(default=False)
+    retrain_min_new_comparisons = models.PositiveIntegerField(
+        default=50, help_text="Queue a run when at least this many comparisons arrived since."
+    )
+    retrain_interval_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Also retrain on this schedule (empty: threshold only)."
+    )
+
+    # Active learning.
+    selection = models.CharField(max_length=20, choices=Selection.choices, default=Selection.MIXED)
+    random_share = models.FloatField(
+        default=0.2, help_text="Share of pairs served at random under mixed selection."
+    )
+    ensemble_size = models.PositiveSmallIntegerField(
+        default=1, help_text="Models trained per run; more than 1 measures disagreement."
+    )
+
+    # Counters kept by services so that pages never count by scanning.
+    pair_count = models.PositiveIntegerField(default=0)
+    comparison_count = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def strength_scale(self) -> list[str]:
+        return list(self.strength_labels) or list(DEFAULT_STRENGTH_LABELS)
+
+
+class Membership(models.Model):
+    """A labeler on a project. Staff can exclude a labeler: their work stays stored but leaves
+    training and export by default."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    excluded = models.BooleanField(default=False)
+    excluded_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.project}"
+
+
+class Prompt(models.Model):
+    """What the responses answer: single-turn text or a conversation of {role, content}."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    # Always the full conversation; a single-turn prompt is one user message.
+    messages = models.JSONField()
+    external_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # sha256 of the canonical JSON of messages: the identity used to deduplicate imports.
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="prompt_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+    @property
+    def is_conversation(self) -> bool:
+        return len(self.messages) > 1
+
+    @property
+    def text(self) -> str:
+        """The prompt as one string: the single message, or the last user turn."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return message.get("content", "")
+        return self.messages[-1].get("content", "") if self.messages else ""
+
+
+class Response(models.Model):
+    """A candidate answer to a prompt."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    text = models.TextField()
+    model_name = models.CharField(max_length=200, blank=True, help_text="Source model.")
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "content_hash"], name="response_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class Pair(models.Model):
+    """Two responses to one prompt, to be compared. response_a has the smaller id."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
+    response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    priority = models.FloatField(default=0.0, help_text="Higher is served first.")
+    gold = models.CharField(
+        max_length=10, choices=Choice.choices, blank=True, help_text="Known answer (gold)."
+    )
+    # Served to labelers while open; closed when it holds `redundancy` human comparisons.
+    is_open = models.BooleanField(default=True)
+    human_count = models.PositiveSmallIntegerField(default=0)
+    ambiguous = models.BooleanField(default=False, help_text="Left out of training by staff.")
+    # The active reward model's view, refreshed after each promotion.
+    model_p_a = models.FloatField(null=True, blank=True, help_text="Model P(A better).")
+    model_uncertainty = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "response_a", "response_b"], name="pair_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(response_a__lt=models.F("response_b")), name="pair_ordered"
+            ),
+        ]
+        indexes = [
+            # Leasing reads this index in order and stops at the first eligible pair.
+            models.Index(
+                fields=["project", "-priority", "id"],
+                condition=Q(is_open=True),
+                name="pair_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pair {self.pk}"
+
+
+class Lease(models.Model):
+    """A pair held for one labeler while they judge it; an expired lease frees its slot."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="leases")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases"
+    )
+    left = models.CharField(max_length=1, choices=Side.choices)
+    is_repeat = models.BooleanField(default=False)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "labeler"], name="lease_unique"),
+        ]
+        indexes = [models.Index(fields=["labeler", "expires_at"])]
+
+
+class ImportBatch(models.Model):
+    """One import of one file: what it added and what it refused."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    file_name = models.CharField(max_length=500)
+    format = models.CharField(max_length=50, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    rows = models.PositiveIntegerField(default=0)
+    pairs_created = models.PositiveIntegerField(default=0)
+    comparisons_created = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class Comparison(models.Model):
+    """One judgment of one pair: by a labeler, imported with the data, or by staff review."""
+
+    class Source(models.TextChoices):
+        HUMAN = "human", "Labeler"
+        IMPORT = "import", "Imported"
+        ADJUDICATION = "adjudication", "Staff review"
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="comparisons")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="comparisons",
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.HUMAN)
+    choice = models.CharField(max_length=10, choices=Choice.choices)
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True)
+    left = models.CharField(max_length=1, choices=Side.choices, blank=True)
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    # A swapped repeat of a pair the labeler judged before: measures self-consistency and
+    # never counts toward redundancy, datasets or exports.
+    is_repeat = models.BooleanField(default=False)
+    is_gold_check = models.BooleanField(default=False)
+    import_batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons"
+    )
+    import_file = models.CharField(max_length=500, blank=True)
+    # Identity of an imported judgment (external id or row hash): re-importing adds nothing.
+    import_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair", "labeler"],
+                condition=Q(labeler__isnull=False, is_repeat=False),
+                name="comparison_one_per_labeler",
+            ),
+            models.UniqueConstraint(
+                fields=["pair", "labeler"],
+                condition=Q(labeler__isnull=False, is_repeat=True),
+                name="comparison_one_repeat_per_labeler",
+            ),
+            models.UniqueConstraint(
+                fields=["pair", "import_key"],
+                condition=Q(source="import"),
+                name="comparison_import_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(choice__in=["a", "b", "tie", "both_bad"]), name="comparison_choice"
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(strength__gte=1, strength__lte=10),
+                name="comparison_strength",
+            ),
+            models.CheckConstraint(condition=Q(left__in=["", "a", "b"]), name="comparison_left"),
+            models.CheckConstraint(
+                condition=Q(source="human", labeler__isnull=False) | ~Q(source="human"),
+                name="comparison_human_has_labeler",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["labeler", "project"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_choice_display()} on pair {self.pair_id}"

@@ -1,0 +1,3 @@
+"""Staff pages of the reward model."""
+
+urlpatterns: list = []

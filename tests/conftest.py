@@ -1,0 +1,90 @@
+"""Shared fixtures: users and projects, a real Redis, and a real headless Chromium."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from config.redis_server import start_local_redis
+from tests.factories import MembershipFactory, ProjectFactory, StaffFactory, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(autouse=True)
+def _models_dir(tmp_path, settings):
+    """Every test writes trained models into its own folder."""
+    settings.MODELS_DIR = tmp_path / "models"
+
+
+@pytest.fixture
+def staff(db):
+    return StaffFactory(username="admin")
+
+
+@pytest.fixture
+def labeler(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def project(db, labeler):
+    project = ProjectFactory(slug="demo", name="Demo")
+    MembershipFactory(project=project, user=labeler)
+    return project
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real Redis: the one at REDIS_URL, else a redis-server of the tests' own.
+
+    Each test session uses its own database number on a shared server and flushes it after.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        import redis
+
+        db = 9 + os.getpid() % 6
+        base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+        session_url = f"{base}/{db}"
+        client = redis.Redis.from_url(session_url)
+        client.ping()
+        yield session_url
+        client.flushdb()
+        return
+    server = start_local_redis()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        message = (
+            "Browser tests need Debian's Chromium at /usr/bin/chromium: "
+            "run `sudo apt-get install -y chromium`."
+        )
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+@pytest.fixture
+def browser(chromium_path):
+    """A real headless Chromium driven by Playwright (never a downloaded browser)."""
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # around it are ordinary synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
