@@ -239,6 +239,9 @@ class Lease(models.Model):
         ]
         indexes = [models.Index(fields=["labeler", "expires_at"])]
 
+    def __str__(self) -> str:
+        return f"Lease of pair {self.pair_id} to {self.labeler_id}"
+
 
 class ImportBatch(models.Model):
     """One import of one file: what it added and what it refused."""

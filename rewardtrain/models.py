@@ -114,3 +114,6 @@ class Evaluation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Evaluation of {self.model_version} ({self.kind})"
