@@ -4,9 +4,15 @@ Business rules live in services.py (writes) and selectors.py (reads); these clas
 declare the data and the constraints the database enforces.
 """
 
+import random
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+
+def new_random_key() -> float:
+    return random.random()
 
 
 class Choice(models.TextChoices):
@@ -187,6 +193,9 @@ class Pair(models.Model):
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     priority = models.FloatField(default=0.0, help_text="Higher is served first.")
+    # A fixed random draw: serving in this order is a uniform random sample of open pairs
+    # (the random share of mixed selection) while still reading one index.
+    random_key = models.FloatField(default=new_random_key)
     gold = models.CharField(
         max_length=10, choices=Choice.choices, blank=True, help_text="Known answer (gold)."
     )
@@ -214,6 +223,11 @@ class Pair(models.Model):
                 fields=["project", "-priority", "id"],
                 condition=Q(is_open=True),
                 name="pair_queue",
+            ),
+            models.Index(
+                fields=["project", "random_key"],
+                condition=Q(is_open=True),
+                name="pair_queue_random",
             ),
         ]
 
