@@ -6,4 +6,6 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("projects/<slug:slug>/label/", views.label, name="label"),
+    path("projects/<slug:slug>/instructions/", views.instructions, name="instructions"),
 ]

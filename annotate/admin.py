@@ -1,0 +1,194 @@
+"""Every model of the labeling app in the Django admin.
+
+Tables that grow large (pairs, comparisons, leases, prompts, responses) use raw-id widgets
+instead of dropdowns of every row, and skip the full COUNT(*) under filtered lists.
+"""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from annotate.models import (
+    Comparison,
+    ImportBatch,
+    Lease,
+    Membership,
+    Pair,
+    Project,
+    Prompt,
+    Response,
+)
+from annotate.services.projects import memberships_set_excluded
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    raw_id_fields = ["user"]
+    fields = ["user", "excluded", "excluded_reason", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "redundancy",
+        "pair_count",
+        "comparison_count",
+        "ask_strength",
+        "selection",
+        "auto_retrain",
+        "created_at",
+    ]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["pair_count", "comparison_count", "created_at"]
+    inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "instructions", "redundancy", "lease_minutes"]}),
+        (
+            "Label scale",
+            {
+                "fields": [
+                    "allow_tie",
+                    "allow_both_bad",
+                    "ask_strength",
+                    "strength_labels",
+                    "reason_tags",
+                ]
+            },
+        ),
+        ("Quality control", {"fields": ["gold_rate", "repeat_rate", "quality_bands"]}),
+        (
+            "Reward model",
+            {
+                "fields": [
+                    "reward_backbone",
+                    "training_config",
+                    "auto_retrain",
+                    "retrain_min_new_comparisons",
+                    "retrain_interval_minutes",
+                    "selection",
+                    "random_share",
+                    "ensemble_size",
+                ]
+            },
+        ),
+        ("Counters", {"fields": ["pair_count", "comparison_count", "created_at"]}),
+    ]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "excluded", "excluded_reason", "created_at"]
+    list_filter = ["excluded", "project"]
+    search_fields = ["user__username", "project__slug"]
+    raw_id_fields = ["user"]
+    list_select_related = ["user", "project"]
+    actions = ["exclude_labelers", "include_labelers"]
+
+    @admin.action(description="Exclude labeler (work stays stored, leaves training and export)")
+    def exclude_labelers(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        changed = memberships_set_excluded(
+            memberships=queryset, excluded=True, reason=f"Excluded by {request.user} in the admin"
+        )
+        self.message_user(request, f"Excluded {changed} labeler(s).", messages.SUCCESS)
+
+    @admin.action(description="Include labeler again")
+    def include_labelers(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        changed = memberships_set_excluded(memberships=queryset, excluded=False)
+        self.message_user(request, f"Included {changed} labeler(s) again.", messages.SUCCESS)
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "project", "external_id", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["external_id", "content_hash"]
+    list_select_related = ["project"]
+    readonly_fields = ["content_hash", "created_at"]
+    show_full_result_count = False
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "model_name", "prompt_id", "created_at"]
+    list_filter = ["prompt__project"]
+    search_fields = ["model_name", "content_hash"]
+    raw_id_fields = ["prompt"]
+    readonly_fields = ["content_hash", "created_at"]
+    show_full_result_count = False
+
+
+@admin.register(Pair)
+class PairAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "project",
+        "priority",
+        "is_open",
+        "human_count",
+        "gold",
+        "ambiguous",
+        "model_p_a",
+        "created_at",
+    ]
+    list_filter = ["project", "is_open", "ambiguous", "gold"]
+    raw_id_fields = ["prompt", "response_a", "response_b"]
+    list_select_related = ["project"]
+    readonly_fields = ["human_count", "created_at"]
+    show_full_result_count = False
+
+
+@admin.register(Lease)
+class LeaseAdmin(admin.ModelAdmin):
+    list_display = ["id", "pair_id", "labeler", "left", "is_repeat", "expires_at", "created_at"]
+    list_filter = ["pair__project", "is_repeat"]
+    search_fields = ["labeler__username"]
+    raw_id_fields = ["pair", "labeler"]
+    list_select_related = ["labeler"]
+    show_full_result_count = False
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "file_name",
+        "project",
+        "format",
+        "rows",
+        "pairs_created",
+        "comparisons_created",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["project", "format"]
+    search_fields = ["file_name"]
+    list_select_related = ["project", "created_by"]
+    raw_id_fields = ["created_by"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "pair_id",
+        "project",
+        "labeler",
+        "source",
+        "choice",
+        "strength",
+        "left",
+        "time_spent_ms",
+        "is_repeat",
+        "is_gold_check",
+        "created_at",
+    ]
+    list_filter = ["project", "source", "choice", "is_repeat", "is_gold_check"]
+    search_fields = ["labeler__username", "import_key", "comment"]
+    raw_id_fields = ["pair", "labeler", "import_batch"]
+    list_select_related = ["project", "labeler"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False

@@ -1,0 +1,186 @@
+"""Labeling API: the caller's projects, lease the next Pair, skip it, store a Comparison,
+list the caller's own Comparisons. Each view parses, calls one service or selector, answers."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.api.serializers import (
+    LeasedPairSerializer,
+    ScaleSerializer,
+    leased_pair_payload,
+    project_scale,
+)
+from annotate.models import Choice
+from annotate.selectors.labeling import (
+    comparisons_of_labeler,
+    pair_get_for_labeler,
+    project_get_for_labeler,
+    projects_for_labeler,
+)
+from annotate.services.labeling import (
+    ComparisonExists,
+    ComparisonInvalid,
+    PairFull,
+    choice_from_preferred,
+    comparison_create,
+    lease_skip,
+    pair_lease_next,
+)
+
+ErrorSerializer = inline_serializer("Error", {"detail": serializers.CharField()})
+ConflictSerializer = inline_serializer(
+    "Conflict",
+    {
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(help_text='"exists" or "pair_full".'),
+        "id": serializers.IntegerField(required=False, help_text="The existing comparison."),
+    },
+)
+
+
+class ProjectListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        slug = serializers.CharField(source="project.slug")
+        name = serializers.CharField(source="project.name")
+        instructions = serializers.CharField(source="project.instructions")
+        redundancy = serializers.IntegerField(source="project.redundancy")
+        pair_count = serializers.IntegerField(source="project.pair_count")
+        comparison_count = serializers.IntegerField(source="project.comparison_count")
+        my_comparisons = serializers.IntegerField(source="mine")
+        scale = serializers.SerializerMethodField()
+
+        def get_scale(self, obj) -> ScaleSerializer:
+            return project_scale(obj.project)
+
+    @extend_schema(responses=OutputSerializer(many=True), summary="The caller's projects")
+    def get(self, request: Request) -> Response:
+        progress = projects_for_labeler(labeler=request.user)
+        return Response(self.OutputSerializer(progress, many=True).data)
+
+
+class PairNextApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: LeasedPairSerializer,
+            204: OpenApiResponse(description="Nothing is left for this labeler."),
+            404: ErrorSerializer,
+        },
+        summary="Lease the next pair to judge",
+        description="Asking again while holding an unexpired lease returns the same pair.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_get_for_labeler(labeler=request.user, slug=slug)
+        lease = pair_lease_next(project=project, labeler=request.user)
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(leased_pair_payload(lease))
+
+
+class PairSkipApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: OpenApiResponse(description="Skipped."), 404: ErrorSerializer},
+        summary="Skip a leased pair (it goes to other labelers)",
+    )
+    def post(self, request: Request, pair_id: int) -> Response:
+        pair = pair_get_for_labeler(labeler=request.user, pair_id=pair_id)
+        lease_skip(pair=pair, labeler=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ComparisonPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+
+
+class ComparisonApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        pair_id = serializers.IntegerField()
+        preferred = serializers.CharField(
+            help_text='A response id of the pair, "tie" or "both_bad".'
+        )
+        strength = serializers.IntegerField(required=False, allow_null=True, default=None)
+        reasons = serializers.ListField(
+            child=serializers.CharField(max_length=100), required=False, default=list
+        )
+        comment = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=5000, trim_whitespace=True
+        )
+        time_spent_ms = serializers.IntegerField(
+            required=False, allow_null=True, default=None, min_value=0, max_value=86_400_000
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        pair_id = serializers.IntegerField()
+        project = serializers.CharField(source="project.slug")
+        choice = serializers.ChoiceField(choices=Choice.choices)
+        preferred = serializers.SerializerMethodField()
+        strength = serializers.IntegerField(allow_null=True)
+        reasons = serializers.ListField(child=serializers.CharField())
+        comment = serializers.CharField()
+        left = serializers.CharField(help_text='"a" or "b": the response shown on the left.')
+        time_spent_ms = serializers.IntegerField(allow_null=True)
+        created_at = serializers.DateTimeField()
+
+        def get_preferred(self, obj) -> str:
+            if obj.choice == Choice.A:
+                return str(obj.pair.response_a_id)
+            if obj.choice == Choice.B:
+                return str(obj.pair.response_b_id)
+            return obj.choice
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ConflictSerializer,
+        },
+        summary="Store a judgment of a leased pair",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        pair = pair_get_for_labeler(labeler=request.user, pair_id=fields.pop("pair_id"))
+        try:
+            choice = choice_from_preferred(pair=pair, preferred=fields.pop("preferred"))
+            comparison = comparison_create(pair=pair, labeler=request.user, choice=choice, **fields)
+        except ComparisonInvalid as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        except ComparisonExists as error:
+            return Response(
+                {"detail": str(error), "code": "exists", "id": error.comparison_id},
+                status=status.HTTP_409_CONFLICT,
+            )
+        except PairFull as error:
+            return Response(
+                {"detail": str(error), "code": "pair_full"}, status=status.HTTP_409_CONFLICT
+            )
+        return Response(self.OutputSerializer(comparison).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses=OutputSerializer(many=True),
+        summary="The caller's own comparisons, newest first",
+        parameters=[
+            inline_serializer(
+                "ComparisonFilter", {"project": serializers.CharField(required=False)}
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        slug = request.query_params.get("project")
+        project = project_get_for_labeler(labeler=request.user, slug=slug) if slug else None
+        qs = comparisons_of_labeler(labeler=request.user, project=project).select_related("pair")
+        paginator = ComparisonPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

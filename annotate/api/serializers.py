@@ -1,0 +1,85 @@
+"""Output shapes shared by the labeling API and the labeling page: a project's label scale
+and a leased Pair as the labeler sees it (responses in display order, markdown pre-rendered
+to safe HTML)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from annotate.models import Lease, Project, Side
+from annotate.rendering import markdown_to_safe_html
+
+
+class ScaleSerializer(serializers.Serializer):
+    allow_tie = serializers.BooleanField()
+    allow_both_bad = serializers.BooleanField()
+    ask_strength = serializers.BooleanField()
+    strength_labels = serializers.ListField(child=serializers.CharField())
+    reason_tags = serializers.ListField(child=serializers.CharField())
+
+
+def project_scale(project: Project) -> dict[str, Any]:
+    return {
+        "allow_tie": project.allow_tie,
+        "allow_both_bad": project.allow_both_bad,
+        "ask_strength": project.ask_strength,
+        "strength_labels": project.strength_scale,
+        "reason_tags": list(project.reason_tags),
+    }
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField()
+    html = serializers.CharField(help_text="The content as sanitized HTML.")
+
+
+class ShownResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    html = serializers.CharField(help_text="The text as sanitized HTML.")
+
+
+class LeasedPairSerializer(serializers.Serializer):
+    pair_id = serializers.IntegerField()
+    project = serializers.CharField(help_text="The project's slug.")
+    prompt = serializers.CharField(help_text="The last user turn.")
+    messages = MessageSerializer(many=True, help_text="The whole conversation, turn by turn.")
+    responses = ShownResponseSerializer(many=True, help_text="Left first, then right.")
+    scale = ScaleSerializer()
+    lease_expires_at = serializers.DateTimeField()
+
+
+def _shown(response) -> dict[str, Any]:
+    return {"id": response.pk, "text": response.text, "html": markdown_to_safe_html(response.text)}
+
+
+def leased_pair_payload(lease: Lease) -> dict[str, Any]:
+    """A leased Pair as its labeler sees it; the response order is the lease's left/right."""
+    pair = lease.pair
+    first, second = (
+        (pair.response_a, pair.response_b)
+        if lease.left == Side.A
+        else (pair.response_b, pair.response_a)
+    )
+    messages = [
+        {
+            "role": str(m.get("role", "")),
+            "content": str(m.get("content", "")),
+            "html": markdown_to_safe_html(str(m.get("content", ""))),
+        }
+        for m in pair.prompt.messages
+    ]
+    return LeasedPairSerializer(
+        {
+            "pair_id": pair.pk,
+            "project": pair.project.slug,
+            "prompt": pair.prompt.text,
+            "messages": messages,
+            "responses": [_shown(first), _shown(second)],
+            "scale": project_scale(pair.project),
+            "lease_expires_at": lease.expires_at,
+        }
+    ).data

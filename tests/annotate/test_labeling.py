@@ -1,0 +1,232 @@
+"""The assignment rules and the comparison rules, through the services."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
+from annotate.services.labeling import (
+    ComparisonExists,
+    ComparisonInvalid,
+    PairFull,
+    choice_from_preferred,
+    comparison_create,
+    lease_skip,
+    pair_lease_next,
+)
+from tests.factories import MembershipFactory, UserFactory, make_pair
+
+pytestmark = pytest.mark.django_db
+
+
+def member(project, username):
+    user = UserFactory(username=username)
+    MembershipFactory(project=project, user=user)
+    return user
+
+
+def judge(project, labeler, choice=Choice.A, **fields):
+    lease = pair_lease_next(project=project, labeler=labeler)
+    assert lease is not None
+    return comparison_create(pair=lease.pair, labeler=labeler, choice=choice, **fields)
+
+
+def test_leases_highest_priority_first_then_oldest(project, labeler):
+    low = make_pair(project, priority=0.1)
+    high_old = make_pair(project, priority=0.9)
+    high_new = make_pair(project, priority=0.9)
+    order = []
+    for _ in range(3):
+        lease = pair_lease_next(project=project, labeler=labeler)
+        order.append(lease.pair_id)
+        comparison_create(pair=lease.pair, labeler=labeler, choice=Choice.TIE)
+    assert order == [high_old.pk, high_new.pk, low.pk]
+    assert pair_lease_next(project=project, labeler=labeler) is None
+
+
+def test_reload_returns_the_held_pair(project, labeler):
+    make_pair(project)
+    make_pair(project)
+    first = pair_lease_next(project=project, labeler=labeler)
+    again = pair_lease_next(project=project, labeler=labeler)
+    assert again.pk == first.pk and again.left == first.left
+    assert Lease.objects.filter(labeler=labeler).count() == 1
+
+
+def test_lease_blocks_other_labelers_until_it_expires(project, labeler):
+    pair = make_pair(project)
+    bob = member(project, "bob")
+    held = pair_lease_next(project=project, labeler=labeler)
+    assert held.pair_id == pair.pk
+    assert held.expires_at > timezone.now() + timedelta(minutes=project.lease_minutes - 1)
+    assert pair_lease_next(project=project, labeler=bob) is None
+
+    Lease.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    freed = pair_lease_next(project=project, labeler=bob)
+    assert freed is not None and freed.pair_id == pair.pk
+
+
+def test_redundancy_counts_distinct_labelers_and_closes_the_pair(project, labeler):
+    Project.objects.filter(pk=project.pk).update(redundancy=2)
+    project.refresh_from_db()
+    pair = make_pair(project)
+    bob, carol = member(project, "bob"), member(project, "carol")
+
+    # Two live leases fill both slots: a third labeler gets nothing.
+    a = pair_lease_next(project=project, labeler=labeler)
+    b = pair_lease_next(project=project, labeler=bob)
+    assert a.pair_id == b.pair_id == pair.pk
+    assert pair_lease_next(project=project, labeler=carol) is None
+
+    comparison_create(pair=pair, labeler=labeler, choice=Choice.A)
+    comparison_create(pair=pair, labeler=bob, choice=Choice.B)
+    pair.refresh_from_db()
+    project.refresh_from_db()
+    assert (pair.human_count, pair.is_open) == (2, False)
+    assert project.comparison_count == 2
+    assert pair_lease_next(project=project, labeler=carol) is None
+    assert not Lease.objects.filter(pair=pair).exists()
+
+
+def test_a_labeler_never_gets_a_pair_twice(project, labeler):
+    Project.objects.filter(pk=project.pk).update(redundancy=3)
+    project.refresh_from_db()
+    pair = make_pair(project)
+    judge(project, labeler)
+    pair.refresh_from_db()
+    assert pair.is_open
+    assert pair_lease_next(project=project, labeler=labeler) is None
+
+
+def test_skip_passes_the_pair_to_others_and_not_back(project, labeler):
+    skipped = make_pair(project, priority=1)
+    other = make_pair(project)
+    bob = member(project, "bob")
+    lease = pair_lease_next(project=project, labeler=labeler)
+    assert lease.pair_id == skipped.pk
+    lease_skip(pair=skipped, labeler=labeler)
+    assert pair_lease_next(project=project, labeler=labeler).pair_id == other.pk
+    assert pair_lease_next(project=project, labeler=bob).pair_id == skipped.pk
+
+
+def test_left_side_is_drawn_per_labeler_and_pair_and_recorded(project, labeler):
+    for _ in range(40):
+        make_pair(project)
+    sides = set()
+    for _ in range(40):
+        lease = pair_lease_next(project=project, labeler=labeler)
+        sides.add(lease.left)
+        comparison = comparison_create(pair=lease.pair, labeler=labeler, choice=Choice.A)
+        assert comparison.left == lease.left
+    # 40 fair draws all on one side would happen with probability 2**-39.
+    assert sides == {Side.A, Side.B}
+
+
+def test_comparison_is_stored_with_its_details(project, labeler):
+    Project.objects.filter(pk=project.pk).update(
+        ask_strength=True, reason_tags=["accurate", "concise"]
+    )
+    project.refresh_from_db()
+    make_pair(project)
+    c = judge(
+        project,
+        labeler,
+        choice=Choice.B,
+        strength=3,
+        reasons=["concise", "accurate", "concise"],
+        comment="B is shorter",
+        time_spent_ms=4200,
+    )
+    stored = Comparison.objects.get(pk=c.pk)
+    assert (stored.choice, stored.strength, stored.reasons) == ("b", 3, ["concise", "accurate"])
+    assert (stored.comment, stored.time_spent_ms, stored.source) == ("B is shorter", 4200, "human")
+    assert stored.labeler == labeler and stored.project_id == project.pk
+
+
+@pytest.mark.parametrize(
+    "scale, fields, message",
+    [
+        ({"allow_tie": False}, {"choice": "tie"}, "ties"),
+        ({"allow_both_bad": False}, {"choice": "both_bad"}, "both bad"),
+        ({"ask_strength": True}, {"choice": "a"}, "strength"),
+        ({"ask_strength": True}, {"choice": "a", "strength": 5}, "between 1 and 4"),
+        ({"ask_strength": True}, {"choice": "tie", "strength": 2}, "only to a preference"),
+        ({}, {"choice": "a", "strength": 1}, "only to a preference"),
+        ({"reason_tags": ["accurate"]}, {"choice": "a", "reasons": ["vibes"]}, "vibes"),
+        ({}, {"choice": "maybe"}, "Unknown choice"),
+    ],
+)
+def test_judgments_outside_the_scale_are_refused(project, labeler, scale, fields, message):
+    Project.objects.filter(pk=project.pk).update(**scale)
+    project.refresh_from_db()
+    make_pair(project)
+    lease = pair_lease_next(project=project, labeler=labeler)
+    with pytest.raises(ComparisonInvalid, match=message):
+        comparison_create(pair=lease.pair, labeler=labeler, **fields)
+    assert not Comparison.objects.exists()
+
+
+def test_strength_labels_of_the_project_set_the_range(project, labeler):
+    Project.objects.filter(pk=project.pk).update(
+        ask_strength=True, strength_labels=["a bit", "a lot"]
+    )
+    project.refresh_from_db()
+    make_pair(project)
+    lease = pair_lease_next(project=project, labeler=labeler)
+    with pytest.raises(ComparisonInvalid, match="between 1 and 2"):
+        comparison_create(pair=lease.pair, labeler=labeler, choice="a", strength=3)
+    assert comparison_create(pair=lease.pair, labeler=labeler, choice="a", strength=2).pk
+
+
+def test_a_repeat_submission_is_refused_with_the_existing_id(project, labeler):
+    Project.objects.filter(pk=project.pk).update(redundancy=2)
+    project.refresh_from_db()
+    make_pair(project)
+    first = judge(project, labeler)
+    with pytest.raises(ComparisonExists) as error:
+        comparison_create(pair=first.pair, labeler=labeler, choice=Choice.B)
+    assert error.value.comparison_id == first.pk
+    assert Comparison.objects.count() == 1
+    first.pair.refresh_from_db()
+    assert first.pair.human_count == 1
+
+
+def test_a_full_pair_refuses_a_labeler_without_a_live_lease(project, labeler):
+    pair = make_pair(project)
+    bob = member(project, "bob")
+    pair_lease_next(project=project, labeler=bob)
+    # Bob's live lease holds the only slot.
+    with pytest.raises(PairFull):
+        comparison_create(pair=pair, labeler=labeler, choice=Choice.A)
+    comparison_create(pair=pair, labeler=bob, choice=Choice.A)
+    with pytest.raises(PairFull):
+        comparison_create(pair=pair, labeler=labeler, choice=Choice.A)
+    assert Comparison.objects.count() == 1
+
+
+def test_an_expired_lease_still_records_left_when_room_is_left(project, labeler):
+    pair = make_pair(project)
+    lease = pair_lease_next(project=project, labeler=labeler)
+    Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    comparison = comparison_create(pair=pair, labeler=labeler, choice=Choice.TIE)
+    assert comparison.left == lease.left
+
+
+def test_preferred_maps_response_ids_to_canonical_choices(project):
+    pair = make_pair(project)
+    assert choice_from_preferred(pair=pair, preferred=pair.response_a_id) == "a"
+    assert choice_from_preferred(pair=pair, preferred=str(pair.response_b_id)) == "b"
+    assert choice_from_preferred(pair=pair, preferred="tie") == "tie"
+    assert choice_from_preferred(pair=pair, preferred="both_bad") == "both_bad"
+    with pytest.raises(ComparisonInvalid):
+        choice_from_preferred(pair=pair, preferred=pair.response_b_id + 1000)
+    with pytest.raises(ComparisonInvalid):
+        choice_from_preferred(pair=pair, preferred="left")
+
+
+def test_pairs_of_other_projects_are_never_leased(project, labeler):
+    other = Project.objects.create(name="Other", slug="other")
+    make_pair(other)
+    assert pair_lease_next(project=project, labeler=labeler) is None
+    assert Pair.objects.filter(project=other, is_open=True).count() == 1
