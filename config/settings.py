@@ -155,6 +155,24 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 RETRAIN_CHECK_SECONDS = int(os.environ.get("RETRAIN_CHECK_SECONDS", "300"))
 # A running run whose heartbeat is older than this is taken to have lost its worker.
 RUN_HEARTBEAT_TIMEOUT_SECONDS = int(os.environ.get("RUN_HEARTBEAT_TIMEOUT_SECONDS", "180"))
+# Each tick expires at the next one: ticks that wait for a stopped worker are not run in a heap.
+CELERY_BEAT_SCHEDULE = {
+    "retrain-due": {
+        "task": "rewardtrain.retrain_due",
+        "schedule": RETRAIN_CHECK_SECONDS,
+        "options": {"expires": RETRAIN_CHECK_SECONDS},
+    },
+    "fail-stale-runs": {
+        "task": "rewardtrain.fail_stale_runs",
+        "schedule": 60,
+        "options": {"expires": 60},
+    },
+    "evaluate-active": {
+        "task": "rewardtrain.evaluate_active_all",
+        "schedule": 3600,
+        "options": {"expires": 3600},
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,24 @@
 """Staff pages of the reward model."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from rewardtrain import views, views_export
+
+urlpatterns = [
+    path("projects/<slug:slug>/training/", views.training_page, name="training-page"),
+    path(
+        "projects/<slug:slug>/training/retrain/",
+        views.training_retrain,
+        name="training-retrain",
+    ),
+    path(
+        "projects/<slug:slug>/training/versions/<int:version>/activate/",
+        views.version_activate_view,
+        name="training-version-activate",
+    ),
+    path(
+        "projects/<slug:slug>/models/<int:version>/download/",
+        views_export.model_version_download,
+        name="model-version-download",
+    ),
+]

@@ -1,0 +1,59 @@
+"""Admin of the reward model: a "Retrain now" action on projects, and read-only views of
+training runs, model versions and evaluations (changes go through the training page)."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+import annotate.admin  # noqa: F401 - registers ProjectAdmin, which the action is added to
+from annotate.models import Project
+from rewardtrain.dashboard import request_message
+from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.triggers import QueueUnavailable, training_request
+
+
+@admin.action(description="Retrain now")
+def retrain_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    for project in queryset:
+        try:
+            run, created = training_request(
+                project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
+            )
+        except QueueUnavailable as exc:
+            modeladmin.message_user(
+                request, f"{project}: training was not started: {exc}", messages.ERROR
+            )
+            continue
+        modeladmin.message_user(
+            request, f"{project}: {request_message(run=run, created=created)}", messages.SUCCESS
+        )
+
+
+project_admin = admin.site.get_model_admin(Project)
+project_admin.actions = [*(project_admin.actions or []), retrain_now]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "project", "status", "trigger", "requested_by", "created_at", "error"]
+    list_filter = ["status", "trigger", "project"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ["project", "version", "is_active", "backbone", "created_at"]
+    list_filter = ["project", "is_active"]
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(ReadOnlyAdmin):
+    list_display = ["model_version", "kind", "created_at"]
+    list_filter = ["kind"]

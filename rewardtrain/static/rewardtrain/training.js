@@ -1,0 +1,175 @@
+// The staff training page: "Retrain now" and "Cancel" post to the API, the run is followed by
+// polling its JSON every second (no page reload), the loss curve is drawn as SVG here, and the
+// server-rendered tables are swapped for fresh ones when the run ends.
+(function () {
+  "use strict";
+  const root = document.getElementById("training");
+  if (!root) return;
+  const pollMs = Number(root.dataset.pollMs) || 1000;
+  const byId = (id) => document.getElementById(id);
+  const SVG = "http://www.w3.org/2000/svg";
+  let run = JSON.parse(byId("initial-run").textContent);
+  let timer = null;
+
+  function csrfToken() {
+    return byId("retrain-form").querySelector("[name=csrfmiddlewaretoken]").value;
+  }
+
+  async function post(url) {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    let body;
+    try {
+      body = await res.json();
+    } catch (e) {
+      body = { detail: res.status + " " + res.statusText };
+    }
+    return { ok: res.ok, body: body };
+  }
+
+  function say(text, isError) {
+    const m = byId("run-message");
+    m.textContent = text;
+    m.className = isError ? "error" : "muted";
+  }
+
+  function fmt(x, digits) {
+    return x === null || x === undefined ? "–" : Number(x).toFixed(digits);
+  }
+
+  // A line of [step, loss] points with its two axes; text goes in with textContent only.
+  function drawCurve(points) {
+    const svg = byId("loss-curve");
+    svg.replaceChildren();
+    if (!points || !points.length) return;
+    const W = 640, H = 160, L = 48, R = 8, T = 8, B = 20;
+    const steps = points.map((p) => p[0]);
+    const losses = points.map((p) => p[1]);
+    const x0 = Math.min(...steps), x1 = Math.max(...steps);
+    const y0 = Math.min(0, ...losses), y1 = Math.max(...losses);
+    const sx = (s) => L + (x1 === x0 ? 0.5 : (s - x0) / (x1 - x0)) * (W - L - R);
+    const sy = (v) => T + (y1 === y0 ? 0.5 : 1 - (v - y0) / (y1 - y0)) * (H - T - B);
+    const add = (tag, attrs, text) => {
+      const node = document.createElementNS(SVG, tag);
+      for (const k in attrs) node.setAttribute(k, attrs[k]);
+      if (text !== undefined) node.textContent = text;
+      svg.appendChild(node);
+    };
+    add("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#d0d5dd" });
+    add("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#d0d5dd" });
+    add("text", { x: L - 4, y: T + 8, "text-anchor": "end", "font-size": 10 }, fmt(y1, 3));
+    add("text", { x: L - 4, y: H - B, "text-anchor": "end", "font-size": 10 }, fmt(y0, 3));
+    add("text", { x: W - R, y: H - 4, "text-anchor": "end", "font-size": 10 }, "step " + x1);
+    add("polyline", {
+      fill: "none",
+      stroke: "#2f6fed",
+      "stroke-width": 1.5,
+      points: points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" "),
+    });
+  }
+
+  function outcome(r) {
+    if (r.cancel_requested && r.active) return "Stopping at the next step…";
+    const v = r.model_version;
+    if (!v) return "";
+    return "Version " + v.version + (v.promoted ? " was promoted: " : " was not promoted: ") + v.reason;
+  }
+
+  function render(r) {
+    run = r;
+    byId("run-panel").hidden = false;
+    byId("run-id").textContent = r.id;
+    const status = byId("run-status");
+    status.textContent = r.status_label;
+    status.dataset.status = r.status;
+    const percent = Math.round(r.fraction * 100);
+    byId("run-progress").value = percent;
+    byId("run-percent").textContent =
+      r.status === "succeeded" ? "done" : r.done ? r.status_label.toLowerCase() : percent + "%";
+    byId("run-step").textContent = r.step;
+    byId("run-total").textContent = r.total || "?";
+    byId("run-loss").textContent = fmt(r.loss, 4);
+    byId("run-pps").textContent = fmt(r.pairs_per_second, 1);
+    byId("run-device").textContent = r.device || "device not chosen yet";
+    const error = byId("run-error");
+    error.textContent = r.error;
+    error.hidden = !r.error;
+    const cancel = byId("run-cancel");
+    cancel.hidden = !r.active;
+    cancel.disabled = r.cancel_requested;
+    byId("run-outcome").textContent = outcome(r);
+    drawCurve(r.loss_curve);
+  }
+
+  // The version and run tables are the server's: fetch this page again and take its copies.
+  async function refreshTables() {
+    const res = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!res.ok) return;
+    const fresh = new DOMParser().parseFromString(await res.text(), "text/html");
+    for (const id of ["versions", "runs"]) {
+      const next = fresh.getElementById(id);
+      if (next) byId(id).replaceWith(document.importNode(next, true));
+    }
+  }
+
+  async function poll() {
+    timer = null;
+    try {
+      const res = await fetch(run.url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (res.ok) {
+        const r = await res.json();
+        render(r);
+        if (r.done) {
+          await refreshTables();
+          return;
+        }
+      }
+    } catch (e) {
+      // A missed poll (server restarting, network blip) is retried at the next tick.
+    }
+    follow();
+  }
+
+  function follow() {
+    if (!timer) timer = setTimeout(poll, pollMs);
+  }
+
+  byId("retrain-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = byId("retrain-now");
+    button.disabled = true;
+    say("Starting…", false);
+    try {
+      const res = await post(root.dataset.createUrl);
+      if (res.ok) {
+        say(res.body.message, false);
+        render(res.body);
+        follow();
+      } else {
+        say(res.body.detail || "The run was not started.", true);
+      }
+    } catch (e) {
+      say("The server could not be reached: " + e.message, true);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  byId("run-cancel").addEventListener("click", async () => {
+    const res = await post(run.cancel_url);
+    if (res.ok) {
+      render(res.body);
+      follow();
+    } else {
+      say(res.body.detail || "The run was not cancelled.", true);
+    }
+  });
+
+  if (run) {
+    render(run);
+    if (run.active) follow();
+  }
+})();

@@ -1,0 +1,179 @@
+"""Starting training runs (on request, and when the beat finds a project due) and handing them
+to the task queue; what the Celery tasks in tasks.py call.
+
+The database is the record: a run exists before its message is published, and a run whose
+message could not be published is marked failed instead of being left queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis.exceptions
+from celery import current_app
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from annotate.models import Project
+from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.services import rescore_pairs, run_create, run_execute, version_evaluate
+
+logger = logging.getLogger(__name__)
+
+TRAIN_RUN_TASK = "rewardtrain.train_run"
+RESCORE_PAIRS_TASK = "rewardtrain.rescore_pairs"
+EVALUATE_ACTIVE_TASK = "rewardtrain.evaluate_active"
+
+# What a broken or absent broker raises: kombu wraps most of it, the rest comes raw.
+QUEUE_ERRORS = (OperationalError, redis.exceptions.RedisError, OSError)
+
+
+class QueueUnavailable(Exception):
+    """The task queue (Redis) could not be reached."""
+
+
+def task_publish(*, name: str, args: list) -> str:
+    """Publish one task message and return its id, or raise QueueUnavailable at once.
+
+    A fresh connection with no retries: a request that enqueues must answer within the broker
+    connection timeout, not hang on kombu's default retry loop (seconds per attempt).
+    """
+    app = current_app
+    conn = app.connection_for_write(connect_timeout=app.conf.broker_connection_timeout)
+    try:
+        with conn:
+            conn.ensure_connection(max_retries=0)
+            return app.send_task(name, args=args, connection=conn, retry=False).id
+    except QUEUE_ERRORS as exc:
+        # as_uri() masks the password.
+        raise QueueUnavailable(
+            f"could not reach the task queue (Redis at {conn.as_uri()}): {exc}"
+        ) from exc
+
+
+def run_enqueue(*, run_id: int) -> None:
+    """Hand a queued run to the training queue; when the queue is down, fail the run (so that
+    it does not hold the project's one active slot forever) and raise QueueUnavailable."""
+    try:
+        task_id = task_publish(name=TRAIN_RUN_TASK, args=[run_id])
+    except QueueUnavailable as exc:
+        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+        logger.warning("Training run %s not queued: %s", run_id, exc)
+        raise
+    TrainingRun.objects.filter(pk=run_id).update(celery_task_id=task_id)
+
+
+def training_request(*, project: Project, trigger: str, user=None) -> tuple[TrainingRun, bool]:
+    """Queue a training run for a project, or join the one already queued or running.
+
+    Returns (run, created). The message is published after the run's row commits (a worker
+    must find it); outside a transaction that is at once, so QueueUnavailable reaches the
+    caller, and the run is then already marked failed.
+    """
+    run, created = run_create(project=project, trigger=trigger, requested_by=user)
+    if created:
+        transaction.on_commit(lambda: run_enqueue(run_id=run.id))
+    return run, created
+
+
+@dataclass(frozen=True)
+class DueProject:
+    project: Project
+    trigger: str
+
+
+def retrain_due_projects(*, now: datetime) -> list[DueProject]:
+    """Projects with auto-retraining on that should train now, and why.
+
+    Due on the threshold when at least `retrain_min_new_comparisons` comparisons arrived since
+    the last successful run, else on the schedule when `retrain_interval_minutes` passed since
+    the last run that started and at least one comparison is new (the same data would give the
+    same model). A project whose run on this same data failed or was cancelled waits for new
+    data instead of failing every few minutes; a run that only failed to reach the queue
+    does not count, so the beat picks up again once Redis is back.
+    """
+    due = []
+    for project in Project.objects.filter(auto_retrain=True).order_by("pk"):
+        runs = project.training_runs.all()
+        if runs.filter(status__in=TrainingRun.ACTIVE_STATUSES).exists():
+            continue
+        last_ok = runs.filter(status=TrainingRun.Status.SUCCEEDED).order_by("-created_at").first()
+        new = project.comparison_count - (last_ok.comparison_count_at_start if last_ok else 0)
+        if new <= 0:
+            continue
+        gave_up = runs.filter(
+            Q(status=TrainingRun.Status.CANCELLED)
+            | Q(status=TrainingRun.Status.FAILED, started_at__isnull=False),
+            comparison_count_at_start__gte=project.comparison_count,
+        ).exists()
+        if gave_up:
+            continue
+        if new >= project.retrain_min_new_comparisons:
+            due.append(DueProject(project, TrainingRun.Trigger.THRESHOLD))
+            continue
+        if project.retrain_interval_minutes:
+            last_started = runs.filter(started_at__isnull=False).order_by("-started_at").first()
+            interval = timedelta(minutes=project.retrain_interval_minutes)
+            if last_started is None or last_started.started_at <= now - interval:
+                due.append(DueProject(project, TrainingRun.Trigger.SCHEDULE))
+    return due
+
+
+def retrain_due(*, now: datetime | None = None) -> list[TrainingRun]:
+    """Queue a run for every project that is due (beat, every RETRAIN_CHECK_SECONDS); returns
+    the runs it created. A project that already has a run joins it and adds nothing."""
+    created_runs = []
+    for item in retrain_due_projects(now=now or timezone.now()):
+        try:
+            run, created = training_request(project=item.project, trigger=item.trigger)
+        except QueueUnavailable as exc:
+            logger.warning("Retraining of %s not queued: %s", item.project.slug, exc)
+            continue
+        if created:
+            created_runs.append(run)
+    return created_runs
+
+
+def train_run_execute(*, run_id: int) -> TrainingRun:
+    """Execute a run (a run already finished is left alone) and, when it promoted a new
+    version, queue the rescoring of the project's open pairs with it."""
+    run = run_execute(run_id=run_id)
+    promoted = ModelVersion.objects.filter(run=run, is_active=True).exists()
+    if run.status == TrainingRun.Status.SUCCEEDED and promoted:
+        try:
+            task_publish(name=RESCORE_PAIRS_TASK, args=[run.project_id])
+        except QueueUnavailable as exc:
+            # The new model serves already; the pair scores catch up after the next promotion.
+            logger.warning("Rescoring after run %s not queued: %s", run.pk, exc)
+    return run
+
+
+def project_rescore(*, project_id: int) -> int:
+    """Score the open pairs of a project with its active model; how many were scored."""
+    project = Project.objects.filter(pk=project_id).first()
+    return rescore_pairs(project=project) if project else 0
+
+
+def active_version_evaluate(*, project_id: int) -> Evaluation | None:
+    """Re-evaluate a project's active model on the current test split (it grows as labelers
+    work), stored as a periodic evaluation; None when the project has no active model."""
+    version = ModelVersion.objects.filter(project_id=project_id, is_active=True).first()
+    if version is None:
+        return None
+    return version_evaluate(version=version, kind=Evaluation.Kind.PERIODIC)
+
+
+def evaluate_active_all() -> int:
+    """Queue a re-evaluation for every project with an active model (beat); how many."""
+    project_ids = list(
+        ModelVersion.objects.filter(is_active=True).values_list("project_id", flat=True)
+    )
+    for project_id in project_ids:
+        task_publish(name=EVALUATE_ACTIVE_TASK, args=[project_id])
+    return len(project_ids)

@@ -1,0 +1,60 @@
+"""Staff pages of the reward model: the training page of a project (runs, live progress,
+versions, metrics), and its two form actions, retrain and activate (rollback)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import user_passes_test
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from rewardtrain import dashboard
+from rewardtrain.charts import metrics_chart_svg
+from rewardtrain.models import ModelVersion, TrainingRun
+from rewardtrain.services import version_activate
+from rewardtrain.triggers import QueueUnavailable, training_request
+
+staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
+
+
+@staff_required
+def training_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = dashboard.project_get_for_staff(slug=slug)
+    run = dashboard.run_current(project=project)
+    context = {
+        "project": project,
+        "run": dashboard.run_progress(run=run) if run else None,
+        "runs": dashboard.runs_recent(project=project),
+        "versions": dashboard.version_rows(project=project),
+        "chart": metrics_chart_svg(dashboard.metric_points(project=project)),
+    }
+    return render(request, "rewardtrain/training.html", context)
+
+
+@staff_required
+@require_POST
+def training_retrain(request: HttpRequest, slug: str) -> HttpResponse:
+    """The "Retrain now" form without script; the page's script posts to the API instead."""
+    project = dashboard.project_get_for_staff(slug=slug)
+    try:
+        run, created = training_request(
+            project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
+        )
+    except QueueUnavailable as exc:
+        messages.error(request, f"Training was not started: {exc}")
+    else:
+        messages.success(request, dashboard.request_message(run=run, created=created))
+    return redirect("training-page", slug=slug)
+
+
+@staff_required
+@require_POST
+def version_activate_view(request: HttpRequest, slug: str, version: int) -> HttpResponse:
+    project = dashboard.project_get_for_staff(slug=slug)
+    model_version = get_object_or_404(ModelVersion, project=project, version=version)
+    try:
+        version_activate(version=model_version)
+    except ValueError as exc:
+        messages.error(request, f"Version {version} was not activated: {exc}")
+    else:
+        messages.success(request, f"Version {version} is now the active model.")
+    return redirect("training-page", slug=slug)
