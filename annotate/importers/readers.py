@@ -1,0 +1,144 @@
+"""Streaming readers: a file -> (line number, row) one at a time, never the whole file.
+
+The container is told from the first character: `[` a JSON array (Label Studio exports;
+parsed one element at a time), `{` JSON Lines, anything else CSV with a header row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 16
+# Replies longer than csv's default 128 KiB cell limit are ordinary in LLM data.
+csv.field_size_limit(1 << 28)
+
+
+@dataclass
+class RawRow:
+    line: int
+    data: dict[str, Any] | None
+    error: str = ""
+
+
+def container_of(path: str | Path) -> str:
+    with open(path, encoding="utf-8-sig") as f:
+        while True:
+            chunk = f.read(4096)
+            if not chunk:
+                return "empty"
+            stripped = chunk.lstrip()
+            if stripped:
+                return {"[": "json", "{": "jsonl"}.get(stripped[0], "csv")
+
+
+def read_rows(path: str | Path) -> Iterator[RawRow]:
+    container = container_of(path)
+    if container == "empty":
+        return iter(())
+    reader = {"json": _json_array, "jsonl": _json_lines, "csv": _csv}[container]
+    return reader(path)
+
+
+def _object(line: int, value: Any) -> RawRow:
+    if not isinstance(value, dict):
+        return RawRow(line, None, "is not a JSON object")
+    return RawRow(line, value)
+
+
+def _json_lines(path: str | Path) -> Iterator[RawRow]:
+    with open(path, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield RawRow(number, None, f"is not valid JSON ({exc.msg}, column {exc.colno})")
+                continue
+            yield _object(number, value)
+
+
+def _csv(path: str | Path) -> Iterator[RawRow]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None:
+            return
+        header = reader.fieldnames
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            yield RawRow(1, None, f"the header repeats columns: {', '.join(duplicates)}")
+            return
+        end = reader.line_num
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if None in row:
+                yield RawRow(start, None, f"has {len(row[None])} more cells than the header")
+            elif any(value is None for value in row.values()):
+                yield RawRow(start, None, "has fewer cells than the header")
+            else:
+                yield RawRow(start, row)
+
+
+def _json_array(path: str | Path) -> Iterator[RawRow]:
+    """Elements of a top-level JSON array, decoded one by one from a growing buffer."""
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8-sig") as f:
+        buf, pos, line, eof = "", 0, 1, False
+
+        def more() -> bool:
+            nonlocal buf, pos, eof
+            if eof:
+                return False
+            # Reading as much again as is buffered keeps a huge element linear to decode.
+            chunk = f.read(max(CHUNK, len(buf) - pos))
+            buf, pos = buf[pos:] + chunk, 0
+            eof = not chunk
+            return bool(chunk)
+
+        def skip_space() -> str:
+            nonlocal pos, line
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n":
+                    line += buf[pos] == "\n"
+                    pos += 1
+                if pos < len(buf):
+                    return buf[pos]
+                if not more():
+                    return ""
+
+        if skip_space() != "[":
+            yield RawRow(line, None, "is not a JSON array")
+            return
+        pos += 1
+        first = True
+        while True:
+            char = skip_space()
+            if char == "]":
+                return
+            if not first:
+                if char != ",":
+                    yield RawRow(line, None, "is not valid JSON (expected ',' or ']')")
+                    return
+                pos += 1
+                skip_space()
+            first = False
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as exc:
+                    if more():
+                        continue
+                    yield RawRow(line, None, f"is not valid JSON ({exc.msg}); reading stopped")
+                    return
+                if end == len(buf) and more():
+                    continue
+                break
+            start = line
+            line += buf.count("\n", pos, end)
+            pos = end
+            yield _object(start, value)

@@ -1,0 +1,67 @@
+"""Shape 3: TRL's preference format. `{prompt, chosen, rejected}` with text or with lists of
+`{role, content}` messages, and the implicit-prompt `{chosen, rejected}` where both are whole
+conversations (the shared beginning is the prompt)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import (
+    Candidate,
+    Judgment,
+    PairSpec,
+    ParsedRow,
+    RowInvalid,
+    extra_fields,
+    message_list,
+    metadata_field,
+    optional_text,
+    prompt_messages,
+    reply_text,
+    split_conversations,
+    text_field,
+    two_candidates,
+)
+
+NAME = "trl"
+SHAPE = (
+    '{"prompt", "chosen", "rejected"} (TRL; text or {role, content} message lists, '
+    "or {chosen, rejected} as whole message lists): a pair with its judgment"
+)
+KNOWN = {"prompt", "chosen", "rejected", "id", "prompt_id", "metadata"}
+
+
+def matches(row: dict[str, Any]) -> bool:
+    if "chosen" not in row or "rejected" not in row:
+        return False
+    return "prompt" in row or isinstance(row["chosen"], list)
+
+
+def _reply(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    if isinstance(value, list):
+        return reply_text(message_list(value, name), name)
+    return text_field(row, name)
+
+
+def parse(row: dict[str, Any]) -> ParsedRow:
+    if row.get("prompt") is None:
+        chosen, rejected = row.get("chosen"), row.get("rejected")
+        if not isinstance(chosen, list) or not isinstance(rejected, list):
+            raise RowInvalid("without a prompt, chosen and rejected must both be message lists")
+        prompt, chosen_text, rejected_text = split_conversations(
+            message_list(chosen, "chosen"),
+            message_list(rejected, "rejected"),
+            ("chosen", "rejected"),
+        )
+    else:
+        prompt = prompt_messages(row.get("prompt"))
+        chosen_text, rejected_text = _reply(row, "chosen"), _reply(row, "rejected")
+    first, second = Candidate(chosen_text), Candidate(rejected_text)
+    two_candidates(first, second, ("chosen", "rejected"))
+    return ParsedRow(
+        prompt=prompt,
+        pairs=[PairSpec(first, second, [Judgment("first")])],
+        external_id=optional_text(row, "prompt_id", "id"),
+        metadata=metadata_field(row, extra_fields(row, KNOWN)),
+    )
