@@ -1,0 +1,27 @@
+"""The staff export page: a form whose download is the export API, and the model versions."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from annotate.exporters import FORMAT_NAMES, SHAPES
+from annotate.services.exports import SOURCES, project_for_export
+from rewardtrain.models import ModelVersion
+from rewardtrain.splits import SPLITS
+
+
+@login_required
+def project_export(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_for_export(user=request.user, slug=slug)
+    return render(
+        request,
+        "annotate/export.html",
+        {
+            "project": project,
+            "formats": FORMAT_NAMES,
+            "shapes": SHAPES,
+            "sources": SOURCES,
+            "splits": SPLITS,
+            "versions": ModelVersion.objects.filter(project=project).order_by("-version"),
+        },
+    )
