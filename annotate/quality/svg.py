@@ -1,0 +1,139 @@
+"""Tiny server-side SVG charts for the quality dashboard: they render offline with no script.
+
+Every piece of text that goes into a chart (labels, model names, titles) is escaped here; the
+result is marked as markup through `__html__`, which Django templates honour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+WIDTH = 640
+ROW = 22  # height of one horizontal bar row
+LABEL = 150  # width of the label column of horizontal charts
+COLOR = "#2f6fed"
+MUTED = "#667085"
+BAD = "#c4320a"
+
+
+class Svg(str):
+    """An SVG document built from escaped text: safe to insert into a page as markup."""
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+def _text(
+    x: float, y: float, text: str, *, anchor: str = "start", size: int = 12, fill=MUTED
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+        f'fill="{fill}">{escape(str(text))}</text>'
+    )
+
+
+def _svg(width: float, height: float, title: str, body: list[str]) -> Svg:
+    return Svg(
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width:.0f}" '
+        f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>' + "".join(body) + "</svg>"
+    )
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str) -> Svg:
+    """Vertical bars over time (throughput); labels are thinned to stay readable."""
+    height, top, bottom, left = 180, 20, 30, 40
+    inner_w, inner_h = WIDTH - left - 10, height - top - bottom
+    peak = max(values, default=0) or 1
+    body = [_text(left, 14, title, size=13, fill="#1d2330")]
+    body.append(_text(left - 4, top + 4, f"{peak:g}", anchor="end"))
+    body.append(_text(left - 4, top + inner_h, "0", anchor="end"))
+    body.append(
+        f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
+        f'y2="{top + inner_h}" stroke="{MUTED}"/>'
+    )
+    n = max(len(values), 1)
+    step = inner_w / n
+    every = max(1, n // 8)
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        h = inner_h * value / peak
+        x = left + i * step
+        body.append(
+            f'<rect x="{x + 1:.1f}" y="{top + inner_h - h:.1f}" width="{max(step - 2, 1):.1f}" '
+            f'height="{h:.1f}" fill="{COLOR}"><title>{escape(str(label))}: {value:g}</title></rect>'
+        )
+        if i % every == 0:
+            body.append(_text(x + step / 2, height - 10, label, anchor="middle", size=10))
+    return _svg(WIDTH, height, title, body)
+
+
+def rate_chart(
+    rows: Sequence[tuple[str, float | None, bool]],
+    *,
+    title: str,
+    reference: float | None = None,
+    reference_label: str = "",
+) -> Svg:
+    """Horizontal bars of rates in [0, 1], one per (label, rate, flagged) row, with an optional
+    reference line (50% for the left rate, the pool's rate for the longer rate)."""
+    top = 28
+    height = top + ROW * max(len(rows), 1) + 24
+    inner = WIDTH - LABEL - 60
+    body = [_text(0, 14, title, size=13, fill="#1d2330")]
+    for i, (label, rate, flagged) in enumerate(rows):
+        y = top + i * ROW
+        body.append(_text(LABEL - 6, y + 14, label, anchor="end"))
+        if rate is None:
+            body.append(_text(LABEL + 4, y + 14, "no data"))
+            continue
+        body.append(
+            f'<rect x="{LABEL}" y="{y + 3}" width="{inner * rate:.1f}" height="{ROW - 6}" '
+            f'fill="{BAD if flagged else COLOR}"/>'
+        )
+        body.append(_text(LABEL + inner * rate + 4, y + 14, f"{rate * 100:.0f}%"))
+    axis_y = top + ROW * max(len(rows), 1)
+    for tick in (0, 0.5, 1):
+        body.append(_text(LABEL + inner * tick, axis_y + 14, f"{tick * 100:.0f}%", anchor="middle"))
+    if reference is not None:
+        x = LABEL + inner * reference
+        body.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="{MUTED}" '
+            f'stroke-dasharray="4 3"/>'
+        )
+        body.append(_text(x + 4, top - 6, reference_label or f"{reference * 100:.0f}%"))
+    return _svg(WIDTH, height, title, body)
+
+
+def interval_chart(
+    rows: Sequence[tuple[str, float, float | None, float | None]], *, title: str
+) -> Svg:
+    """A point with its interval per (label, value, low, high) row: the leaderboard's ratings."""
+    top = 28
+    height = top + ROW * max(len(rows), 1) + 24
+    inner = WIDTH - LABEL - 60
+    points = [v for _, value, low, high in rows for v in (value, low, high) if v is not None]
+    lo, hi = (min(points), max(points)) if points else (0.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1, hi + 1
+    pad = (hi - lo) * 0.05
+    lo, hi = lo - pad, hi + pad
+
+    def x(v: float) -> float:
+        return LABEL + inner * (v - lo) / (hi - lo)
+
+    body = [_text(0, 14, title, size=13, fill="#1d2330")]
+    for i, (label, value, low, high) in enumerate(rows):
+        y = top + i * ROW + ROW / 2
+        body.append(_text(LABEL - 6, y + 4, label, anchor="end"))
+        if low is not None and high is not None:
+            body.append(
+                f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" '
+                f'stroke="{MUTED}" stroke-width="2"/>'
+            )
+        body.append(f'<circle cx="{x(value):.1f}" cy="{y:.1f}" r="4" fill="{COLOR}"/>')
+        body.append(_text(WIDTH - 4, y + 4, f"{value:.0f}", anchor="end"))
+    axis_y = top + ROW * max(len(rows), 1)
+    for v in (lo + pad, (lo + hi) / 2, hi - pad):
+        body.append(_text(x(v), axis_y + 14, f"{v:.0f}", anchor="middle"))
+    return _svg(WIDTH, height, title, body)
