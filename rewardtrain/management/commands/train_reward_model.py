@@ -1,0 +1,112 @@
+"""`manage.py train_reward_model --project SLUG`: one training run, now, in this process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.models import Project
+from rewardtrain.config import ConfigError
+from rewardtrain.models import TrainingRun
+from rewardtrain.services import run_create, run_execute
+
+BAR_WIDTH = 30
+
+
+class ProgressBar:
+    """One redrawn line on a terminal; elsewhere (logs, pipes) a line every tenth of the run."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.last_tenth = -1
+        self.drawn = False
+
+    def update(self, p: Any) -> None:
+        done = p.step / p.total if p.total else 1.0
+        filled = int(done * BAR_WIDTH)
+        text = (
+            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] step {p.step}/{p.total} "
+            f"epoch {p.epoch:.2f} loss {p.loss:.4f} {p.pairs_per_second:.1f} pairs/s"
+        )
+        if p.val_loss is not None:
+            text += f" val_loss {p.val_loss:.4f}"
+        if self.tty:
+            self.stream.write(f"\r{text}", ending="")
+            self.stream.flush()
+            self.drawn = True
+        elif int(done * 10) > self.last_tenth:
+            self.last_tenth = int(done * 10)
+            self.stream.write(text)
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("")
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def run_summary(run: TrainingRun) -> str:
+    """What a person wants to know after a run: data, speed, the version, its figures."""
+    snap = run.snapshot or {}
+    counts = snap.get("counts", {})
+    version = run.model_version
+    metrics = version.metrics
+    training = metrics.get("training", {})
+    interval = (metrics.get("ci") or {}).get("accuracy") or [None, None]
+    promotion = version.promotion
+    lines = [
+        f"Run {run.pk} succeeded on {run.device} in {_fmt(training.get('train_seconds'), 1)} s "
+        f"({training.get('steps')} steps, {_fmt(run.pairs_per_second, 1)} pairs/s).",
+        f"Data: {counts.get('train', 0)} train, {counts.get('validation', 0)} validation, "
+        f"{counts.get('test', 0)} test pairs; {snap.get('ties', 0)} ties, "
+        f"{snap.get('both_bad', 0)} both-bad pairs left out, {snap.get('truncated', 0)} "
+        f"truncated; snapshot {str(snap.get('content_hash', ''))[:12]}.",
+        f"Model version {version.version}: {version.path}",
+        f"Test accuracy {_fmt(metrics.get('accuracy'))} (95% CI {_fmt(interval[0])}-"
+        f"{_fmt(interval[1])}), log-loss {_fmt(metrics.get('log_loss'))} "
+        f"on {metrics.get('n', counts.get('test', 0))} pairs.",
+        f"Promotion: {promotion.get('reason', '')}",
+    ]
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Train a project's reward model now, with a progress bar, and report the result."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument("--backbone", help="Local folder or hub id (default: the project's).")
+        parser.add_argument("--epochs", type=int)
+        parser.add_argument("--batch-size", type=int, dest="batch_size")
+        parser.add_argument("--max-length", type=int, dest="max_length")
+
+    def handle(self, *args, **options):
+        try:
+            project = Project.objects.get(slug=options["project"])
+        except Project.DoesNotExist:
+            raise CommandError(f"no project with slug {options['project']!r}") from None
+        overrides = {
+            key: options[key]
+            for key in ("backbone", "epochs", "batch_size", "max_length")
+            if options[key] is not None
+        }
+        try:
+            run, created = run_create(
+                project=project, trigger=TrainingRun.Trigger.COMMAND, config_overrides=overrides
+            )
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
+        if not created:
+            raise CommandError(
+                f"run {run.pk} of {project.slug} is already {run.status}: wait for it or cancel it"
+            )
+        bar = ProgressBar(self.stderr)
+        run = run_execute(run_id=run.pk, on_progress=bar.update)
+        bar.close()
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"run {run.pk} {run.status}: {run.error}")
+        self.stdout.write(run_summary(run))

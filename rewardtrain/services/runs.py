@@ -1,0 +1,384 @@
+"""Training runs: queue at most one per project, execute it (data, train, save, evaluate,
+promote), cancel it, and fail the runs whose worker died."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotate.models import Project
+from rewardtrain import selectors
+from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.services.versions import (
+    activate_in_transaction,
+    evaluation_rows_score,
+    json_safe,
+    scorer_for,
+)
+from rewardtrain.splits import snapshot
+
+logger = logging.getLogger(__name__)
+
+Status = TrainingRun.Status
+
+# Progress is written to the database at most this often (plus the last step): a fast loop
+# must not turn into a stream of UPDATEs.
+PROGRESS_WRITE_SECONDS = 1.0
+# The loss history kept on the run is thinned beyond this many points (every other one goes,
+# validation points stay), so a long run's record stays small.
+HISTORY_POINTS = 1000
+ERROR_CHARS = 4000
+
+
+class RunError(Exception):
+    """A run that cannot proceed, with a message meant for the person who asked for it."""
+
+
+def run_create(
+    *,
+    project: Project,
+    trigger: str,
+    requested_by: AbstractBaseUser | None = None,
+    config_overrides: dict[str, Any] | None = None,
+) -> tuple[TrainingRun, bool]:
+    """Queue a run, or return the project's queued or running one (created=False).
+
+    The resolved config is stored on the run, so a queued run shows what it will train with.
+    Raises rewardtrain.config.ConfigError for unknown or bad settings. Enqueueing the task is
+    the caller's job, after commit.
+    """
+    config = selectors.training_config_for(project=project, overrides=config_overrides).to_dict()
+    # Two attempts: the active run that blocked the first may finish before it is read back.
+    for _ in range(2):
+        comparisons = Project.objects.values_list("comparison_count", flat=True).get(pk=project.pk)
+        try:
+            with transaction.atomic():
+                run = TrainingRun.objects.create(
+                    project=project,
+                    trigger=trigger,
+                    requested_by=requested_by,
+                    config=config,
+                    comparison_count_at_start=comparisons,
+                )
+            return run, True
+        except IntegrityError:
+            existing = selectors.run_active(project=project)
+            if existing is not None:
+                return existing, False
+    raise RunError(f"could not queue a run for {project.slug}: runs keep starting and ending")
+
+
+def run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next step."""
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, cancel_requested=True, finished_at=now
+    )
+    TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def mark_stale_runs_failed(
+    *, now: datetime | None = None, timeout_seconds: int | None = None
+) -> int:
+    """Fail the running runs whose worker stopped beating; returns how many."""
+    now = now or timezone.now()
+    if timeout_seconds is None:
+        timeout_seconds = settings.RUN_HEARTBEAT_TIMEOUT_SECONDS
+    cutoff = now - timedelta(seconds=timeout_seconds)
+    stale = TrainingRun.objects.filter(status=Status.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    return stale.update(
+        status=Status.FAILED,
+        finished_at=now,
+        error=f"Worker lost: no heartbeat for more than {timeout_seconds} s.",
+    )
+
+
+class _Reporter:
+    """The training loop's callbacks, throttled: progress and heartbeat go to the run at most
+    once per PROGRESS_WRITE_SECONDS (and at the last step); cancellation is read as often."""
+
+    def __init__(self, run_id: int, on_progress: Callable[[Any], None] | None) -> None:
+        self.run_id = run_id
+        self.on_progress = on_progress
+        self.history: list[dict[str, Any]] = []
+        self.stride = 1
+        self.last_progress: dict[str, Any] = {}
+        self.pairs_per_second: float | None = None
+        self._last_write = -math.inf
+        self._last_check = -math.inf
+        self._cancel = False
+
+    def on_step(self, p: Any) -> None:
+        point = {"step": p.step, "epoch": p.epoch, "loss": p.loss}
+        if p.val_loss is not None:
+            point.update(val_loss=p.val_loss, val_accuracy=p.val_accuracy)
+        if p.step % self.stride == 0 or "val_loss" in point or p.step >= p.total:
+            self.history.append(point)
+        if len(self.history) > HISTORY_POINTS:
+            self.stride *= 2
+            self.history = [
+                h for h in self.history if h["step"] % self.stride == 0 or "val_loss" in h
+            ]
+        self.last_progress = {
+            "step": p.step,
+            "total": p.total,
+            "epoch": p.epoch,
+            "loss": p.loss,
+            "pairs_per_second": p.pairs_per_second,
+        }
+        self.pairs_per_second = p.pairs_per_second
+        if self.on_progress is not None:
+            self.on_progress(p)
+        now = time.monotonic()
+        if p.step < p.total and now - self._last_write < PROGRESS_WRITE_SECONDS:
+            return
+        self._last_write = now
+        TrainingRun.objects.filter(pk=self.run_id, status=Status.RUNNING).update(
+            progress=json_safe(self.last_progress),
+            loss_history=json_safe(self.history),
+            pairs_per_second=json_safe(p.pairs_per_second),
+            heartbeat_at=timezone.now(),
+        )
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_check >= PROGRESS_WRITE_SECONDS:
+            self._last_check = now
+            self._cancel = TrainingRun.objects.filter(
+                pk=self.run_id, cancel_requested=True
+            ).exists()
+        return self._cancel
+
+
+def _heartbeat(run_id: int, **fields: Any) -> None:
+    TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING).update(
+        heartbeat_at=timezone.now(), **fields
+    )
+
+
+def _finish(run_id: int, status: str, error: str = "", **fields: Any) -> bool:
+    """Close a running run; False when it was no longer running (e.g. marked lost)."""
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING).update(
+            status=status, error=error[:ERROR_CHARS], finished_at=timezone.now(), **fields
+        )
+    )
+
+
+def _resolved_device(cfg_device: str) -> str:
+    if cfg_device:
+        return cfg_device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _error_text(exc: BaseException, device: str) -> str:
+    from rewardtrain.model import BackboneError
+    from rewardtrain.training import NotEnoughData
+
+    if isinstance(exc, NotEnoughData):
+        return f"Not enough data: {exc}"
+    if isinstance(exc, RunError | BackboneError):
+        text = str(exc)
+        return text[:1].upper() + text[1:]
+    message = str(exc)
+    if "out of memory" in message.lower() or type(exc).__name__ == "OutOfMemoryError":
+        return (
+            f"Out of memory on {device}: lower batch_size or max_length in the project's "
+            f"training settings. ({message.splitlines()[0] if message else type(exc).__name__})"
+        )
+    return f"{type(exc).__name__}: {message}"
+
+
+def _next_version(project: Project, project_dir: Path) -> int:
+    """One more than any version in the database or on disk: a folder left by a crash between
+    the rename and the commit is never overwritten."""
+    numbers = list(ModelVersion.objects.filter(project=project).values_list("version", flat=True))
+    if project_dir.is_dir():
+        numbers += [int(p.name) for p in project_dir.iterdir() if p.name.isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def run_execute(*, run_id: int, on_progress: Callable[[Any], None] | None = None) -> TrainingRun:
+    """Train, save, evaluate and maybe promote one queued run. Safe to call twice.
+
+    The run is claimed with an UPDATE ... WHERE status='queued': a run that is finished, or
+    already claimed by another worker, is returned untouched. Any failure leaves the run
+    failed with a readable error and the active ModelVersion as it was; a cancel request
+    stops training at the next step and leaves the run cancelled.
+    """
+    from rewardtrain.training import TrainingCancelled
+
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=now, heartbeat_at=now
+    )
+    run = TrainingRun.objects.select_related("project").get(pk=run_id)
+    if not claimed:
+        return run
+    reporter = _Reporter(run_id, on_progress)
+    device = run.config.get("device", "")
+    try:
+        device = _resolved_device(device)
+        _heartbeat(run_id, device=device)
+        _train_and_record(run, reporter, device)
+    except TrainingCancelled:
+        _finish(
+            run_id,
+            Status.CANCELLED,
+            error=f"Cancelled on request at step {reporter.last_progress.get('step', 0)}.",
+            progress=json_safe(reporter.last_progress),
+            loss_history=json_safe(reporter.history),
+        )
+    except Exception as exc:  # every failure must end as a failed run
+        logger.exception("training run %s failed", run_id)
+        _finish(
+            run_id,
+            Status.FAILED,
+            error=_error_text(exc, device),
+            progress=json_safe(reporter.last_progress),
+            loss_history=json_safe(reporter.history),
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> None:
+    from rewardtrain.config import TrainConfig
+    from rewardtrain.evaluation import promotion_decision
+    from rewardtrain.model import default_backbone
+    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.training import save_model, train
+
+    project = run.project
+    cfg = TrainConfig.from_dict({**run.config, "device": device})
+    data = selectors.training_data(project=project)
+    snap = data.snapshot()
+    _heartbeat(run.pk, snapshot=json_safe(snap))
+    if not data.test:
+        counts = ", ".join(f"{n} {split}" for split, n in snap["counts"].items())
+        raise RunError(
+            f"Not enough data: no pairs in the test split ({counts}); a tenth of the prompts go "
+            "to test, so collect comparisons on more prompts."
+        )
+
+    backbone = cfg.backbone or default_backbone()
+    active = selectors.version_active(project=project)
+    warm = active if active and active.backbone == backbone and Path(active.path).is_dir() else None
+    result = train(
+        data.train,
+        data.validation,
+        cfg,
+        on_step=reporter.on_step,
+        should_stop=reporter.should_stop,
+        init_from=warm.path if warm else None,
+    )
+    snap["truncated"] = result.truncated
+    _heartbeat(run.pk, snapshot=json_safe(snap), device=str(result.device))
+
+    training = {
+        "steps": result.steps,
+        "device": str(result.device),
+        "pairs_per_second": result.pairs_per_second,
+        "train_seconds": result.train_seconds,
+        "best_val_loss": result.best_val_loss,
+        "stopped_early": result.stopped_early,
+        "truncated": result.truncated,
+        "warm_start_from": warm.version if warm else None,
+    }
+    project_dir = Path(settings.MODELS_DIR) / project.slug
+    project_dir.mkdir(parents=True, exist_ok=True)
+    # Written under a hidden name and renamed once complete: a failed run leaves no half folder.
+    staging = project_dir / f".run-{run.pk}-{uuid.uuid4().hex[:8]}"
+    final: Path | None = None
+    try:
+        save_model(
+            result,
+            staging,
+            metrics=json_safe(training),
+            extra={"project": project.slug, "run": run.pk, "snapshot": json_safe(snap)},
+        )
+        # Scored from the saved folder: what gets evaluated is exactly what is served.
+        scorer = RewardScorer.load(str(staging), device=device)
+        baseline_scorer = None
+        baseline_error = ""
+        if active is not None:
+            try:
+                baseline_scorer = scorer_for(version=active, device=device)
+            except Exception as exc:  # a lost active model must not block training
+                baseline_error = f"active version {active.version} could not be loaded: {exc}"
+        metrics = evaluation_rows_score(
+            data.test, scorer, baseline_scorer, heartbeat=lambda: _heartbeat(run.pk)
+        )
+        active_metrics = metrics.get("baseline") if baseline_scorer is not None else None
+        tolerance = settings.PROMOTION_ACCURACY_TOLERANCE
+        promoted, reason = promotion_decision(metrics, active_metrics, accuracy_tolerance=tolerance)
+        if baseline_error:
+            reason = f"{reason} ({baseline_error})"
+        metrics = json_safe({**metrics, "training": training})
+        test_snapshot = json_safe({**snapshot(data.test), "both_bad": data.stats.both_bad})
+        with transaction.atomic():
+            finished = _finish(
+                run.pk,
+                Status.SUCCEEDED,
+                progress=json_safe(reporter.last_progress),
+                loss_history=json_safe(reporter.history),
+                pairs_per_second=json_safe(result.pairs_per_second),
+                device=str(result.device),
+            )
+            if not finished:
+                raise RunError("the run stopped being 'running' (marked lost?) before it ended")
+            number = _next_version(project, project_dir)
+            final = project_dir / str(number)
+            staging.rename(final)
+            version = ModelVersion.objects.create(
+                project=project,
+                run=run,
+                version=number,
+                path=str(final),
+                backbone=backbone,
+                metrics=metrics,
+                promotion={
+                    "promoted": bool(promoted),
+                    "reason": reason,
+                    "compared_to": active.version if active else None,
+                    "tolerance": tolerance,
+                },
+            )
+            Evaluation.objects.create(
+                model_version=version,
+                kind=Evaluation.Kind.TRAINING,
+                snapshot=test_snapshot,
+                metrics=metrics,
+            )
+            if promoted:
+                activate_in_transaction(version)
+    except BaseException:
+        if final is not None and final.exists() and not _version_saved(run.pk):
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _version_saved(run_id: int) -> bool:
+    return ModelVersion.objects.filter(run_id=run_id).exists()
