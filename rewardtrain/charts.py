@@ -24,6 +24,11 @@ def _y(value: float, top: float) -> float:
     return TOP + span * (1 - value / top) if top else HEIGHT - BOTTOM
 
 
+def _f(value: float, digits: int = 1) -> str:
+    """A number for SVG markup (format_html escapes its arguments, so they arrive as text)."""
+    return f"{value:.{digits}f}"
+
+
 def _series(points: list[dict[str, Any]], key: str, top: float, color: str, name: str):
     """The polyline and one marker per point (hollow for re-evaluations), with a tooltip."""
     n = len(points)
@@ -31,23 +36,23 @@ def _series(points: list[dict[str, Any]], key: str, top: float, color: str, name
     line = format_html(
         '<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>',
         color,
-        " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in coords),
+        " ".join(f"{_f(x)},{_f(y)}" for x, y, _ in coords),
     )
     markers = format_html_join(
         "",
-        '<circle cx="{:.1f}" cy="{:.1f}" r="4" stroke="{}" fill="{}" data-series="{}">'
-        "<title>{} {}: {} {:.3f}</title></circle>",
+        '<circle cx="{}" cy="{}" r="4" stroke="{}" fill="{}" data-series="{}">'
+        "<title>{} {}: {} {}</title></circle>",
         (
             (
-                x,
-                y,
+                _f(x),
+                _f(y),
                 color,
                 "white" if p["kind"] != "training" else color,
                 key,
                 p["label"],
                 p["kind_label"].lower(),
                 name,
-                p[key],
+                _f(p[key], 3),
             )
             for x, y, p in coords
         ),
@@ -64,23 +69,23 @@ def metrics_chart_svg(points: list[dict[str, Any]]) -> SafeString:
     n = len(points)
     grid = format_html_join(
         "",
-        '<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#e5e7eb"/>'
-        '<text x="{}" y="{:.1f}" text-anchor="end" fill="{}">{:.2f}</text>'
-        '<text x="{}" y="{:.1f}" fill="{}">{:.2f}</text>',
+        '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#e5e7eb"/>'
+        '<text x="{}" y="{}" text-anchor="end" fill="{}">{}</text>'
+        '<text x="{}" y="{}" fill="{}">{}</text>',
         (
             (
                 LEFT,
                 WIDTH - RIGHT,
-                _y(f, 1),
-                _y(f, 1),
+                _f(_y(f, 1)),
+                _f(_y(f, 1)),
                 LEFT - 6,
-                _y(f, 1) + 4,
+                _f(_y(f, 1) + 4),
                 ACCURACY_COLOR,
-                f,
+                _f(f, 2),
                 WIDTH - RIGHT + 6,
-                _y(f, 1) + 4,
+                _f(_y(f, 1) + 4),
                 LOSS_COLOR,
-                f * loss_top,
+                _f(f * loss_top, 2),
             )
             for f in (0, 0.25, 0.5, 0.75, 1)
         ),
@@ -89,9 +94,9 @@ def metrics_chart_svg(points: list[dict[str, Any]]) -> SafeString:
     every = max(1, round(n / 10))
     labels = format_html_join(
         "",
-        '<text x="{:.1f}" y="{}" text-anchor="middle">{}</text>',
+        '<text x="{}" y="{}" text-anchor="middle">{}</text>',
         (
-            (_x(i, n), HEIGHT - BOTTOM + 16, p["label"])
+            (_f(_x(i, n)), HEIGHT - BOTTOM + 16, p["label"])
             for i, p in enumerate(points)
             if i % every == 0 or i == n - 1
         ),

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis.exceptions
-from celery import current_app
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 from annotate.models import Project
+from config.celery import app
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import rescore_pairs, run_create, run_execute, version_evaluate
 
@@ -42,17 +43,14 @@ def task_publish(*, name: str, args: list) -> str:
     A fresh connection with no retries: a request that enqueues must answer within the broker
     connection timeout, not hang on kombu's default retry loop (seconds per attempt).
     """
-    app = current_app
     conn = app.connection_for_write(connect_timeout=app.conf.broker_connection_timeout)
     try:
         with conn:
             conn.ensure_connection(max_retries=0)
             return app.send_task(name, args=args, connection=conn, retry=False).id
     except QUEUE_ERRORS as exc:
-        # as_uri() masks the password.
-        raise QueueUnavailable(
-            f"could not reach the task queue (Redis at {conn.as_uri()}): {exc}"
-        ) from exc
+        where = maybe_sanitize_url(conn.as_uri(include_password=True))  # the password masked
+        raise QueueUnavailable(f"could not reach the task queue (Redis at {where}): {exc}") from exc
 
 
 def run_enqueue(*, run_id: int) -> None:

@@ -1,0 +1,89 @@
+"""The staff training page without a worker: what it shows of runs and versions, the SVG
+chart, rollback by activating an older version, and who may see it."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def versions(project, tmp_path):
+    """v1 (active) and v2 (not promoted), each with a folder and a training evaluation; v1
+    re-evaluated once since."""
+    made = []
+    for number, accuracy, loss in ((1, 0.8, 0.45), (2, 0.78, 0.5)):
+        folder = tmp_path / f"v{number}"
+        folder.mkdir()
+        run = TrainingRun.objects.create(project=project, status="succeeded")
+        version = ModelVersion.objects.create(
+            project=project,
+            run=run,
+            version=number,
+            path=str(folder),
+            backbone="tiny",
+            metrics={"accuracy": accuracy, "log_loss": loss, "n": 40},
+            is_active=number == 1,
+            promotion={"promoted": number == 1, "reason": f"reason for v{number}"},
+        )
+        Evaluation.objects.create(model_version=version, kind="training", metrics=version.metrics)
+        made.append(version)
+    Evaluation.objects.create(
+        model_version=made[0], kind="periodic", metrics={"accuracy": 0.75, "log_loss": 0.52}
+    )
+    return made
+
+
+def test_page_shows_versions_chart_and_runs(client, staff, project, versions):
+    client.force_login(staff)
+    html = client.get(f"/projects/{project.slug}/training/").content.decode()
+    assert "Retrain now" in html
+    assert '<tr data-version="1" class="active">' in html
+    assert "reason for v2" in html
+    # v2 can be activated; v1 is the active one and has no button.
+    assert f"/projects/{project.slug}/training/versions/2/activate/" in html
+    assert f"/projects/{project.slug}/training/versions/1/activate/" not in html
+    # Re-evaluation figures beside the ones at training.
+    assert "0.750 / 0.520" in html
+    # The chart: one marker per evaluation and series, hollow for the re-evaluation.
+    assert html.count('data-series="accuracy"') == 3
+    assert html.count('data-series="log_loss"') == 3
+    assert 'fill="white" data-series="accuracy"><title>v1 re-evaluation: accuracy 0.750' in html
+
+
+def test_activating_an_older_version_rolls_back(client, staff, project, versions):
+    client.force_login(staff)
+    response = client.post(f"/projects/{project.slug}/training/versions/2/activate/", follow=True)
+    assert "Version 2 is now the active model." in response.content.decode()
+    assert list(ModelVersion.objects.filter(is_active=True).values_list("version", flat=True)) == [
+        2
+    ]
+
+
+def test_activating_a_version_whose_folder_is_gone_says_so(client, staff, project, versions):
+    versions[1].path = "/nowhere/at/all"
+    versions[1].save()
+    client.force_login(staff)
+    response = client.post(f"/projects/{project.slug}/training/versions/2/activate/", follow=True)
+    assert "Version 2 was not activated" in response.content.decode()
+    assert ModelVersion.objects.get(is_active=True).version == 1
+
+
+def test_run_error_and_untrusted_text_are_escaped(client, staff, project):
+    TrainingRun.objects.create(project=project, status="failed", error="<script>alert(1)</script>")
+    client.force_login(staff)
+    html = client.get(f"/projects/{project.slug}/training/").content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_page_is_for_staff_only(client, labeler, project):
+    client.force_login(labeler)
+    response = client.get(f"/projects/{project.slug}/training/")
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+    assert client.post(f"/projects/{project.slug}/training/retrain/").status_code == 302
+    assert TrainingRun.objects.count() == 0
