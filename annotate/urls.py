@@ -2,10 +2,22 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_quality
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<slug:slug>/label/", views.label, name="label"),
     path("projects/<slug:slug>/instructions/", views.instructions, name="instructions"),
+    path("projects/<slug:slug>/quality/", views_quality.quality_dashboard, name="project-quality"),
+    path(
+        "projects/<slug:slug>/quality/labelers/<int:user_id>/",
+        views_quality.labeler_membership,
+        name="project-quality-labeler",
+    ),
+    path("projects/<slug:slug>/review/", views_quality.review, name="project-review"),
+    path(
+        "projects/<slug:slug>/review/<int:pair_id>/",
+        views_quality.review_resolve,
+        name="project-review-resolve",
+    ),
 ]

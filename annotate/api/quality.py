@@ -1,0 +1,29 @@
+"""Quality API: every quality figure of a project as JSON, for staff."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.selectors.quality import project_get_for_staff, project_quality
+
+
+class ProjectQualityApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        summary="Quality figures of a project (staff)",
+        description=(
+            "Progress, queue depth and ETA, throughput, agreement (percent, Krippendorff's "
+            "alpha nominal / interval / ordinal, Fleiss' kappa) with bootstrap 95% intervals, "
+            "per-labeler statistics with flags, the source-model leaderboard, the review queue."
+        ),
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 403: None, 404: None},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_get_for_staff(user=request.user, slug=slug)
+        return Response(project_quality(project=project))

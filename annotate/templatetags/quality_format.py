@@ -1,0 +1,40 @@
+"""Template filters of the quality pages: rates as percentages, p-values, intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pct(value: Any, digits: int = 0) -> str:
+    """0.1234 -> "12%"; an undefined rate shows as an en dash."""
+    if value is None or value == "":
+        return "–"
+    return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def pvalue(value: Any) -> str:
+    if value is None:
+        return "–"
+    return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+@register.filter
+def num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    return f"{float(value):.{int(digits)}f}"
+
+
+@register.filter
+def interval(value: Any, digits: int = 3) -> str:
+    """[low, high] -> "[0.512, 0.634]"; none -> an en dash."""
+    if not value:
+        return "–"
+    low, high = value
+    return f"[{low:.{int(digits)}f}, {high:.{int(digits)}f}]"

@@ -1,0 +1,149 @@
+"""Staff pages of quality control: the dashboard, the review queue, and their two forms
+(exclude or include a labeler; resolve a pair or mark it ambiguous)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from annotate.models import Choice
+from annotate.quality.svg import Svg, bar_chart, interval_chart, rate_chart
+from annotate.selectors.quality import (
+    pair_get_for_staff,
+    project_get_for_staff,
+    project_quality,
+    review_page,
+)
+from annotate.services.review import (
+    membership_exclude,
+    membership_include,
+    pair_adjudicate,
+    pair_mark_ambiguous,
+)
+
+# Review items shown with their texts on the dashboard (the review page shows more).
+DASHBOARD_REVIEW_ITEMS = 5
+REVIEW_PAGE_ITEMS = 20
+
+
+def _charts(q: dict[str, Any]) -> dict[str, Svg]:
+    """The dashboard's charts from its figures."""
+    series = q["throughput"]["series"]
+    fmt = "%m-%d %Hh" if q["throughput"]["bucket"] == "hour" else "%m-%d"
+    labels = [datetime.fromisoformat(point["start"]).strftime(fmt) for point in series]
+    labelers = q["labelers"]
+    flagged = {
+        code: {row["username"] for row in labelers if any(f["code"] == code for f in row["flags"])}
+        for code in ("left_bias", "length_bias")
+    }
+    pool = [r["longer_pool_rate"] for r in labelers if r["longer_pool_rate"] is not None]
+    board = q["leaderboard"]["models"]
+    return {
+        "throughput": bar_chart(
+            labels,
+            [point["count"] for point in series],
+            title=f"Labels per {q['throughput']['bucket']}",
+        ),
+        "left": rate_chart(
+            [
+                (r["username"], r["left_rate"], r["username"] in flagged["left_bias"])
+                for r in labelers
+            ],
+            title="Share choosing the response shown on the left",
+            reference=0.5,
+        ),
+        "longer": rate_chart(
+            [
+                (r["username"], r["longer_rate"], r["username"] in flagged["length_bias"])
+                for r in labelers
+            ],
+            title="Share choosing the longer response",
+            reference=sorted(pool)[len(pool) // 2] if pool else None,
+            reference_label="labelers' median" if pool else "",
+        ),
+        "leaderboard": interval_chart(
+            [(m["model"], m["rating"], m["ci_low"], m["ci_high"]) for m in board],
+            title="Bradley–Terry rating with 95% interval",
+        ),
+    }
+
+
+@login_required
+def quality_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_staff(user=request.user, slug=slug)
+    q = project_quality(project=project, review_details=DASHBOARD_REVIEW_ITEMS)
+    return render(
+        request,
+        "annotate/quality.html",
+        {"project": project, "q": q, "charts": _charts(q)},
+    )
+
+
+@login_required
+@require_POST
+def labeler_membership(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
+    """Exclude (action=exclude, with a reason) or include (action=include) a labeler."""
+    project = project_get_for_staff(user=request.user, slug=slug)
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    if request.POST.get("action") == "include":
+        membership_include(project=project, user=user)
+        messages.success(request, f"{user.username} counts again in training and export.")
+    else:
+        membership_exclude(project=project, user=user, reason=request.POST.get("reason", ""))
+        messages.success(
+            request,
+            f"{user.username} is excluded: their comparisons stay stored but leave "
+            "training and export.",
+        )
+    return redirect("project-quality", slug=project.slug)
+
+
+@login_required
+def review(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_staff(user=request.user, slug=slug)
+    queue = review_page(project=project, limit=REVIEW_PAGE_ITEMS)
+    return render(
+        request,
+        "annotate/review.html",
+        {
+            "project": project,
+            "queue": queue,
+            "choices": [c for c in Choice],
+            "strengths": list(enumerate(project.strength_scale, start=1)),
+        },
+    )
+
+
+@login_required
+@require_POST
+def review_resolve(request: HttpRequest, slug: str, pair_id: int) -> HttpResponse:
+    """Resolve a pair (action=resolve with a choice and optional strength) or mark it
+    ambiguous (action=ambiguous)."""
+    project = project_get_for_staff(user=request.user, slug=slug)
+    pair = pair_get_for_staff(user=request.user, project=project, pair_id=pair_id)
+    try:
+        if request.POST.get("action") == "ambiguous":
+            pair_mark_ambiguous(pair=pair, staff=request.user)
+            messages.success(request, f"Pair {pair.pk} is marked ambiguous: left out of training.")
+        else:
+            strength = request.POST.get("strength") or None
+            pair_adjudicate(
+                pair=pair,
+                staff=request.user,
+                choice=request.POST.get("choice", ""),
+                strength=int(strength) if strength else None,
+            )
+            messages.success(request, f"Pair {pair.pk} is resolved: your judgment is its label.")
+    except ValueError:
+        messages.error(request, "Strength must be a whole number.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("project-review", slug=project.slug)
