@@ -25,7 +25,14 @@ class ExportContext:
 
 
 def transcript(messages: list[dict[str, Any]], reply: str | None = None) -> str:
-    """HH-RLHF text: "\\n\\nHuman: ...\\n\\nAssistant: ...", ending with the reply when given."""
+    """HH-RLHF text: "\\n\\nHuman: ...\\n\\nAssistant: ...", ending with the reply when given.
+
+    A leading system message goes before the first "Human:" turn, unlabelled: the convention of
+    Anthropic's text-completion prompts, the source of this format.
+    """
+    head = ""
+    if messages and messages[0].get("role") == "system":
+        head, messages = messages[0].get("content", ""), messages[1:]
     turns = [
         f"\n\n{TRANSCRIPT_ROLES.get(m.get('role', 'user'), str(m.get('role')).title())}: "
         f"{m.get('content', '')}"
@@ -33,7 +40,7 @@ def transcript(messages: list[dict[str, Any]], reply: str | None = None) -> str:
     ]
     if reply is not None:
         turns.append(f"\n\nAssistant: {reply}")
-    return "".join(turns)
+    return head + "".join(turns)
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

@@ -45,8 +45,9 @@ class Judged:
     users: dict
 
 
-def judged_project(project: Project, labeler) -> Judged:
-    """Seven pairs on `project`; alice is `labeler`, bob and carol join, mallory is excluded."""
+def judged_project(project: Project, labeler, *, system: bool = True) -> Judged:
+    """Seven pairs on `project`; alice is `labeler`, bob and carol join, mallory is excluded.
+    The conversation opens with a system message unless `system` is False."""
     bob, carol, mallory = (UserFactory(username=n) for n in ("bob", "carol", "mallory"))
     for user in (bob, carol):
         MembershipFactory(project=project, user=user)
@@ -95,8 +96,8 @@ def judged_project(project: Project, labeler) -> Judged:
         import_file="old.jsonl",
     )
 
-    messages = [
-        {"role": "system", "content": "Be brief."},
+    messages = [{"role": "system", "content": "Be brief."}] if system else []
+    messages += [
         {"role": "user", "content": "Hi."},
         {"role": "assistant", "content": "Hello."},
         {"role": "user", "content": "How are you?"},

@@ -61,10 +61,9 @@ def test_trl_rows_core_keys_first_with_votes_and_margin(judged, tmp_path):
     tie = rows[2]
     assert tie["tie"] is True and tie["margin"] == 0.0 and tie["votes_tie"] == 1
     assert rows[3]["margin"] == 0.0  # imported without strength
-    # A conversation keeps every turn, as an HH-style transcript.
+    # A conversation keeps every turn, as an HH-style transcript (system text first).
     assert rows[4]["prompt"] == (
-        "\n\nSystem: Be brief.\n\nHuman: Hi.\n\nAssistant: Hello.\n\nHuman: How are you?"
-        "\n\nAssistant:"
+        "Be brief.\n\nHuman: Hi.\n\nAssistant: Hello.\n\nHuman: How are you?\n\nAssistant:"
     )
     assert all(
         r["split"] == split_of(judged.project.prompts.get(pairs__id=r["pair_id"]).content_hash)
@@ -233,7 +232,7 @@ def test_csv_in_both_shapes(judged, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
     assert list(rows[0])[:4] == ["prompt", "chosen", "rejected", "margin"]
     assert rows[0]["chosen"] == "Paris." and rows[0]["votes_chosen"] == "2"
-    assert rows[4]["prompt"].startswith("\n\nSystem: Be brief.")  # newlines survive quoting
+    assert rows[4]["prompt"].startswith("Be brief.\n\nHuman: Hi.")  # newlines survive quoting
     assert rows[2]["tie"] == "true"
 
     out, manifest = export(judged, tmp_path, "raw.csv", format="csv", shape="raw")

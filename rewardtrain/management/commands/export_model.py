@@ -11,6 +11,10 @@ from rewardtrain.exports import ModelExportError, model_export, model_version_fo
 class Command(BaseCommand):
     help = "Copy a model version's folder (default: the active version) to DIR."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        # --version is the model version here: it replaces Django's "print Django's version".
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--version", type=int, help="Version number (default: active).")
