@@ -9,6 +9,7 @@ import annotate.admin  # noqa: F401 - registers ProjectAdmin, which the action i
 from annotate.models import Project
 from rewardtrain.dashboard import request_message
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.services import run_cancel, version_activate
 from rewardtrain.triggers import QueueUnavailable, training_request
 
 
@@ -45,12 +46,34 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class TrainingRunAdmin(ReadOnlyAdmin):
     list_display = ["pk", "project", "status", "trigger", "requested_by", "created_at", "error"]
     list_filter = ["status", "trigger", "project"]
+    actions = ["cancel_runs"]
+
+    @admin.action(description="Cancel (queued: at once; running: at the next step)")
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TrainingRun]) -> None:
+        runs = [
+            run_cancel(run=run) for run in queryset.filter(status__in=TrainingRun.ACTIVE_STATUSES)
+        ]
+        self.message_user(request, f"Cancel requested for {len(runs)} run(s).", messages.SUCCESS)
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = ["project", "version", "is_active", "backbone", "created_at"]
     list_filter = ["project", "is_active"]
+    actions = ["activate_version"]
+
+    @admin.action(description="Make active (roll back or forward to this version)")
+    def activate_version(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        version = queryset.get()
+        try:
+            version_activate(version=version)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"{version} is now active.", messages.SUCCESS)
 
 
 @admin.register(Evaluation)

@@ -29,6 +29,10 @@ def metrics_lines(metrics: dict[str, Any]) -> list[str]:
 class Command(BaseCommand):
     help = "Evaluate a model version (default: the active one) on the project's current test split."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # --version names a model version here; it replaces Django's own --version.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--version", type=int, help="Version number (default: the active one).")

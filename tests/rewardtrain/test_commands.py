@@ -1,0 +1,203 @@
+"""The reward model's management commands, called as a person would (call_command)."""
+
+import json
+import math
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.services import run_create, run_execute, scorer_for
+from tests.factories import ProjectFactory
+from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
+from tests.rewardtrain.tiny import make_bert
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="session")
+def backbone(tmp_path_factory):
+    return str(make_bert(tmp_path_factory.mktemp("tiny") / "bert"))
+
+
+@pytest.fixture
+def judged(project, labeler, backbone):
+    use_tiny_backbone(project, backbone)
+    add_judged_pairs(project, labeler, 48)
+    return project
+
+
+@pytest.fixture
+def trained(judged):
+    run, _ = run_create(project=judged, trigger=TrainingRun.Trigger.COMMAND)
+    assert run_execute(run_id=run.pk).status == TrainingRun.Status.SUCCEEDED
+    return judged
+
+
+def call(*args, **options):
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err, **options)
+    return out.getvalue(), err.getvalue()
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+# --- train_reward_model ---
+
+
+def test_train_reward_model_trains_and_reports(judged):
+    out, err = call(
+        "train_reward_model", "--project", "demo", "--epochs", "2", "--batch-size", "10"
+    )
+
+    run = TrainingRun.objects.get(project=judged)
+    version = ModelVersion.objects.get(project=judged)
+    assert run.trigger == TrainingRun.Trigger.COMMAND
+    assert (run.config["epochs"], run.config["batch_size"]) == (2, 10)
+    assert run.progress["total"] == 8
+    assert f"Run {run.pk} succeeded on cpu" in out
+    assert "Data: 40 train, 4 validation, 4 test pairs" in out
+    assert f"Model version 1: {version.path}" in out
+    assert f"Test accuracy {version.metrics['accuracy']:.3f}" in out
+    assert "Promotion: no active model yet" in out
+    # Not a terminal: the bar prints a line per tenth of the run, ending at the last step.
+    assert "step 8/8" in err.splitlines()[-1]
+    assert version.is_active
+
+
+def test_train_reward_model_fails_with_the_error_text(labeler, backbone):
+    small = use_tiny_backbone(ProjectFactory(slug="small"), backbone)
+    add_judged_pairs(small, labeler, 3)
+
+    with pytest.raises(
+        CommandError, match=r"run \d+ failed: Not enough data: no pairs in the test"
+    ):
+        call("train_reward_model", "--project", "small")
+    assert TrainingRun.objects.get(project=small).status == TrainingRun.Status.FAILED
+
+
+def test_train_reward_model_refuses_a_second_active_run(judged):
+    run, _ = run_create(project=judged, trigger=TrainingRun.Trigger.SCHEDULE)
+
+    with pytest.raises(CommandError, match=f"run {run.pk} of demo is already queued"):
+        call("train_reward_model", "--project", "demo")
+
+
+def test_train_reward_model_rejects_bad_settings_and_projects(judged):
+    with pytest.raises(CommandError, match="epochs must be at least 1"):
+        call("train_reward_model", "--project", "demo", "--epochs", "0")
+    with pytest.raises(CommandError, match="no project with slug 'nope'"):
+        call("train_reward_model", "--project", "nope")
+    assert not TrainingRun.objects.exists()
+
+
+def test_train_reward_model_backbone_flag(judged):
+    with pytest.raises(CommandError, match="Backbone folder not found: /no/such/model"):
+        call("train_reward_model", "--project", "demo", "--backbone", "/no/such/model")
+
+
+# --- evaluate_reward_model ---
+
+
+def test_evaluate_reward_model_prints_the_active_versions_metrics(trained):
+    out, _ = call("evaluate_reward_model", "--project", "demo")
+
+    evaluation = Evaluation.objects.get(kind=Evaluation.Kind.MANUAL)
+    assert evaluation.model_version.version == 1
+    assert out.startswith("Version 1 of demo on 4 test pairs (snapshot ")
+    accuracy = next(line for line in out.splitlines() if line.split()[0] == "accuracy")
+    assert accuracy.split()[1] == f"{evaluation.metrics['accuracy']:.4f}"
+    assert any(line.split()[0] == "log_loss" for line in out.splitlines())
+
+
+def test_evaluate_reward_model_by_version_and_its_errors(trained, project):
+    out, _ = call("evaluate_reward_model", "--project", "demo", "--version", "1")
+    assert out.startswith("Version 1 of demo")
+    with pytest.raises(CommandError, match="project demo has no version 7"):
+        call("evaluate_reward_model", "--project", "demo", "--version", "7")
+    ProjectFactory(slug="empty")
+    with pytest.raises(CommandError, match="project empty has no active model"):
+        call("evaluate_reward_model", "--project", "empty")
+
+
+# --- score_pairs ---
+
+
+def test_score_pairs_adds_rewards_to_each_row(trained, tmp_path):
+    rows = [
+        {"prompt": "w1 w2", "response_a": "good w3", "response_b": "bad w4", "id": "x1"},
+        {
+            "prompt": [{"role": "user", "content": "w5 w6"}],
+            "chosen": "bad w7",
+            "rejected": "good w8",
+            "meta": {"k": 1},
+        },
+    ]
+    source = write_jsonl(tmp_path / "pairs.jsonl", [rows[0], "", rows[1]])
+    target = tmp_path / "scored.jsonl"
+
+    out, _ = call("score_pairs", str(source), "--project", "demo", "--out", str(target))
+
+    assert out.strip() == f"Scored 2 pairs into {target}"
+    scored = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(scored) == 2
+    scorer = scorer_for(version=ModelVersion.objects.get(project=trained))
+    expected_a = scorer.score(["w1 w2", rows[1]["prompt"]], ["good w3", "bad w7"])
+    expected_b = scorer.score(["w1 w2", rows[1]["prompt"]], ["bad w4", "good w8"])
+    for original, row, ra, rb in zip(rows, scored, expected_a, expected_b, strict=True):
+        assert {k: row[k] for k in original} == original
+        assert row["reward_a"] == pytest.approx(ra, abs=1e-5)
+        assert row["reward_b"] == pytest.approx(rb, abs=1e-5)
+        assert row["p_a_better"] == pytest.approx(1 / (1 + math.exp(rb - ra)), abs=1e-6)
+
+
+def test_score_pairs_with_a_model_folder_needs_no_project(trained, tmp_path):
+    version = ModelVersion.objects.get(project=trained)
+    source = write_jsonl(
+        tmp_path / "p.jsonl", [{"prompt": "w1", "chosen": "good", "rejected": "bad"}]
+    )
+    target = tmp_path / "out.jsonl"
+
+    call("score_pairs", str(source), "--model", version.path, "--out", str(target))
+
+    (row,) = [json.loads(line) for line in target.read_text().splitlines()]
+    assert set(row) == {"prompt", "chosen", "rejected", "reward_a", "reward_b", "p_a_better"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "line 2: not valid JSON"),
+        ('{"prompt": "w1", "response_a": "x"}', "line 2: needs prompt with response_a"),
+        ('{"prompt": 5, "chosen": "x", "rejected": "y"}', "line 2: prompt must be a string"),
+        ('["w1", "x", "y"]', "line 2: expected a JSON object, got list"),
+    ],
+)
+def test_score_pairs_names_the_bad_line(trained, tmp_path, line, message):
+    good = {"prompt": "w1", "chosen": "good", "rejected": "bad"}
+    source = write_jsonl(tmp_path / "p.jsonl", [good, line, good])
+    target = tmp_path / "out.jsonl"
+
+    with pytest.raises(CommandError, match=message):
+        call("score_pairs", str(source), "--project", "demo", "--out", str(target))
+    # Nothing half-written is left.
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl*")) == ["p.jsonl"]
+    assert not (tmp_path / ".out.jsonl.partial").exists()
+
+
+def test_score_pairs_errors(judged, tmp_path):
+    source = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "w1", "chosen": "a", "rejected": "b"}])
+    out = str(tmp_path / "out.jsonl")
+
+    with pytest.raises(CommandError, match="file not found: .*missing.jsonl"):
+        call("score_pairs", str(tmp_path / "missing.jsonl"), "--project", "demo", "--out", out)
+    with pytest.raises(CommandError, match="project demo has no active model"):
+        call("score_pairs", str(source), "--project", "demo", "--out", out)
+    with pytest.raises(CommandError, match="model folder not found"):
+        call("score_pairs", str(source), "--model", str(tmp_path / "nope"), "--out", out)
+    with pytest.raises(CommandError, match="give --project SLUG"):
+        call("score_pairs", str(source), "--out", out)
