@@ -93,14 +93,17 @@ def _rate(k: int, n: int) -> float | None:
     return k / n if n else None
 
 
-def _majority(counts: Counter) -> str | None:
-    """The outcome with strictly the most votes; None when none or when the top is shared."""
-    if not counts:
-        return None
-    top = counts.most_common(2)
-    if len(top) > 1 and top[0][1] == top[1][1]:
-        return None
-    return top[0][0]
+def _majority(counts: Mapping[str, int], without: str | None = None) -> str | None:
+    """The outcome with strictly the most votes, leaving out one vote for `without`; None
+    when there are no votes or the top is shared."""
+    best, best_n, shared = None, 0, False
+    for outcome, n in counts.items():
+        n -= outcome == without
+        if n > best_n:
+            best, best_n, shared = outcome, n, False
+        elif n == best_n and n > 0:
+            shared = True
+    return None if shared else best
 
 
 def active_seconds(judgments: Iterable[Judgment]) -> float:
@@ -192,11 +195,7 @@ def _one_labeler(
 
     agree = agree_n = 0
     for j in first:
-        others = Counter(votes.get(j.pair_id, {}))
-        if counted:
-            others[j.choice] -= 1
-            others = +others  # drop zero counts
-        majority = _majority(others)
+        majority = _majority(votes.get(j.pair_id, {}), without=j.choice if counted else None)
         if majority is not None:
             agree_n += 1
             agree += j.choice == majority

@@ -144,8 +144,7 @@ def test_quality_api_is_for_staff_only(project, labeler, small):
 
 
 def test_fleiss_kappa_is_null_when_undefined(project, staff, small):
-    # Every pair with two or more judgments has exactly one more judgment than... none: make
-    # all judgments identical so that chance agreement is 1.
+    # With every judgment the same, chance agreement is 1 and kappa and alpha divide by zero.
     Comparison.objects.filter(project=project).update(choice="a")
     q = project_quality(project=project, n_boot=50)
     assert q["agreement"]["fleiss_kappa"] is None
