@@ -6,6 +6,8 @@ then nh3 keeps only the tags, attributes and URL schemes listed here.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -30,6 +32,9 @@ _ATTRIBUTES = {
 }
 
 
+# Rendering a long response costs milliseconds; a Pair is shown to `redundancy` labelers and
+# again on every reload, so recent texts are kept rendered.
+@lru_cache(maxsize=1024)
 def markdown_to_safe_html(text: str) -> str:
     return nh3.clean(
         _md.render(text or ""),

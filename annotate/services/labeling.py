@@ -77,13 +77,15 @@ def _lease_current(*, project: Project, labeler: AbstractBaseUser, now: datetime
     )
 
 
-def _pair_candidate(*, project: Project, labeler: AbstractBaseUser, now: datetime) -> Pair | None:
-    """The first eligible Pair in queue order, row-locked; SKIP LOCKED passes over Pairs that a
-    concurrent labeler is leasing right now (PostgreSQL; SQLite serializes writers instead).
+def pair_candidates(*, project: Project, labeler: AbstractBaseUser, now: datetime):
+    """The Pairs the labeler may be served, in queue order, row-locked as they are read: SKIP
+    LOCKED passes over Pairs that a concurrent labeler is leasing right now (PostgreSQL;
+    SQLite serializes writers instead).
 
-    One query reading the `pair_queue` partial index in order: open Pairs of the project by
-    priority then age, minus those the labeler judged or was served, minus those whose human
-    Comparisons plus live leases already reach the project's redundancy.
+    Read with a LIMIT it is one query walking the `pair_queue` partial index in order and
+    stopping at the first fit: open Pairs of the project by priority then age, minus those
+    the labeler judged or was served, minus those whose human Comparisons plus live leases
+    already reach the project's redundancy.
     """
     judged = Comparison.objects.filter(pair=OuterRef("pk"), labeler=labeler, is_repeat=False)
     served = Lease.objects.filter(pair=OuterRef("pk"), labeler=labeler)
@@ -96,7 +98,6 @@ def _pair_candidate(*, project: Project, labeler: AbstractBaseUser, now: datetim
         .select_related("prompt", "response_a", "response_b")
         .order_by("-priority", "id")
         .select_for_update(skip_locked=True, of=("self",))
-        .first()
     )
 
 
@@ -110,9 +111,10 @@ def pair_lease_next(*, project: Project, labeler: AbstractBaseUser) -> Lease | N
     with transaction.atomic():
         current = _lease_current(project=project, labeler=labeler, now=now)
         if current is not None:
+            current.pair.project = project
             return current
         for _ in range(LEASE_ATTEMPTS):
-            pair = _pair_candidate(project=project, labeler=labeler, now=now)
+            pair = pair_candidates(project=project, labeler=labeler, now=now).first()
             if pair is None:
                 return None
             # The candidate query's snapshot can predate a lease that a concurrent labeler
@@ -126,6 +128,7 @@ def pair_lease_next(*, project: Project, labeler: AbstractBaseUser) -> Lease | N
                     left=random.choice([Side.A, Side.B]),
                     expires_at=now + timedelta(minutes=project.lease_minutes),
                 )
+                pair.project = project
                 lease.pair = pair
                 return lease
     return None
@@ -184,7 +187,6 @@ def judgment_validate(
     return Judgment(choice=choice, strength=strength, reasons=unique_reasons)
 
 
-@transaction.atomic
 def comparison_create(
     *,
     pair: Pair,
@@ -201,54 +203,86 @@ def comparison_create(
     (the second raises ComparisonExists with the first's id) and concurrent labelers never push
     a Pair past its redundancy.
     """
+    judgment = judgment_validate(
+        project=pair.project, choice=choice, strength=strength, reasons=reasons
+    )
+    try:
+        return _comparison_store(
+            pair=pair,
+            labeler=labeler,
+            judgment=judgment,
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+        )
+    except IntegrityError:
+        # The unique (pair, labeler) constraint is the last guard behind the row lock.
+        existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=False).first()
+        if existing is None:
+            raise
+        raise ComparisonExists(existing.pk) from None
+
+
+@transaction.atomic
+def _comparison_store(
+    *,
+    pair: Pair,
+    labeler: AbstractBaseUser,
+    judgment: Judgment,
+    comment: str,
+    time_spent_ms: int | None,
+) -> Comparison:
     project = pair.project
-    judgment = judgment_validate(project=project, choice=choice, strength=strength, reasons=reasons)
     now = timezone.now()
     locked = Pair.objects.select_for_update().get(pk=pair.pk)
-    existing = (
-        Comparison.objects.filter(pair=locked, labeler=labeler, is_repeat=False)
-        .values_list("pk", flat=True)
-        .first()
+    # Read after the lock is held, so it sees every comparison and lease committed before.
+    mine = Comparison.objects.filter(pair=OuterRef("pk"), labeler=labeler, is_repeat=False)
+    my_lease = Lease.objects.filter(pair=OuterRef("pk"), labeler=labeler)
+    others_live = (
+        Lease.objects.filter(pair=OuterRef("pk"), expires_at__gt=now)
+        .exclude(labeler=labeler)
+        .order_by()
+        .values("pair")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
-    if existing is not None:
-        raise ComparisonExists(existing)
-
-    lease = Lease.objects.filter(pair=locked, labeler=labeler).first()
-    if lease is not None and lease.expires_at > now:
+    state = (
+        Pair.objects.filter(pk=pair.pk)
+        .values(
+            existing=Subquery(mine.values("pk")[:1]),
+            lease_left=Subquery(my_lease.values("left")[:1]),
+            lease_expires=Subquery(my_lease.values("expires_at")[:1]),
+            others_live=Coalesce(Subquery(others_live, output_field=IntegerField()), Value(0)),
+        )
+        .get()
+    )
+    if state["existing"] is not None:
+        raise ComparisonExists(state["existing"])
+    if state["lease_expires"] is not None and state["lease_expires"] > now:
         # A live lease reserved this labeler's slot.
         taken = locked.human_count
     else:
         # Without a live lease, others' live leases hold their slots first.
-        taken = locked.human_count + (
-            Lease.objects.filter(pair=locked, expires_at__gt=now).exclude(labeler=labeler).count()
-        )
+        taken = locked.human_count + state["others_live"]
     if not locked.is_open or taken >= project.redundancy:
         raise PairFull("This pair already has all the judgments it needs.")
 
-    try:
-        with transaction.atomic():
-            comparison = Comparison.objects.create(
-                pair=locked,
-                project_id=locked.project_id,
-                labeler=labeler,
-                source=Comparison.Source.HUMAN,
-                choice=judgment.choice,
-                strength=judgment.strength,
-                reasons=judgment.reasons,
-                comment=comment,
-                left=lease.left if lease is not None else "",
-                time_spent_ms=time_spent_ms,
-            )
-    except IntegrityError:
-        # The unique (pair, labeler) constraint is the last guard behind the row lock.
-        existing = Comparison.objects.get(pair=locked, labeler=labeler, is_repeat=False).pk
-        raise ComparisonExists(existing) from None
-
+    comparison = Comparison.objects.create(
+        pair=locked,
+        project=project,
+        labeler=labeler,
+        source=Comparison.Source.HUMAN,
+        choice=judgment.choice,
+        strength=judgment.strength,
+        reasons=judgment.reasons,
+        comment=comment,
+        left=state["lease_left"] or "",
+        time_spent_ms=time_spent_ms,
+    )
     locked.human_count += 1
     locked.is_open = locked.human_count < project.redundancy
     locked.save(update_fields=["human_count", "is_open"])
-    if lease is not None:
-        lease.delete()
+    if state["lease_left"] is not None:
+        Lease.objects.filter(pair=locked, labeler=labeler).delete()
     # Last statement before commit: the project row is the one every labeler updates.
-    Project.objects.filter(pk=locked.project_id).update(comparison_count=F("comparison_count") + 1)
+    Project.objects.filter(pk=project.pk).update(comparison_count=F("comparison_count") + 1)
     return comparison

@@ -1,0 +1,324 @@
+"""Load test of labeling over HTTP: N simulated labelers lease the next pair and submit a
+judgment, again and again, against the app under gunicorn on PostgreSQL.
+
+    .venv/bin/python bench/labeling_load.py [--labelers 32] [--pairs 100000] [--seconds 30]
+
+It creates a throwaway PostgreSQL database (dropped at the end), 100,000 pairs in one project
+(bulk_create), one account per labeler, starts gunicorn, logs every labeler in (session auth),
+runs the load, and prints comparisons/s, the p50/p99 latency of each call, the ratio to the
+target (>= 100 comparisons/s and p99 < 200 ms at 32 labelers), and the PostgreSQL plan of the
+leasing query at full size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "bench-pass-1"
+TARGET_RATE, TARGET_P99_MS = 100.0, 200.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def seed(n_pairs: int, n_labelers: int) -> str:
+    """Bulk-create the project, its pairs and the labelers; returns the project slug."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.core.management import call_command
+
+    from annotate.hashing import content_hash, user_message
+    from annotate.models import Membership, Pair, Project, Prompt, Response
+
+    call_command("migrate", verbosity=0)
+    project = Project.objects.create(
+        name="Bench", slug="bench", redundancy=2, reason_tags=["accurate", "concise"]
+    )
+    per_prompt = 5  # 5 responses give 10 pairs per prompt
+    n_prompts = -(-n_pairs // 10)
+    batch = 5000
+    prompts = Prompt.objects.bulk_create(
+        [
+            Prompt(
+                project=project,
+                messages=user_message(f"Question {i}: explain **topic {i}** briefly."),
+                content_hash=content_hash(
+                    user_message(f"Question {i}: explain **topic {i}** briefly.")
+                ),
+            )
+            for i in range(n_prompts)
+        ],
+        batch_size=batch,
+    )
+    responses = Response.objects.bulk_create(
+        [
+            Response(
+                prompt=p,
+                text=f"Answer {j} to prompt {p.pk}.\n\n```python\nprint({j})\n```",
+                content_hash=content_hash(f"{p.pk}-{j}"),
+            )
+            for p in prompts
+            for j in range(per_prompt)
+        ],
+        batch_size=batch,
+    )
+    pairs = []
+    for k, p in enumerate(prompts):
+        rs = responses[k * per_prompt : (k + 1) * per_prompt]
+        for x in range(per_prompt):
+            for y in range(x + 1, per_prompt):
+                pairs.append(
+                    Pair(project=project, prompt=p, response_a=rs[x], response_b=rs[y], priority=0)
+                )
+    Pair.objects.bulk_create(pairs[:n_pairs], batch_size=batch)
+    Project.objects.filter(pk=project.pk).update(pair_count=min(n_pairs, len(pairs)))
+    User = get_user_model()
+    hashed = make_password(PASSWORD)
+    users = User.objects.bulk_create(
+        [User(username=f"bench{i}", password=hashed) for i in range(n_labelers)]
+    )
+    Membership.objects.bulk_create([Membership(project=project, user=u) for u in users])
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return project.slug
+
+
+def lease_plan(slug: str) -> str:
+    """EXPLAIN ANALYZE of the leasing query for a labeler who already judged some pairs."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from annotate.models import Project
+    from annotate.services.labeling import pair_candidates
+
+    project = Project.objects.get(slug=slug)
+    labeler = get_user_model().objects.get(username="bench0")
+    with transaction.atomic():
+        qs = pair_candidates(project=project, labeler=labeler, now=timezone.now())[:1]
+        plan = qs.explain(analyze=True)
+        transaction.set_rollback(True)
+    return plan
+
+
+class Labeler(threading.Thread):
+    def __init__(self, port: int, username: str, slug: str, seconds: float, start) -> None:
+        super().__init__(daemon=True)
+        self.port, self.username, self.slug, self.seconds = port, username, slug, seconds
+        self.start_line = start
+        self.next_ms: list[float] = []
+        self.submit_ms: list[float] = []
+        self.created = 0
+        self.errors: list[str] = []
+        self.cookies: dict[str, str] = {}
+
+    def request(self, conn, method: str, path: str, body: str | None = None, ctype: str = ""):
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if "csrftoken" in self.cookies:
+            headers["X-CSRFToken"] = self.cookies["csrftoken"]
+        if ctype:
+            headers["Content-Type"] = ctype
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed an idle keep-alive connection: reconnect once.
+            conn.close()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+        data = response.read()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, value = header.split(";", 1)[0].split("=", 1)
+            self.cookies[name] = value
+        return response.status, data
+
+    def login(self, conn) -> None:
+        status, page = self.request(conn, "GET", "/accounts/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        form = urlencode(
+            {"username": self.username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+        )
+        status, _ = self.request(
+            conn, "POST", "/accounts/login/", form, "application/x-www-form-urlencoded"
+        )
+        assert status == 302 and "sessionid" in self.cookies, f"login failed: {status}"
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        # Logging in hashes the password (PBKDF2, deliberately slow): done before the clock.
+        self.login(conn)
+        self.start_line.wait()
+        stop_at = time.perf_counter() + self.seconds
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            status, data = self.request(conn, "GET", f"/api/projects/{self.slug}/next/")
+            t1 = time.perf_counter()
+            self.next_ms.append((t1 - t0) * 1000)
+            if status == 204:
+                return
+            if status != 200:
+                self.errors.append(f"next {status}")
+                continue
+            pair = json.loads(data)
+            body = json.dumps(
+                {
+                    "pair_id": pair["pair_id"],
+                    "preferred": pair["responses"][0]["id"],
+                    "time_spent_ms": 1000,
+                }
+            )
+            t2 = time.perf_counter()
+            status, _ = self.request(conn, "POST", "/api/comparisons/", body, "application/json")
+            self.submit_ms.append((time.perf_counter() - t2) * 1000)
+            if status == 201:
+                self.created += 1
+            else:
+                self.errors.append(f"submit {status}")
+
+
+def pct(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else 0.0
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--labelers", type=int, default=32)
+    parser.add_argument("--pairs", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    args = parser.parse_args()
+
+    db_name = f"prefloop_bench_{os.getpid()}"
+    admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{db_name}"')
+    database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name
+    server = None
+    try:
+        t0 = time.perf_counter()
+        setup_django(database_url)
+        slug = seed(args.pairs, args.labelers)
+        print(
+            f"seeded {args.pairs:,} pairs and {args.labelers} labelers in {time.perf_counter() - t0:.1f} s"
+        )
+
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "0", "LOG_LEVEL": "WARNING"}
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "config.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-k",
+                "gthread",
+                "-w",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--keep-alive",
+                "60",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+        start = threading.Barrier(args.labelers + 1)
+        labelers = [
+            Labeler(port, f"bench{i}", slug, args.seconds, start) for i in range(args.labelers)
+        ]
+        for labeler in labelers:
+            labeler.start()
+        start.wait()
+        t_start = time.perf_counter()
+        for labeler in labelers:
+            labeler.join()
+        elapsed = time.perf_counter() - t_start
+
+        created = sum(lab.created for lab in labelers)
+        next_ms = [x for lab in labelers for x in lab.next_ms]
+        submit_ms = [x for lab in labelers for x in lab.submit_ms]
+        errors = [e for lab in labelers for e in lab.errors]
+        rate = created / elapsed
+        p99 = max(pct(next_ms, 99), pct(submit_ms, 99))
+        print(
+            f"\n{args.labelers} labelers, {args.workers}x{args.threads} gunicorn threads, {args.seconds:.0f} s"
+        )
+        print(
+            f"comparisons/s: {rate:.1f}  (target >= {TARGET_RATE:.0f}: ratio {rate / TARGET_RATE:.2f})"
+        )
+        print(
+            f"GET  next      p50 {pct(next_ms, 50):6.1f} ms   p99 {pct(next_ms, 99):6.1f} ms   n={len(next_ms)}"
+        )
+        print(
+            f"POST compare   p50 {pct(submit_ms, 50):6.1f} ms   p99 {pct(submit_ms, 99):6.1f} ms   n={len(submit_ms)}"
+        )
+        print(
+            f"worst p99: {p99:.1f} ms (target < {TARGET_P99_MS:.0f}: ratio {p99 / TARGET_P99_MS:.2f})"
+        )
+        print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
+
+        from django.db.models import Count
+
+        from annotate.models import Comparison
+
+        over = Comparison.objects.values("pair").annotate(n=Count("pk")).filter(n__gt=2).count()
+        print(f"stored comparisons: {Comparison.objects.count()} (pairs over redundancy: {over})")
+        print("\nleasing query plan at full size:\n" + lease_plan(slug))
+        return 0
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        from django.db import connections
+
+        connections.close_all()
+        admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        admin.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
