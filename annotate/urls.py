@@ -2,12 +2,14 @@
 
 from django.urls import path
 
-from . import views, views_quality
+from . import views, views_export, views_import, views_quality
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<slug:slug>/label/", views.label, name="label"),
     path("projects/<slug:slug>/instructions/", views.instructions, name="instructions"),
+    path("projects/<slug:slug>/import/", views_import.project_import, name="project-import"),
+    path("projects/<slug:slug>/export/", views_export.project_export, name="project-export"),
     path("projects/<slug:slug>/quality/", views_quality.quality_dashboard, name="project-quality"),
     path(
         "projects/<slug:slug>/quality/labelers/<int:user_id>/",

@@ -2,13 +2,23 @@
 
 from django.urls import path
 
-from annotate.api import labeling, quality
+from annotate.api import exports, imports, labeling, quality
 
 urlpatterns: list = [
     path("projects/", labeling.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<slug:slug>/next/", labeling.PairNextApi.as_view(), name="api-pair-next"),
     path("pairs/<int:pair_id>/skip/", labeling.PairSkipApi.as_view(), name="api-pair-skip"),
     path("comparisons/", labeling.ComparisonApi.as_view(), name="api-comparisons"),
+    path(
+        "projects/<slug:slug>/imports/",
+        imports.ImportCreateApi.as_view(),
+        name="api-imports",
+    ),
+    path(
+        "projects/<slug:slug>/export/",
+        exports.DatasetExportApi.as_view(),
+        name="api-dataset-export",
+    ),
     path(
         "projects/<slug:slug>/quality/",
         quality.ProjectQualityApi.as_view(),

@@ -1,9 +1,9 @@
 """Import of preference data files into a Project: the one service behind the import_pairs
 command, the API endpoint and the upload page.
 
-Two streaming passes: the first reads every row and collects what is wrong; the second, in
-one transaction, writes the good rows in batches with bulk queries (a few queries per batch,
-none per row), so 100,000 rows never sit in memory at once.
+One streaming pass in one transaction: rows are parsed one at a time and written in batches
+of a few hundred with a handful of queries per batch (none per row), so 100,000 rows never sit
+in memory at once; a rejected file rolls back whole.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
+from django.http import Http404
 
 from annotate.hashing import content_hash
-from annotate.importers.base import ParsedRow, RowInvalid
+from annotate.importers.base import Candidate, ParsedRow, RowInvalid
 from annotate.importers.detect import Importer, detect, known_shapes
 from annotate.importers.readers import read_rows
 from annotate.models import Choice, Comparison, ImportBatch, Pair, Project, Prompt, Response, Side
+from annotate.services.bulk import insert_rows
 from annotate.services.catalog import prompt_hash, response_hash
 
 BATCH_ROWS = 500
@@ -56,6 +59,16 @@ class _Keyed:
     keys: list[list[str]]
 
 
+def project_for_import(*, user: Any, slug: str) -> Project:
+    """The project, for staff only: anyone else is refused before learning whether it exists."""
+    if not (user.is_authenticated and user.is_staff):
+        raise PermissionDenied("Only staff can import.")
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
 def import_file(
     *,
     project: Project,
@@ -67,22 +80,17 @@ def import_file(
     """Import one file. Raises ImportRejected, importing nothing, when the shape is unknown,
     when no row is good, or (without skip_invalid) when any row is bad."""
     file_name = file_name or Path(path).name
-    importer, good, errors = _validate(path)
-    if errors and not skip_invalid:
-        raise ImportRejected(
-            f"{len(errors)} bad line{'s' if len(errors) != 1 else ''}; nothing was imported.",
-            errors,
+    # One pass in one transaction: good rows are written as they come; the first bad line
+    # (without skip_invalid) stops the writing, the rest of the file is still read to name
+    # every bad line, and the rejection rolls back what was written.
+    with transaction.atomic():
+        return _import(
+            project=project,
+            path=path,
+            file_name=file_name,
+            skip_invalid=skip_invalid,
+            created_by=created_by,
         )
-    if not good:
-        raise ImportRejected("No good rows; nothing was imported.", errors)
-    return _write(
-        project=project,
-        path=path,
-        importer=importer,
-        file_name=file_name,
-        errors=errors,
-        created_by=created_by,
-    )
 
 
 def _rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
@@ -93,37 +101,16 @@ def _rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
         raise ImportRejected("The file is not UTF-8 text; nothing was imported.") from None
 
 
-def _validate(path: str | Path) -> tuple[Importer, int, list[tuple[int, str]]]:
-    """First pass: the file's importer, how many rows are good, and every bad line."""
-    importer: Importer | None = None
-    good = 0
-    errors: list[tuple[int, str]] = []
-    for line, data, error in _rows(path):
-        if data is None:
-            errors.append((line, error))
-            continue
-        if importer is None:
-            importer = detect(data)
-            if importer is None:
-                keys = ", ".join(sorted(map(str, data))) or "none"
-                raise ImportRejected(
-                    f"Unrecognised shape: line {line} has the fields {keys}. "
-                    f"Known shapes:\n{known_shapes()}",
-                    [(line, "unrecognised shape")],
-                )
-        try:
-            importer.parse(data)
-        except RowInvalid as exc:
-            errors.append((line, str(exc)))
-        else:
-            good += 1
+def _detect(line: int, data: dict[str, Any]) -> Importer:
+    importer = detect(data)
     if importer is None:
+        keys = ", ".join(sorted(map(str, data))) or "none"
         raise ImportRejected(
-            "The file holds no rows that could be read; nothing was imported. "
+            f"Unrecognised shape: line {line} has the fields {keys}. "
             f"Known shapes:\n{known_shapes()}",
-            errors,
+            [(line, "unrecognised shape")],
         )
-    return importer, good, errors
+    return importer
 
 
 def _import_key(base: str, judgment_key: str) -> str:
@@ -132,35 +119,45 @@ def _import_key(base: str, judgment_key: str) -> str:
     return key if len(key) <= 64 else content_hash(key)
 
 
-@transaction.atomic
-def _write(
+def _import(
     *,
     project: Project,
     path: str | Path,
-    importer: Importer,
     file_name: str,
-    errors: list[tuple[int, str]],
+    skip_invalid: bool,
     created_by: AbstractBaseUser | None,
 ) -> ImportResult:
-    """Second pass: the good rows, written in batches inside one transaction."""
-    batch = ImportBatch.objects.create(
-        project=project,
-        file_name=file_name[:500],
-        format=importer.NAME,
-        created_by=created_by,
-        errors=[list(e) for e in errors],
-    )
-    result = ImportResult(format=importer.NAME, errors=errors, batch_id=batch.pk)
+    importer: Importer | None = None
+    batch: ImportBatch | None = None
+    result = ImportResult(format="")
+    errors = result.errors
+    writing = True
     # Identical rows without an id are told apart by their count so far, so that a file holding
     # the same judgment twice imports it twice, and re-importing the file adds nothing.
     seen: Counter[str] = Counter()
     pending: list[_Keyed] = []
-    for _line, data, _error in _rows(path):
+    for line, data, error in _rows(path):
         if data is None:
+            errors.append((line, error))
+            writing = writing and skip_invalid
             continue
+        if importer is None:
+            importer = _detect(line, data)
+            result.format = importer.NAME
+            batch = ImportBatch.objects.create(
+                project=project,
+                file_name=file_name[:500],
+                format=importer.NAME,
+                created_by=created_by,
+            )
+            result.batch_id = batch.pk
         try:
             row = importer.parse(data)
-        except RowInvalid:
+        except RowInvalid as exc:
+            errors.append((line, str(exc)))
+            writing = writing and skip_invalid
+            continue
+        if not writing:
             continue
         if row.external_id:
             base = f"id:{row.external_id}"
@@ -173,8 +170,20 @@ def _write(
         if len(pending) >= BATCH_ROWS:
             _write_batch(project, batch, pending, result)
             pending = []
+
+    if importer is None:
+        raise ImportRejected(
+            "The file holds no rows that could be read; nothing was imported. "
+            f"Known shapes:\n{known_shapes()}",
+            errors,
+        )
+    if errors and not skip_invalid:
+        plural = "s" if len(errors) != 1 else ""
+        raise ImportRejected(f"{len(errors)} bad line{plural}; nothing was imported.", errors)
     if pending:
         _write_batch(project, batch, pending, result)
+    if not result.rows:
+        raise ImportRejected("No good rows; nothing was imported.", errors)
 
     Project.objects.filter(pk=project.pk).update(
         pair_count=F("pair_count") + result.pairs_created,
@@ -184,6 +193,7 @@ def _write(
         rows=result.rows,
         pairs_created=result.pairs_created,
         comparisons_created=result.comparisons_created,
+        errors=[list(e) for e in errors],
     )
     return result
 
@@ -192,98 +202,112 @@ def _write_batch(
     project: Project, batch: ImportBatch, pending: list[_Keyed], result: ImportResult
 ) -> None:
     """Prompts, Responses, Pairs and Comparisons of a few hundred rows: each kind is looked up
-    with one query and the missing ones are made with one bulk insert."""
+    with one query, the missing ones are inserted with one executemany and read back."""
     # Prompts, by content hash; the first row that brings a new prompt sets its id and metadata.
     prompt_rows: dict[str, ParsedRow] = {}
-    for item in pending:
-        prompt_rows.setdefault(prompt_hash(item.row.prompt), item.row)
-    prompt_ids = dict(
-        Prompt.objects.filter(project=project, content_hash__in=list(prompt_rows)).values_list(
-            "content_hash", "id"
-        )
-    )
-    new_prompts = [
-        Prompt(
-            project=project,
-            messages=row.prompt,
-            content_hash=h,
-            external_id=row.external_id[:200],
-            metadata=row.metadata,
-        )
+    row_hashes = [prompt_hash(item.row.prompt) for item in pending]
+    for item, h in zip(pending, row_hashes, strict=True):
+        prompt_rows.setdefault(h, item.row)
+
+    def prompt_ids() -> dict[str, int]:
+        found = Prompt.objects.filter(project=project, content_hash__in=list(prompt_rows))
+        return dict(found.values_list("content_hash", "id"))
+
+    ids = prompt_ids()
+    missing = [
+        {
+            "project_id": project.pk,
+            "messages": row.prompt,
+            "content_hash": h,
+            "external_id": row.external_id[:200],
+            "metadata": row.metadata,
+        }
         for h, row in prompt_rows.items()
-        if h not in prompt_ids
+        if h not in ids
     ]
-    Prompt.objects.bulk_create(new_prompts)
-    prompt_ids.update({p.content_hash: p.pk for p in new_prompts})
-    row_prompt = [prompt_ids[prompt_hash(item.row.prompt)] for item in pending]
+    if missing:
+        insert_rows(Prompt, missing)
+        ids = prompt_ids()
+    row_prompt = [ids[h] for h in row_hashes]
 
     # Responses, by (prompt, content hash).
-    wanted: dict[tuple[int, str], Any] = {}
+    text_hashes: dict[str, str] = {}
+    wanted: dict[tuple[int, str], Candidate] = {}
     for item, prompt_id in zip(pending, row_prompt, strict=True):
         for spec in item.row.pairs:
             for candidate in (spec.first, spec.second):
-                wanted.setdefault((prompt_id, response_hash(candidate.text)), candidate)
-    found = Response.objects.filter(
-        prompt_id__in={k[0] for k in wanted}, content_hash__in={k[1] for k in wanted}
-    ).values_list("prompt_id", "content_hash", "id")
-    response_ids = {(p, h): i for p, h, i in found if (p, h) in wanted}
-    new_responses = [
-        Response(prompt_id=k[0], content_hash=k[1], text=c.text, model_name=c.model_name[:200])
+                h = text_hashes.get(candidate.text) or response_hash(candidate.text)
+                text_hashes[candidate.text] = h
+                wanted.setdefault((prompt_id, h), candidate)
+
+    def response_ids() -> dict[tuple[int, str], int]:
+        # Filtering on the prompt alone reads one index range per prompt; adding
+        # `content_hash IN` would make the database probe every (prompt, hash) combination.
+        found = Response.objects.filter(prompt_id__in={k[0] for k in wanted})
+        rows = found.values_list("prompt_id", "content_hash", "id")
+        return {(p, h): i for p, h, i in rows if (p, h) in wanted}
+
+    responses = response_ids()
+    missing = [
+        {"prompt_id": k[0], "content_hash": k[1], "text": c.text, "model_name": c.model_name[:200]}
         for k, c in wanted.items()
-        if k not in response_ids
+        if k not in responses
     ]
-    Response.objects.bulk_create(new_responses)
-    response_ids.update({(r.prompt_id, r.content_hash): r.pk for r in new_responses})
+    if missing:
+        insert_rows(Response, missing)
+        responses = response_ids()
 
     # Pairs, by (prompt, smaller response id, larger one). A pair that arrives with a judgment
     # is training data, not labeling work: it is created closed.
-    specs = []  # (row index, pair key, swapped, spec, keys)
+    specs = []  # (row index, pair key, swapped, spec, import keys)
     labelled: set[tuple[int, int, int]] = set()
     for index, (item, prompt_id) in enumerate(zip(pending, row_prompt, strict=True)):
         for spec, keys in zip(item.row.pairs, item.keys, strict=True):
-            first = response_ids[(prompt_id, response_hash(spec.first.text))]
-            second = response_ids[(prompt_id, response_hash(spec.second.text))]
-            swapped = first > second
+            first = responses[(prompt_id, text_hashes[spec.first.text])]
+            second = responses[(prompt_id, text_hashes[spec.second.text])]
             key = (prompt_id, min(first, second), max(first, second))
-            specs.append((index, key, swapped, spec, keys))
+            specs.append((index, key, first > second, spec, keys))
             if spec.judgments:
                 labelled.add(key)
-    pair_keys = {s[1] for s in specs}
-    found = Pair.objects.filter(
-        prompt_id__in={k[0] for k in pair_keys}, response_a_id__in={k[1] for k in pair_keys}
-    ).values_list("prompt_id", "response_a_id", "response_b_id", "id")
-    pair_ids = {(p, a, b): i for p, a, b, i in found if (p, a, b) in pair_keys}
-    new_pairs = [
-        Pair(
-            project=project,
-            prompt_id=k[0],
-            response_a_id=k[1],
-            response_b_id=k[2],
-            is_open=k not in labelled,
+    pair_keys = dict.fromkeys(s[1] for s in specs)
+
+    def pair_ids() -> dict[tuple[int, int, int], int]:
+        found = Pair.objects.filter(prompt_id__in={k[0] for k in pair_keys})
+        rows = found.values_list("prompt_id", "response_a_id", "response_b_id", "id")
+        return {(p, a, b): i for p, a, b, i in rows if (p, a, b) in pair_keys}
+
+    pairs = pair_ids()
+    new_pairs = [k for k in pair_keys if k not in pairs]
+    if new_pairs:
+        insert_rows(
+            Pair,
+            [
+                {
+                    "project_id": project.pk,
+                    "prompt_id": k[0],
+                    "response_a_id": k[1],
+                    "response_b_id": k[2],
+                    "is_open": k not in labelled,
+                }
+                for k in new_pairs
+            ],
         )
-        for k in dict.fromkeys(s[1] for s in specs)
-        if k not in pair_ids
-    ]
-    Pair.objects.bulk_create(new_pairs)
-    pair_ids.update({(p.prompt_id, p.response_a_id, p.response_b_id): p.pk for p in new_pairs})
-    new_pair_keys = {(p.prompt_id, p.response_a_id, p.response_b_id) for p in new_pairs}
+        pairs = pair_ids()
 
     # Comparisons, by (pair, import key).
-    judged = [(pair_ids[s[1]], key) for s in specs for key in s[4]]
     existing = set(
         Comparison.objects.filter(
-            pair_id__in={p for p, _ in judged},
-            source=Comparison.Source.IMPORT,
-            import_key__in={k for _, k in judged},
+            pair_id__in={pairs[s[1]] for s in specs if s[4]}, source=Comparison.Source.IMPORT
         ).values_list("pair_id", "import_key")
     )
+    unclaimed = set(new_pairs)
     new_comparisons = []
     changed_rows: set[int] = set()
     for index, key, swapped, spec, keys in specs:
-        pair_id = pair_ids[key]
-        if key in new_pair_keys:
+        pair_id = pairs[key]
+        if key in unclaimed:
             # Only the first row that brings a new pair made it; a repeat of it adds nothing.
-            new_pair_keys.discard(key)
+            unclaimed.discard(key)
             changed_rows.add(index)
         for judgment, import_key in zip(spec.judgments, keys, strict=True):
             if (pair_id, import_key) in existing:
@@ -291,19 +315,19 @@ def _write_batch(
             existing.add((pair_id, import_key))
             changed_rows.add(index)
             new_comparisons.append(
-                Comparison(
-                    pair_id=pair_id,
-                    project=project,
-                    labeler=None,
-                    source=Comparison.Source.IMPORT,
-                    choice=_choice(judgment.choice, swapped),
-                    left=_left(judgment.left, swapped),
-                    import_batch=batch,
-                    import_file=batch.file_name,
-                    import_key=import_key,
-                )
+                {
+                    "pair_id": pair_id,
+                    "project_id": project.pk,
+                    "labeler_id": None,
+                    "source": Comparison.Source.IMPORT.value,
+                    "choice": _choice(judgment.choice, swapped),
+                    "left": _left(judgment.left, swapped),
+                    "import_batch_id": batch.pk,
+                    "import_file": batch.file_name,
+                    "import_key": import_key,
+                }
             )
-    Comparison.objects.bulk_create(new_comparisons)
+    insert_rows(Comparison, new_comparisons)
 
     result.rows += len(pending)
     result.pairs_created += len(new_pairs)
@@ -314,14 +338,16 @@ def _write_batch(
 def _choice(choice: str, swapped: bool) -> str:
     """A judgment by candidate -> the stored choice, canonical by response."""
     if choice == "first":
-        return Choice.B if swapped else Choice.A
+        return Choice.B.value if swapped else Choice.A.value
     if choice == "second":
-        return Choice.A if swapped else Choice.B
+        return Choice.A.value if swapped else Choice.B.value
     return choice
 
 
 def _left(left: str, swapped: bool) -> str:
+    """Which candidate the source showed on the left -> which response (a/b) it was."""
     if not left:
         return ""
-    first_side = Side.B if swapped else Side.A
-    return first_side if left == "first" else (Side.A if first_side == Side.B else Side.B)
+    first_is_b = swapped
+    on_left_is_b = first_is_b if left == "first" else not first_is_b
+    return Side.B.value if on_left_is_b else Side.A.value

@@ -384,3 +384,29 @@ def test_rows_of_another_shape_are_bad_lines_of_the_detected_one(project, tmp_pa
     with pytest.raises(ImportRejected) as caught:
         import_file(project=project, path=path)
     assert caught.value.errors == [(2, "response_b is missing")]
+
+
+def test_duplicates_across_batches_and_a_shared_prompt(project, tmp_path, monkeypatch):
+    monkeypatch.setattr("annotate.services.imports.BATCH_ROWS", 2)
+    rows = [
+        {"prompt": "Q", "chosen": "c1", "rejected": "r1"},
+        {"prompt": "Q", "chosen": "c2", "rejected": "r1"},
+        {"prompt": "Q", "chosen": "c1", "rejected": "r1"},
+        {"prompt": "Q", "response_a": "c1", "response_b": "r1"},
+        {"prompt": "Q", "chosen": "r1", "rejected": "c1"},
+    ]
+    path = write_jsonl(tmp_path / "trl.jsonl", rows[:3] + [rows[4]])
+    result = import_file(project=project, path=path)
+    # Rows 1 and 3 are one judgment twice (two comparisons); row 5 judges the same pair the
+    # other way round, in a later batch.
+    assert (result.pairs_created, result.comparisons_created, result.duplicates_skipped) == (
+        2,
+        4,
+        0,
+    )
+    pair = Pair.objects.get(response_a__text="c1")
+    assert sorted(pair.comparisons.values_list("choice", flat=True)) == ["a", "a", "b"]
+    assert Response.objects.count() == 3 and Prompt.objects.count() == 1
+
+    again = import_file(project=project, path=path)
+    assert (again.pairs_created, again.comparisons_created, again.duplicates_skipped) == (0, 0, 4)

@@ -1,0 +1,96 @@
+"""Import API: staff upload a file of pairs or judgments into a project (the same service as
+`manage.py import_pairs` and the upload page at /projects/<slug>/import/)."""
+
+from __future__ import annotations
+
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.services.imports import ImportRejected, import_file, project_for_import
+
+
+class DiskMultiPartParser(MultiPartParser):
+    """Multipart whose files always go to a temporary file on disk, never into memory: an
+    import can be hundreds of megabytes."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = parser_context["request"]
+        request.upload_handlers = [TemporaryFileUploadHandler(request)]
+        return super().parse(stream, media_type, parser_context)
+
+
+class LineError(serializers.Serializer):
+    line = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+def line_errors(errors: list[tuple[int, str]]) -> list[dict]:
+    return [{"line": line, "message": message} for line, message in errors]
+
+
+class ImportCreateApi(APIView):
+    """POST /api/projects/<slug>/imports/ (staff only), multipart: `file`, `skip_invalid`."""
+
+    permission_classes = [IsAdminUser]
+    parser_classes = [DiskMultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField()
+        skip_invalid = serializers.BooleanField(default=False)
+
+    class OutputSerializer(serializers.Serializer):
+        batch_id = serializers.IntegerField()
+        format = serializers.CharField()
+        rows = serializers.IntegerField()
+        pairs_created = serializers.IntegerField()
+        comparisons_created = serializers.IntegerField()
+        duplicates_skipped = serializers.IntegerField()
+        errors = LineError(many=True)
+
+    class RejectedSerializer(serializers.Serializer):
+        detail = serializers.CharField()
+        errors = LineError(many=True)
+
+    @extend_schema(
+        summary="Import a file of pairs or preference judgments",
+        description=(
+            "JSON Lines, CSV or a Label Studio JSON export; the format is detected from the "
+            "rows (pair, candidates, TRL, HH-RLHF, OpenAI preference, Chatbot Arena CSV and "
+            "battles, Label Studio). Importing the same file twice adds nothing. With bad "
+            "lines nothing is imported and every bad line is listed, unless `skip_invalid`. "
+            "Staff can also upload from the page /projects/<slug>/import/ or run "
+            "`python manage.py import_pairs FILE --project SLUG`."
+        ),
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: OutputSerializer,
+            400: OpenApiResponse(RejectedSerializer, description="Nothing was imported."),
+            403: OpenApiResponse(description="Not staff."),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_for_import(user=request.user, slug=slug)
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        upload = params.validated_data["file"]
+        try:
+            result = import_file(
+                project=project,
+                path=upload.temporary_file_path(),
+                file_name=upload.name,
+                skip_invalid=params.validated_data["skip_invalid"],
+                created_by=request.user,
+            )
+        except ImportRejected as exc:
+            body = {"detail": exc.message, "errors": line_errors(exc.errors)}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        finally:
+            upload.close()
+        data = {**result.__dict__, "errors": line_errors(result.errors)}
+        return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)

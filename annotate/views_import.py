@@ -1,0 +1,74 @@
+"""The staff upload page for imports: a form in front of the import service, with the result
+or every bad line shown back."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from annotate.importers.detect import IMPORTERS
+from annotate.selectors.imports import import_batches_recent
+from annotate.services.imports import ImportRejected, import_file, project_for_import
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField()
+    skip_invalid = forms.BooleanField(
+        required=False, label="Skip bad lines (import the good rows, report the bad ones)"
+    )
+
+
+# The upload handlers can only be swapped before the CSRF check reads the body, so the check
+# runs inside the view, after the swap (the pattern Django's upload docs give).
+@csrf_exempt
+@login_required
+def project_import(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_for_import(user=request.user, slug=slug)
+    # Uploads go to a temporary file on disk, never into memory, whatever their size.
+    request.upload_handlers = [TemporaryFileUploadHandler(request)]
+    return _project_import(request, project)
+
+
+@csrf_protect
+def _project_import(request: HttpRequest, project) -> HttpResponse:
+    result = rejected = None
+    status = 200
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = import_file(
+                    project=project,
+                    path=upload.temporary_file_path(),
+                    file_name=upload.name,
+                    skip_invalid=form.cleaned_data["skip_invalid"],
+                    created_by=request.user,
+                )
+            except ImportRejected as exc:
+                rejected = exc
+                status = 400
+            finally:
+                upload.close()
+            project.refresh_from_db()
+        else:
+            status = 400
+    else:
+        form = ImportForm()
+    return render(
+        request,
+        "annotate/import.html",
+        {
+            "project": project,
+            "form": form,
+            "result": result,
+            "rejected": rejected,
+            "shapes": [(i.NAME, i.SHAPE) for i in IMPORTERS],
+            "batches": import_batches_recent(project=project),
+        },
+        status=status,
+    )
