@@ -101,3 +101,9 @@ def browser(chromium_path):
             yield instance
         finally:
             instance.close()
+            # ORM calls made while Playwright's loop runs keep their connections in that
+            # loop's context, where nothing else closes them: an open one would stop the test
+            # database from being dropped on PostgreSQL.
+            from django.db import connections
+
+            connections.close_all()
