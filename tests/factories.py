@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from annotate.hashing import content_hash, user_message
-from annotate.models import Membership, Pair, Project, Prompt, Response
+from annotate.models import Membership, Pair, Project, Prompt, Response, Selection
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -29,6 +29,9 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Project {n}")
     slug = factory.Sequence(lambda n: f"project-{n}")
     instructions = "Pick the more helpful, honest and harmless response."
+    # The queue in priority order, so that tests can predict what is served; the default
+    # (mixed) draws a random share per lease, and tests of selection set it themselves.
+    selection = Selection.UNCERTAINTY
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
+from annotate.services.selection import queue_order
 
 # How many locked-then-refused candidates a lease attempt tolerates before giving up; each
 # refusal needs a concurrent labeler to have leased that very Pair in the same instant.
@@ -101,20 +102,27 @@ def pair_candidates(*, project: Project, labeler: AbstractBaseUser, now: datetim
     )
 
 
-def pair_lease_next(*, project: Project, labeler: AbstractBaseUser) -> Lease | None:
+def pair_lease_next(
+    *, project: Project, labeler: AbstractBaseUser, rng: random.Random | None = None
+) -> Lease | None:
     """Lease the next Pair for this labeler, or None when nothing is left for them.
 
     A labeler holding an unexpired lease gets the same Pair back, so a reload never skips
-    work. The left/right order is drawn here, per labeler and Pair, and kept on the Lease.
+    work. The project's selection picks the queue order (annotate/services/selection.py).
+    The left/right order is drawn here, per labeler and Pair, and kept on the Lease; `rng`
+    makes both draws reproducible.
     """
+    rng = rng or random.Random()
     now = timezone.now()
     with transaction.atomic():
         current = _lease_current(project=project, labeler=labeler, now=now)
         if current is not None:
             current.pair.project = project
             return current
+        order = queue_order(project=project, rng=rng)
         for _ in range(LEASE_ATTEMPTS):
-            pair = pair_candidates(project=project, labeler=labeler, now=now).first()
+            candidates = pair_candidates(project=project, labeler=labeler, now=now)
+            pair = candidates.order_by(*order).first()
             if pair is None:
                 return None
             # The candidate query's snapshot can predate a lease that a concurrent labeler
@@ -125,7 +133,7 @@ def pair_lease_next(*, project: Project, labeler: AbstractBaseUser) -> Lease | N
                 lease = Lease.objects.create(
                     pair=pair,
                     labeler=labeler,
-                    left=random.choice([Side.A, Side.B]),
+                    left=rng.choice([Side.A, Side.B]),
                     expires_at=now + timedelta(minutes=project.lease_minutes),
                 )
                 pair.project = project
