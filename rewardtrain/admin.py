@@ -1,5 +1,5 @@
-"""Admin of the reward model: a "Retrain now" action on projects, and read-only views of
-training runs, model versions and evaluations (changes go through the training page)."""
+"""Admin of the reward model: a "Retrain now" action on projects; training runs (cancel),
+model versions (activate: rollback) and evaluations, otherwise read-only."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
