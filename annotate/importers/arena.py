@@ -153,5 +153,6 @@ def _row(
         prompt=prompt,
         pairs=[PairSpec(first, second, [Judgment(choice, left="first")])],
         external_id=optional_text(row, "id", "question_id"),
+        row_id=optional_text(row, "id", "question_id"),
         metadata=metadata_field(row, extra_fields(row, known)),
     )

@@ -47,10 +47,14 @@ class PairSpec:
 
 @dataclass
 class ParsedRow:
+    """One row: its prompt (with the prompt's external id and metadata), its pairs, and the
+    row's own id, which identifies its judgments so that a re-import adds nothing."""
+
     prompt: list[dict[str, str]]
     pairs: list[PairSpec]
     external_id: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    row_id: str = ""
 
 
 def present(row: dict[str, Any], name: str) -> bool:

@@ -44,5 +44,6 @@ def parse(row: dict[str, Any]) -> ParsedRow:
         prompt=prompt,
         pairs=[PairSpec(first, second, [Judgment("first")])],
         external_id=optional_text(row, "id"),
+        row_id=optional_text(row, "id"),
         metadata=metadata_field(row, extra_fields(row, KNOWN)),
     )

@@ -97,5 +97,6 @@ def parse(row: dict[str, Any]) -> ParsedRow:
         prompt=prompt,
         pairs=[PairSpec(first, second, _judgments(row.get("annotations")))],
         external_id=optional_text(row, "id"),
+        row_id=optional_text(row, "id"),
         metadata=metadata_field({}, extra),
     )

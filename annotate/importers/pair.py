@@ -35,5 +35,6 @@ def parse(row: dict[str, Any]) -> ParsedRow:
         prompt=prompt,
         pairs=[PairSpec(first, second)],
         external_id=optional_text(row, "prompt_id", "id"),
+        row_id=optional_text(row, "id"),
         metadata=metadata_field(row, extra_fields(row, KNOWN)),
     )

@@ -44,8 +44,20 @@ def _reply(row: dict[str, Any], name: str) -> str:
     return text_field(row, name)
 
 
-def parse(row: dict[str, Any]) -> ParsedRow:
+def _whole_conversations(row: dict[str, Any]) -> bool:
+    """chosen and rejected hold the whole conversation, prompt included (the implicit-prompt
+    variant, and UltraFeedback-style rows that also carry the prompt as text)."""
     if row.get("prompt") is None:
+        return True
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    first = chosen[0] if isinstance(chosen, list) and chosen else None
+    return (
+        isinstance(rejected, list) and isinstance(first, dict) and first.get("role") != "assistant"
+    )
+
+
+def parse(row: dict[str, Any]) -> ParsedRow:
+    if _whole_conversations(row):
         chosen, rejected = row.get("chosen"), row.get("rejected")
         if not isinstance(chosen, list) or not isinstance(rejected, list):
             raise RowInvalid("without a prompt, chosen and rejected must both be message lists")
@@ -63,5 +75,6 @@ def parse(row: dict[str, Any]) -> ParsedRow:
         prompt=prompt,
         pairs=[PairSpec(first, second, [Judgment("first")])],
         external_id=optional_text(row, "prompt_id", "id"),
+        row_id=optional_text(row, "id"),
         metadata=metadata_field(row, extra_fields(row, KNOWN)),
     )

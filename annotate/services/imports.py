@@ -159,8 +159,8 @@ def _import(
             continue
         if not writing:
             continue
-        if row.external_id:
-            base = f"id:{row.external_id}"
+        if row.row_id:
+            base = f"id:{row.row_id}"
         else:
             row_hash = content_hash(data)
             base = content_hash({"row": row_hash, "n": seen[row_hash]})

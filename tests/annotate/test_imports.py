@@ -410,3 +410,39 @@ def test_duplicates_across_batches_and_a_shared_prompt(project, tmp_path, monkey
 
     again = import_file(project=project, path=path)
     assert (again.pairs_created, again.comparisons_created, again.duplicates_skipped) == (0, 0, 4)
+
+
+def test_ultrafeedback_rows_carry_the_prompt_twice(project, tmp_path):
+    def conv(reply):
+        return [
+            {"role": "user", "content": "Explain tides"},
+            {"role": "assistant", "content": reply},
+        ]
+
+    rows = [
+        {"prompt": "Explain tides", "prompt_id": "p-1", "chosen": conv("The moon."), "rejected": conv("Wind."), "score_chosen": 9.0},
+        {"prompt": "Explain tides", "prompt_id": "p-1", "chosen": conv("The moon."), "rejected": conv("Fish.")},
+    ]  # fmt: skip
+    result = import_file(project=project, path=write_jsonl(tmp_path / "uf.jsonl", rows))
+    assert (result.format, result.pairs_created, result.comparisons_created) == ("trl", 2, 2)
+    prompt = Prompt.objects.get()
+    assert (prompt.external_id, prompt.messages) == (
+        "p-1",
+        [{"role": "user", "content": "Explain tides"}],
+    )
+    assert prompt.metadata == {"score_chosen": 9.0}
+    assert judged(project) == {
+        ("Explain tides", "The moon.", "Wind."),
+        ("Explain tides", "The moon.", "Fish."),
+    }
+
+
+def test_a_shared_prompt_id_does_not_merge_judgments_but_a_row_id_does(project, tmp_path):
+    rows = [
+        {"prompt_id": "p", "prompt": "Q", "chosen": "a", "rejected": "b"},
+        {"prompt_id": "p", "prompt": "Q", "chosen": "b", "rejected": "a"},
+        {"id": "r1", "prompt": "Q", "chosen": "a", "rejected": "b"},
+        {"id": "r1", "prompt": "Q", "chosen": "b", "rejected": "a"},
+    ]
+    result = import_file(project=project, path=write_jsonl(tmp_path / "t.jsonl", rows))
+    assert (result.comparisons_created, result.duplicates_skipped) == (3, 1)
