@@ -3,7 +3,12 @@ list the caller's own Comparisons. Each view parses, calls one service or select
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -45,6 +50,7 @@ ConflictSerializer = inline_serializer(
 
 
 class ProjectListApi(APIView):
+    @extend_schema_serializer(component_name="LabelerProject")
     class OutputSerializer(serializers.Serializer):
         slug = serializers.CharField(source="project.slug")
         name = serializers.CharField(source="project.name")
@@ -101,6 +107,7 @@ class ComparisonPagination(CursorPagination):
 
 
 class ComparisonApi(APIView):
+    @extend_schema_serializer(component_name="ComparisonInput")
     class InputSerializer(serializers.Serializer):
         pair_id = serializers.IntegerField()
         preferred = serializers.CharField(
@@ -117,6 +124,7 @@ class ComparisonApi(APIView):
             required=False, allow_null=True, default=None, min_value=0, max_value=86_400_000
         )
 
+    @extend_schema_serializer(component_name="Comparison")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         pair_id = serializers.IntegerField()

@@ -1,0 +1,64 @@
+"""add_labelers and seed_demo, run as management commands, then the rows they left."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from annotate.models import Comparison, Membership, Pair, Project
+from annotate.selectors.labeling import projects_for_labeler
+from annotate.services.labeling import comparison_create, pair_lease_next
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_add_labelers_creates_accounts_and_memberships(project, labeler):
+    out = run("add_labelers", "--project", "demo", "alice", "bob", "--password", "s3cret-pass")
+    assert "alice: existing account, password unchanged; already on demo" in out
+    assert "bob: created with the given password; added to demo" in out
+    assert User.objects.get(username="bob").check_password("s3cret-pass")
+    assert set(Membership.objects.values_list("user__username", flat=True)) == {"alice", "bob"}
+
+
+def test_add_labelers_prints_a_generated_password(project):
+    out = run("add_labelers", "--project", "demo", "carol")
+    password = out.split("password: ", 1)[1].split(";", 1)[0]
+    assert len(password) >= 12
+    assert User.objects.get(username="carol").check_password(password)
+
+
+def test_add_labelers_needs_an_existing_project(db):
+    with pytest.raises(CommandError, match="No project"):
+        run("add_labelers", "--project", "nope", "dave")
+
+
+def test_seed_demo_is_idempotent_and_labelable(monkeypatch):
+    monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("DEMO_LABELER_PASSWORD", raising=False)
+    first = run("seed_demo")
+    second = run("seed_demo")
+    assert "admin / admin-demo-pass" in first and "labeler / labeler-demo-pass" in first
+    assert "(0 added now)" in second
+    project = Project.objects.get(slug="demo")
+    assert project.pair_count == Pair.objects.filter(project=project).count() >= 40
+    admin = User.objects.get(username="admin")
+    labeler = User.objects.get(username="labeler")
+    assert admin.is_staff and admin.is_superuser and not labeler.is_staff
+    assert labeler.check_password("labeler-demo-pass")
+    # The demo has a multi-turn conversation and a response carrying script payloads.
+    assert any(len(p.prompt.messages) > 2 for p in Pair.objects.select_related("prompt"))
+    assert Pair.objects.filter(response_a__text__contains="<script>").exists() or (
+        Pair.objects.filter(response_b__text__contains="<script>").exists()
+    )
+    lease = pair_lease_next(project=project, labeler=labeler)
+    comparison_create(pair=lease.pair, labeler=labeler, choice="tie")
+    assert Comparison.objects.count() == 1
+    assert projects_for_labeler(labeler=labeler)[0].mine == 1
