@@ -40,10 +40,15 @@ class QueueUnavailable(Exception):
 def task_publish(*, name: str, args: list) -> str:
     """Publish one task message and return its id, or raise QueueUnavailable at once.
 
-    A fresh connection with no retries: a request that enqueues must answer within the broker
-    connection timeout, not hang on kombu's default retry loop (seconds per attempt).
+    A fresh connection with no retries and socket timeouts: a request that enqueues must answer
+    within the broker connection timeout, not hang on kombu's retry loop or on the operating
+    system's connect timeout (minutes) when the Redis host does not answer at all.
     """
-    conn = app.connection_for_write(connect_timeout=app.conf.broker_connection_timeout)
+    timeout = app.conf.broker_connection_timeout
+    conn = app.connection_for_write(
+        connect_timeout=timeout,
+        transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+    )
     try:
         with conn:
             conn.ensure_connection(max_retries=0)
