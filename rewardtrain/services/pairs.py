@@ -4,7 +4,6 @@ and its uncertainty, read by active learning), and JSONL files of pairs (score_p
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,44 +12,67 @@ from typing import Any
 from annotate.models import Pair, Project
 from rewardtrain import selectors
 from rewardtrain.services.versions import scorer_for
+from rewardtrain.uncertainty import pair_view, sigmoid
 
 # Pairs scored and written per round trip: bounded memory and one bulk UPDATE per chunk.
 RESCORE_CHUNK = 500
 FILE_CHUNK = 256
+# Where a version trained as an ensemble keeps its extra members, inside its own folder.
+MEMBERS_DIR = "members"
 
 
 class PairsFileError(ValueError):
     """A pairs file that cannot be scored; the message names the line."""
 
 
-def sigmoid(x: float) -> float:
-    # Split by sign so that exp never overflows.
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
+def ensemble_paths(path: str | Path) -> list[Path]:
+    """The folders of a version's models: the version's own, then its extra ensemble members
+    in `<version>/members/<k>/` (k = 1 .. K-1), when it was trained as an ensemble."""
+    root = Path(path)
+    members = root / MEMBERS_DIR
+    extra = (
+        sorted((p for p in members.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        if members.is_dir()
+        else []
+    )
+    return [root, *extra]
 
 
-def binary_entropy(p: float) -> float:
-    """In bits: 1.0 at p = 0.5, 0.0 when the model is certain."""
-    if p <= 0.0 or p >= 1.0:
-        return 0.0
-    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+def _ensemble_scorers(version: Any, device: str) -> list[Any]:
+    from rewardtrain.scoring import RewardScorer
+
+    extra = ensemble_paths(version.path)[1:]
+    return [scorer_for(version=version, device=device)] + [
+        RewardScorer.load(p, device=device) for p in extra
+    ]
 
 
-def rescore_pairs(*, project: Project, device: str = "") -> int:
-    """Store the active model's P(A better) = sigma(r_a - r_b) and its binary entropy on each
-    open pair of the project; returns how many pairs were scored (0 with no active model)."""
+def rescore_pairs(*, project: Project, device: str = "", unscored_only: bool = False) -> int:
+    """Store the active model's view on each open pair and queue it by that view; returns how
+    many pairs were scored (0 with no active model).
+
+    model_p_a is P(A better) = sigma(r_a - r_b); model_uncertainty is its binary entropy, or,
+    for a version trained as an ensemble, the spread of r_a - r_b across the members
+    (rewardtrain/uncertainty.py); priority, the order the queue serves in, becomes that
+    uncertainty. Prompts with many candidates first get the pairings of neighbours in reward
+    order (annotate.services.selection). `unscored_only` scores only pairs never scored (new
+    imports), leaving the rest as the last promotion scored them.
+    """
+    from annotate.services.selection import pairs_add_by_reward
+
     version = selectors.version_active(project=project)
     if version is None:
         return 0
-    scorer = scorer_for(version=version, device=device)
+    scorers = _ensemble_scorers(version, device)
+    pairs_add_by_reward(project=project, scorer=scorers[0])
     open_pairs = (
         Pair.objects.filter(project=project, is_open=True)
         .select_related("prompt", "response_a", "response_b")
         .only("id", "prompt__messages", "response_a__text", "response_b__text", "model_p_a")
         .order_by("id")
     )
+    if unscored_only:
+        open_pairs = open_pairs.filter(model_p_a__isnull=True)
     scored = 0
     last_id = 0
     while True:
@@ -60,15 +82,18 @@ def rescore_pairs(*, project: Project, device: str = "") -> int:
             return scored
         last_id = chunk[-1].id
         prompts = [p.prompt.messages for p in chunk]
-        rewards = scorer.score(
-            prompts + prompts,
-            [p.response_a.text for p in chunk] + [p.response_b.text for p in chunk],
-        )
-        for i, pair in enumerate(chunk):
-            pair.model_p_a = sigmoid(rewards[i] - rewards[len(chunk) + i])
-            pair.model_uncertainty = binary_entropy(pair.model_p_a)
-        Pair.objects.bulk_update(chunk, ["model_p_a", "model_uncertainty"])
-        scored += len(chunk)
+        texts = [p.response_a.text for p in chunk] + [p.response_b.text for p in chunk]
+        n = len(chunk)
+        deltas = [[] for _ in chunk]
+        for scorer in scorers:
+            rewards = scorer.score(prompts + prompts, texts)
+            for i in range(n):
+                deltas[i].append(rewards[i] - rewards[n + i])
+        for pair, pair_deltas in zip(chunk, deltas, strict=True):
+            pair.model_p_a, pair.model_uncertainty = pair_view(pair_deltas)
+            pair.priority = pair.model_uncertainty
+        Pair.objects.bulk_update(chunk, ["model_p_a", "model_uncertainty", "priority"])
+        scored += n
 
 
 def _sides(row: Any, line: int) -> tuple[Any, str, str]:
