@@ -96,7 +96,7 @@ def test_imported_pairs_are_scored_when_a_model_is_active(judged, labeler, tmp_p
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     import_file(project=judged, path=path)
-    new = Pair.objects.filter(project=judged, model_p_a__isnull=True)
+    new = Pair.objects.filter(project=judged, is_open=True, model_p_a__isnull=True)
     assert new.count() == 3
 
     with one_thread():
