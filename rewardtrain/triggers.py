@@ -18,7 +18,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
-from annotate.models import Project
+from annotate.models import Comparison, Project
 from config.celery import app
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import rescore_pairs, run_create, run_execute, version_evaluate
@@ -165,9 +165,16 @@ def project_rescore(*, project_id: int) -> int:
 
 def active_version_evaluate(*, project_id: int) -> Evaluation | None:
     """Re-evaluate a project's active model on the current test split (it grows as labelers
-    work), stored as a periodic evaluation; None when the project has no active model."""
+    work), stored as a periodic evaluation. None when there is no active model, or when no
+    comparison arrived since its latest evaluation (the same figures again would only crowd
+    the chart)."""
     version = ModelVersion.objects.filter(project_id=project_id, is_active=True).first()
     if version is None:
+        return None
+    latest = version.evaluations.order_by("-created_at").first()
+    if latest and not Comparison.objects.filter(
+        project_id=project_id, created_at__gt=latest.created_at
+    ).exists():
         return None
     return version_evaluate(version=version, kind=Evaluation.Kind.PERIODIC)
 

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from annotate.models import Pair, Project
+from annotate.models import Choice, Pair, Project
+from annotate.services.labeling import comparison_create
 from rewardtrain import tasks
 from rewardtrain.dashboard import TERMINAL
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
@@ -65,6 +66,14 @@ def test_retrain_through_the_api_trains_promotes_rescores_and_survives_a_killed_
     for pair in Pair.objects.filter(pk__in=open_ids):
         assert 0 < pair.model_p_a < 1 and pair.model_uncertainty is not None
 
+    # The hourly re-evaluation: nothing new since training, nothing stored; after a new
+    # comparison, a periodic evaluation of the active version on the current test split.
+    assert tasks.evaluate_active(project.pk) is None
+    comparison_create(pair=open_pairs[0], labeler=labeler, choice=Choice.A)
+    evaluation = Evaluation.objects.get(pk=tasks.evaluate_active(project.pk))
+    assert (evaluation.kind, evaluation.model_version) == ("periodic", version)
+    assert 0 <= evaluation.metrics["accuracy"] <= 1
+
     progress = api.get(f"/api/training-runs/{run_id}/").json()
     assert (progress["status"], progress["fraction"], progress["done"]) == ("succeeded", 1.0, True)
     assert progress["step"] == progress["total"] > 0
@@ -82,6 +91,7 @@ def test_retrain_through_the_api_trains_promotes_rescores_and_survives_a_killed_
     assert 'data-status="succeeded">Succeeded' in html
     assert '<tr data-version="1" class="active">' in html
     assert 'class="metrics-chart"' in html
+    assert html.count('data-series="accuracy"') == 2  # at training, and the re-evaluation
 
     # A run long enough to be killed in the middle of training.
     Project.objects.filter(pk=project.pk).update(
