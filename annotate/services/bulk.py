@@ -1,4 +1,5 @@
-"""Many-row INSERTs for imports: one executemany, without building a model instance per row.
+"""Many-row inserts for imports (COPY on PostgreSQL, executemany on SQLite), without building
+a model instance per row.
 
 Every concrete field is written: the values given, else the field's default (a callable
 default is called per row, `auto_now_add` gets one timestamp), so fields added to a model
@@ -52,10 +53,18 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
         return out
 
     quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(model._meta.db_table),
-        ", ".join(quote(c) for c in columns),
-        ", ".join(["%s"] * len(columns)),
-    )
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [values(row) for row in rows])
+        if connection.vendor == "postgresql":
+            # COPY streams the rows in one command; INSERTs would cost a statement per row
+            # (executemany) or a long client-side parse of one huge statement.
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(values(row))
+            return
+        # SQLite prepares the statement once and steps it per row.
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})", [values(row) for row in rows]
+        )
