@@ -172,9 +172,8 @@ def active_version_evaluate(*, project_id: int) -> Evaluation | None:
     if version is None:
         return None
     latest = version.evaluations.order_by("-created_at").first()
-    if latest and not Comparison.objects.filter(
-        project_id=project_id, created_at__gt=latest.created_at
-    ).exists():
+    news = Comparison.objects.filter(project_id=project_id)
+    if latest and not news.filter(created_at__gt=latest.created_at).exists():
         return None
     return version_evaluate(version=version, kind=Evaluation.Kind.PERIODIC)
 
