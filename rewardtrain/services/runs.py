@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -167,6 +168,33 @@ class _Reporter:
         return self._cancel
 
 
+class _HeartbeatThread(threading.Thread):
+    """Beats for the run every `interval` seconds while it executes, also through the phases
+    without steps (loading rows, validating, saving, evaluating): the stale-run check then
+    fails only runs whose process is gone."""
+
+    def __init__(self, run_id: int, interval: float) -> None:
+        super().__init__(name=f"training-run-{run_id}-heartbeat", daemon=True)
+        self.run_id = run_id
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    _heartbeat(self.run_id)
+                except Exception:  # a missed beat is retried at the next interval
+                    logger.warning("heartbeat of run %s failed", self.run_id, exc_info=True)
+        finally:
+            # This thread's own database connection.
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+
 def _heartbeat(run_id: int, **fields: Any) -> None:
     TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING).update(
         heartbeat_at=timezone.now(), **fields
@@ -183,11 +211,25 @@ def _finish(run_id: int, status: str, error: str = "", **fields: Any) -> bool:
 
 
 def _resolved_device(cfg_device: str) -> str:
-    if cfg_device:
-        return cfg_device
+    """This worker's TRAINING_DEVICE first (the machine that trains decides, not the one that
+    queued the run), then the run's config, then cuda when present, else cpu."""
+    device = settings.TRAINING_DEVICE or cfg_device
+    if device:
+        return device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _release_memory() -> None:
+    """Give a failed or finished run's memory back: a worker lives on to train the next run."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _error_text(exc: BaseException, device: str) -> str:
@@ -236,9 +278,12 @@ def run_execute(*, run_id: int, on_progress: Callable[[Any], None] | None = None
         return run
     reporter = _Reporter(run_id, on_progress)
     device = run.config.get("device", "")
+    beat = _HeartbeatThread(run_id, interval=max(settings.RUN_HEARTBEAT_TIMEOUT_SECONDS / 4, 1))
+    beat.start()
     try:
         device = _resolved_device(device)
-        _heartbeat(run_id, device=device)
+        run.config = {**run.config, "device": device}
+        _heartbeat(run_id, device=device, config=run.config)
         _train_and_record(run, reporter, device)
     except TrainingCancelled:
         _finish(
@@ -257,6 +302,9 @@ def run_execute(*, run_id: int, on_progress: Callable[[Any], None] | None = None
             progress=json_safe(reporter.last_progress),
             loss_history=json_safe(reporter.history),
         )
+    finally:
+        beat.stop()
+        _release_memory()
     run.refresh_from_db()
     return run
 
@@ -269,7 +317,7 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
     from rewardtrain.training import save_model, train
 
     project = run.project
-    cfg = TrainConfig.from_dict({**run.config, "device": device})
+    cfg = TrainConfig.from_dict(run.config)
     data = selectors.training_data(project=project)
     snap = data.snapshot()
     _heartbeat(run.pk, snapshot=json_safe(snap))

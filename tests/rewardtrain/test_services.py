@@ -360,3 +360,34 @@ def test_scorer_cache_loads_a_version_once(judged):
     version = ModelVersion.objects.get(project=judged)
 
     assert scorer_for(version=version) is scorer_for(version=version)
+
+
+def test_a_different_backbone_trains_from_scratch(judged, tmp_path):
+    train_once(judged)
+    judged.reward_backbone = str(make_bert(tmp_path / "other-bert", hidden=32, seed=1))
+    judged.save()
+
+    run = train_once(judged)
+
+    assert run.status == Status.SUCCEEDED, run.error
+    second = ModelVersion.objects.get(run=run)
+    assert second.metrics["training"]["warm_start_from"] is None
+    assert second.backbone == judged.reward_backbone
+    assert second.promotion["compared_to"] == 1
+
+
+def test_an_unexpected_error_fails_the_run_and_keeps_the_active_model(judged, labeler, settings):
+    train_once(judged)
+    # Inputs longer than the tiny model's 128 positions break inside the model itself.
+    add_judged_pairs(judged, labeler, 1, start=200)
+    pair = judged.pairs.order_by("-id").first()
+    long_text = " ".join(["w1"] * 300)
+    type(pair.response_a).objects.filter(pk=pair.response_a_id).update(text=long_text)
+
+    run = train_once(judged, max_length=400)
+
+    assert run.status == Status.FAILED
+    assert run.error.startswith("RuntimeError: The expanded size of the tensor")
+    assert run.finished_at is not None
+    assert ModelVersion.objects.get(project=judged).is_active
+    assert model_folders(judged, settings) == ["1"]
