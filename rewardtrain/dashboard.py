@@ -75,7 +75,10 @@ def run_progress(*, run: TrainingRun) -> dict[str, Any]:
     fraction = min(1.0, step / total) if total else 0.0
     if run.status == TrainingRun.Status.SUCCEEDED:
         fraction = 1.0
-    version = ModelVersion.objects.filter(run=run).first()
+    try:
+        version = run.model_version  # read once per run; runs_recent selects it along
+    except ModelVersion.DoesNotExist:
+        version = None
     return {
         "id": run.pk,
         "project": run.project.slug,
