@@ -59,6 +59,9 @@ class TrainConfig:
     # None = bf16 autocast on CUDA, and on CPU only where it has native bf16 (AMX/AVX512-BF16);
     # losses are always computed in fp32.
     bf16: bool | None = None
+    # CPU threads for training; 0 = torch's default (one per core). On a CPU shared with other
+    # work, intra-op threads wait for each other whenever a core is busy: 1 can then be faster.
+    cpu_threads: int = 0
     # Several seeds for active learning's disagreement; training itself makes one model.
     ensemble_size: int = 1
 

@@ -1,0 +1,414 @@
+"""Reward-model training: prefloop's loop against TRL's RewardTrainer on the same data, backbone
+and hyper-parameters; prints pairs/s, peak memory (RSS) and held-out accuracy, and the ratios.
+
+    .venv/bin/python bench/train_vs_trl.py            # 2,000 pairs, fixed and varied lengths
+    .venv/bin/python bench/train_vs_trl.py --quick    # 200 pairs, a smoke run
+
+Every run is a child process of this script (so its peak RSS is its own), runs alternate
+between the two trainers (a shared machine's load hits both alike), and the data are one
+file that both read. On CUDA the same runs also report tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+TOPICS = {
+    "the ocean": ["waves", "tides", "salt water", "coral reefs", "whales"],
+    "volcanoes": ["lava", "magma", "eruptions", "ash clouds", "craters"],
+    "chess": ["the king", "a pawn", "checkmate", "openings", "the board"],
+    "bread baking": ["yeast", "dough", "the oven", "flour", "the crust"],
+    "bicycles": ["pedals", "the chain", "gears", "tyres", "brakes"],
+    "honey bees": ["the hive", "pollen", "nectar", "the queen", "honeycomb"],
+    "the moon": ["craters", "lunar phases", "tides", "astronauts", "orbit"],
+    "coffee": ["espresso", "beans", "roasting", "caffeine", "grinders"],
+    "rain forests": ["canopy", "humidity", "jaguars", "vines", "biodiversity"],
+    "guitars": ["strings", "chords", "frets", "tuning", "the neck"],
+    "photography": ["the lens", "exposure", "aperture", "light", "the shutter"],
+    "glaciers": ["ice sheets", "moraines", "crevasses", "melting", "valleys"],
+    "trains": ["the tracks", "locomotives", "stations", "carriages", "timetables"],
+    "tomatoes": ["vines", "seeds", "ripening", "sauce", "greenhouses"],
+    "deserts": ["sand dunes", "cacti", "oases", "heat", "camels"],
+    "the heart": ["blood", "arteries", "the pulse", "valves", "oxygen"],
+}
+OPENERS = [
+    "Can you tell me something about {t}?",
+    "I want to learn about {t}. What should I know?",
+    "Explain {t} to a curious student.",
+    "What is interesting about {t}?",
+]
+POLITE = [
+    "Happy to help!",
+    "Great question.",
+    "Sure, here is a short overview.",
+    "Thanks for asking.",
+]
+RUDE = ["Ugh, whatever.", "That is a dumb question.", "Look it up yourself.", "Fine, if you must."]
+FILLER = [
+    "Many people find this surprising at first.",
+    "There is a long history behind it.",
+    "Scientists still study it today.",
+    "It changes from one season to the next.",
+    "You can see examples of it in many places.",
+    "Some details are still debated by experts.",
+]
+CONTEXT = [
+    "I have been reading a lot lately and talking with friends about it.",
+    "My teacher mentioned it in class last week and I got curious.",
+    "We are planning a trip and this came up in our discussion.",
+    "I saw a documentary on television that touched on it briefly.",
+]
+
+
+def _answer(rng: random.Random, topic: str, polite: bool, filler: int) -> str:
+    a, b = rng.sample(TOPICS[topic], 2)
+    parts = [rng.choice(POLITE if polite else RUDE), f"{topic.capitalize()} involve {a} and {b}."]
+    parts += [rng.choice(FILLER) for _ in range(filler)]
+    return " ".join(parts)
+
+
+def make_pairs(n: int, seed: int, varied: bool) -> list[dict]:
+    """Chosen answers are on the asked topic and polite; rejected ones are off-topic (half the
+    pairs) or rude (the other half). Fixed: ~62 tokens a sequence; varied: ~20 to ~600."""
+    rng = random.Random(seed)
+    names = list(TOPICS)
+    rows = []
+    for i in range(n):
+        topic = rng.choice(names)
+        context = rng.randint(0, 14) if varied and rng.random() < 0.5 else 0
+        prompt = " ".join(
+            [rng.choice(CONTEXT) for _ in range(context)] + [rng.choice(OPENERS).format(t=topic)]
+        )
+        filler = rng.randint(0, 16) if varied else 3
+        chosen = _answer(rng, topic, True, filler)
+        if i % 2:
+            rejected = _answer(rng, rng.choice([t for t in names if t != topic]), True, filler)
+        else:
+            rejected = _answer(rng, topic, False, filler)
+        rows.append(
+            {"prompt": prompt, "chosen": chosen, "rejected": rejected, "prompt_key": f"{seed}-{i}"}
+        )
+    return rows
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cuda_stats(tokens: int, seconds: float) -> dict:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {
+        "tokens_per_second": tokens / seconds,
+        "gpu": torch.cuda.get_device_name(),
+        "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
+    }
+
+
+def run_ours(spec: dict) -> dict:
+    import torch
+
+    from rewardtrain.config import TrainConfig
+    from rewardtrain.evaluation import evaluate
+    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.training import train
+
+    data = json.load(open(spec["data"]))
+    cfg = TrainConfig(
+        backbone=spec["backbone"],
+        max_length=spec["max_length"],
+        batch_size=spec["batch_size"],
+        epochs=spec["epochs"],
+        learning_rate=spec["learning_rate"],
+        seed=0,
+        bf16=spec["bf16"],
+        cpu_threads=spec["threads"],
+    )
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    started = time.perf_counter()
+    result = train(data["train"], data["validation"], cfg)
+    wall = time.perf_counter() - started
+    scorer = RewardScorer(result.model, result.tokenizer, result.device, cfg.max_length)
+    r_c, r_r = scorer.score_pairs(data["test"])
+    metrics = evaluate(data["test"], r_c, r_r, n_bootstrap=0)
+    out = {
+        "pairs_per_second": result.pairs_per_second,
+        "train_seconds": result.step_seconds,
+        "wall_seconds": wall,
+        "test_accuracy": metrics["accuracy"],
+        "test_log_loss": metrics["log_loss"],
+        "pairs_trained": len(data["train"]),
+        "truncated": result.truncated,
+        "bf16": cfg.bf16,
+        "threads": torch.get_num_threads(),
+    }
+    if result.device.startswith("cuda"):
+        out["tokens_per_second"] = result.tokens_per_second
+        out.update({k: v for k, v in _cuda_stats(0, 1).items() if k != "tokens_per_second"})
+    return out
+
+
+def run_trl(spec: dict) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    from trl import RewardConfig, RewardTrainer
+
+    hf_logging.set_verbosity_error()
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    data = json.load(open(spec["data"]))
+    tok = AutoTokenizer.from_pretrained(spec["backbone"])
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(spec["backbone"], num_labels=1)
+    keep = ("prompt", "chosen", "rejected")
+    train_ds = Dataset.from_list([{k: r[k] for k in keep} for r in data["train"]])
+    cuda = torch.cuda.is_available()
+    args = RewardConfig(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=spec["batch_size"],
+        num_train_epochs=spec["epochs"],
+        learning_rate=spec["learning_rate"],
+        weight_decay=0.01,
+        warmup_steps=0.1,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        max_length=spec["max_length"],
+        bf16=spec["bf16"],
+        gradient_checkpointing=spec.get("gradient_checkpointing", False),
+        # MiniLM has no EOS token: TRL fails without one (shown by the main script).
+        eos_token=tok.sep_token if tok.eos_token is None else None,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        logging_steps=1000,
+        disable_tqdm=True,
+        seed=0,
+        use_cpu=not cuda,
+        dataloader_num_workers=0,
+    )
+    started = time.perf_counter()
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok)
+    kept = len(trainer.train_dataset)
+    tick = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - tick
+    wall = time.perf_counter() - started
+    tokens = (
+        sum(len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in trainer.train_dataset)
+        * spec["epochs"]
+    )
+
+    # Held-out accuracy over the whole test set, with TRL's own input (prompt + response + eos).
+    eos = args.eos_token or tok.eos_token
+    model.eval()
+    device = next(model.parameters()).device
+    wins = []
+    with torch.inference_mode():
+        for start in range(0, len(data["test"]), 64):
+            rows = data["test"][start : start + 64]
+            texts = [r["prompt"] + r[side] + eos for side in ("chosen", "rejected") for r in rows]
+            enc = tok(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=spec["max_length"],
+                return_tensors="pt",
+            )
+            r = model(**{k: v.to(device) for k, v in enc.items()}).logits.squeeze(-1).float()
+            r_c, r_r = r.chunk(2)
+            wins += (r_c > r_r).tolist()
+    out = {
+        "pairs_per_second": kept * spec["epochs"] / train_seconds,
+        "train_seconds": train_seconds,
+        "wall_seconds": wall,
+        "test_accuracy": sum(wins) / len(wins),
+        "pairs_trained": kept,
+        "dropped": len(data["train"]) - kept,
+        "bf16": spec["bf16"],
+        "threads": torch.get_num_threads(),
+    }
+    out.update(_cuda_stats(tokens, train_seconds))
+    return out
+
+
+def trl_without_eos(backbone: str) -> str:
+    """What TRL does with MiniLM's tokenizer (no EOS token) when eos_token is not set."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    from trl import RewardConfig, RewardTrainer
+
+    hf_logging.set_verbosity_error()
+    tok = AutoTokenizer.from_pretrained(backbone)
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1)
+    ds = Dataset.from_list([{"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."}] * 4)
+    args = RewardConfig(output_dir=tempfile.mkdtemp(), report_to="none", use_cpu=True, bf16=False)
+    try:
+        RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    except Exception as exc:  # noqa: BLE001 - the point is to show whatever it raises
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return "no error"
+
+
+def _child(kind: str, spec: dict) -> dict:
+    spec_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(spec, spec_file)
+    spec_file.close()
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", kind, "--spec", spec_file.name],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(result: dict) -> str:
+    parts = [
+        f"{result['pairs_per_second']:6.2f} pairs/s",
+        f"train {result['train_seconds']:6.1f}s",
+        f"peak RSS {result['peak_rss_mb']:6.0f} MB",
+        f"test acc {result['test_accuracy']:.3f}",
+        f"pairs trained {result['pairs_trained']}",
+    ]
+    if "tokens_per_second" in result:
+        parts.append(f"{result['tokens_per_second']:,.0f} tokens/s")
+    if result.get("dropped"):
+        parts.append(f"DROPPED {result['dropped']} long pairs")
+    if result.get("truncated"):
+        parts.append(f"truncated {result['truncated']} (prompt start)")
+    return ", ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="200 pairs, one round: a smoke run")
+    parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--test-pairs", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--variants", default="fixed,varied")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating repeats of each run")
+    parser.add_argument("--threads", type=int, default=0, help="0 = torch's default, for both")
+    parser.add_argument("--bf16", choices=["on", "off", "both"], default="on")
+    parser.add_argument("--backbone", default="")
+    parser.add_argument("--json", help="also write all results to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        spec = json.load(open(args.spec))
+        result = (run_ours if args.worker == "ours" else run_trl)(spec)
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
+
+    from rewardtrain.model import default_backbone
+
+    backbone = args.backbone or default_backbone()
+    if args.quick:
+        args.pairs, args.test_pairs = 200, 100
+    import torch
+
+    cuda = torch.cuda.is_available()
+    print(f"backbone {backbone}")
+    print(
+        f"device {'cuda: ' + torch.cuda.get_device_name() if cuda else 'cpu'}, torch threads "
+        f"{args.threads or torch.get_num_threads()}, cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(f"TRL with MiniLM's tokenizer and no eos_token: {trl_without_eos(backbone)}")
+    all_results = {}
+    bf16_modes = {"on": [True], "off": [False], "both": [True, False]}[args.bf16]
+    for variant in args.variants.split(","):
+        varied = variant == "varied"
+        max_length = 512 if varied else 128
+        data = {
+            "train": make_pairs(args.pairs, 1, varied),
+            "validation": make_pairs(max(args.pairs // 10, 20), 2, varied),
+            "test": make_pairs(args.test_pairs, 3, varied),
+        }
+        data_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(data, data_file)
+        data_file.close()
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(backbone)
+        lengths = [len(tok(r["prompt"] + " " + r["chosen"])["input_ids"]) for r in data["train"]]
+        over = sum(
+            1
+            for r in data["train"]
+            if max(
+                len(tok(r["prompt"] + r[s] + "[SEP]")["input_ids"]) for s in ("chosen", "rejected")
+            )
+            > max_length
+        )
+        print(
+            f"\n== {variant}: {args.pairs} train pairs, {len(data['validation'])} validation (ours only, "
+            f"for its per-epoch check), {args.test_pairs} test; tokens per chosen input: "
+            f"mean {sum(lengths) / len(lengths):.0f}, min {min(lengths)}, max {max(lengths)}; "
+            f"max_length {max_length}; {over} pairs longer than it"
+        )
+        runs = {}
+        for round_ in range(1 if args.quick else args.rounds):
+            for bf16 in bf16_modes:
+                base = {
+                    "data": data_file.name,
+                    "backbone": backbone,
+                    "max_length": max_length,
+                    "batch_size": args.batch_size,
+                    "epochs": args.epochs,
+                    "learning_rate": args.learning_rate,
+                    "bf16": bf16,
+                    "threads": args.threads,
+                }
+                order = ("trl", "ours") if round_ % 2 == 0 else ("ours", "trl")
+                for kind in order:
+                    result = _child(kind, base)
+                    label = f"{kind:4s} bf16={'on ' if bf16 else 'off'}"
+                    runs.setdefault(label, []).append(result)
+                    print(f"  round {round_ + 1} {label}: {_fmt(result)}", flush=True)
+        best = {}
+        for label, results in runs.items():
+            kind = label.split()[0]
+            top = max(results, key=lambda r: r["pairs_per_second"])
+            if kind not in best or top["pairs_per_second"] > best[kind]["pairs_per_second"]:
+                best[kind] = dict(top, label=label)
+        ours, trl = best["ours"], best["trl"]
+        print(f"  best ours ({ours['label']}): {_fmt(ours)}")
+        print(f"  best TRL  ({trl['label']}): {_fmt(trl)}")
+        print(
+            f"  ratio ours/TRL: pairs/s x{ours['pairs_per_second'] / trl['pairs_per_second']:.2f}, "
+            f"peak RSS x{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}, "
+            f"test accuracy {ours['test_accuracy']:.3f} vs {trl['test_accuracy']:.3f}"
+        )
+        all_results[variant] = {"runs": runs, "best": best}
+        os.unlink(data_file.name)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(all_results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
