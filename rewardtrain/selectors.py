@@ -41,6 +41,8 @@ def training_config_for(
     project. Raises rewardtrain.config.ConfigError on unknown keys or bad values.
     """
     values: dict[str, Any] = {**(project.training_config or {}), **(overrides or {})}
+    # The project's active-learning setting, unless the training settings name their own.
+    values.setdefault("ensemble_size", project.ensemble_size)
     if not values.get("backbone"):
         values["backbone"] = project.reward_backbone or settings.REWARD_BACKBONE
     if settings.TRAINING_DEVICE:

@@ -364,6 +364,7 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
             metrics=json_safe(training),
             extra={"project": project.slug, "run": run.pk, "snapshot": json_safe(snap)},
         )
+        _ensemble_members_train(data, cfg, staging, warm, reporter)
         # Scored from the saved folder: what gets evaluated is exactly what is served.
         scorer = RewardScorer.load(str(staging), device=device)
         baseline_scorer = None
@@ -426,6 +427,36 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _ensemble_members_train(
+    data: Any, cfg: Any, folder: Path, warm: ModelVersion | None, reporter: _Reporter
+) -> None:
+    """Members 1 .. K-1 of an ensemble (cfg.ensemble_size = K > 1): the same rows, seeds
+    seed+1 .. seed+K-1, saved in <version>/members/<k>/ where rescoring reads their spread.
+    The version's own model is member 0, the only one evaluated and served.
+
+    A member warm-starts from the same member of the active version, never from another
+    member: the members' differences are the measure."""
+    from dataclasses import replace
+
+    from rewardtrain.services.pairs import MEMBERS_DIR
+    from rewardtrain.training import save_model, train
+
+    for k in range(1, cfg.ensemble_size):
+        member_cfg = replace(cfg, seed=cfg.seed + k)
+        previous = Path(warm.path) / MEMBERS_DIR / str(k) if warm else None
+        result = train(
+            data.train,
+            data.validation,
+            member_cfg,
+            should_stop=reporter.should_stop,
+            init_from=str(previous) if previous and previous.is_dir() else None,
+        )
+        save_model(
+            result, folder / MEMBERS_DIR / str(k), metrics={"member": k, "seed": member_cfg.seed}
+        )
+        _heartbeat(reporter.run_id)
 
 
 def _version_saved(run_id: int) -> bool:

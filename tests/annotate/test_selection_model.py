@@ -2,7 +2,6 @@
 a promotion reorders the queue, new imports get scored, an ensemble scores by its spread."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from annotate.services.imports import import_file
 from annotate.services.labeling import pair_lease_next
 from rewardtrain import triggers
 from rewardtrain.models import ModelVersion
+from rewardtrain.scoring import RewardScorer
 from rewardtrain.services import rescore_pairs, run_create, run_execute, scorer_for
 from rewardtrain.services.pairs import ensemble_paths
 from rewardtrain.uncertainty import delta_entropy, ensemble_spread
@@ -109,24 +109,22 @@ def test_imported_pairs_are_scored_when_a_model_is_active(judged, labeler, tmp_p
     assert version.is_active
 
 
-def test_an_ensemble_version_scores_by_the_spread_of_its_members(judged, labeler):
+def test_an_ensemble_trains_its_members_and_scores_by_their_spread(judged, labeler):
     pair = make_pair(judged, "w1 w2", a="good w3 good", b="w4 w5")
-    version = train(judged)
-    other = train(judged, seed=1)
-    # Member 1 of the active version: the seed-1 model's folder, where an ensemble keeps it.
-    member = Path(version.path) / "members" / "1"
-    shutil.copytree(other.path, member)
-    ModelVersion.objects.filter(pk=other.pk).update(is_active=False)
-    ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
-    assert ensemble_paths(version.path) == [Path(version.path), member]
+    judged.ensemble_size = 2
+    judged.save(update_fields=["ensemble_size"])
 
+    version = train(judged)
+
+    member = Path(version.path) / "members" / "1"
+    assert ensemble_paths(version.path) == [Path(version.path), member]
+    assert json.loads((member / "prefloop.json").read_text())["config"]["seed"] == 1
     with one_thread():
         rescore_pairs(project=judged)
-
     pair.refresh_from_db()
     deltas = []
-    for v in (version, other):
-        r_a, r_b = scorer_for(version=v).score(
+    for scorer in (scorer_for(version=version), RewardScorer.load(member)):
+        r_a, r_b = scorer.score(
             [pair.prompt.messages] * 2, [pair.response_a.text, pair.response_b.text]
         )
         deltas.append(r_a - r_b)
