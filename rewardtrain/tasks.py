@@ -42,8 +42,8 @@ def evaluate_active_all() -> int:
 
 
 @shared_task(name="rewardtrain.rescore_pairs", acks_late=True, ignore_result=True)
-def rescore_pairs(project_id: int) -> int:
-    return triggers.project_rescore(project_id=project_id)
+def rescore_pairs(project_id: int, unscored_only: bool = False) -> int:
+    return triggers.project_rescore(project_id=project_id, unscored_only=unscored_only)
 
 
 @shared_task(name="rewardtrain.fail_stale_runs", acks_late=True, ignore_result=True)

@@ -157,10 +157,26 @@ def train_run_execute(*, run_id: int) -> TrainingRun:
     return run
 
 
-def project_rescore(*, project_id: int) -> int:
-    """Score the open pairs of a project with its active model; how many were scored."""
+def project_rescore(*, project_id: int, unscored_only: bool = False) -> int:
+    """Score the open pairs of a project with its active model (only those never scored, with
+    `unscored_only`); how many were scored."""
     project = Project.objects.filter(pk=project_id).first()
-    return rescore_pairs(project=project) if project else 0
+    return rescore_pairs(project=project, unscored_only=unscored_only) if project else 0
+
+
+def new_pairs_score(*, project: Project) -> bool:
+    """After an import: queue the scoring of the project's unscored open pairs, so that active
+    learning ranks them before the next promotion. Nothing to do without an active model;
+    with the queue down, the pairs wait (unscored pairs have priority 0) for the next
+    promotion's rescoring, and the import stands. True when a task was queued."""
+    if not ModelVersion.objects.filter(project=project, is_active=True).exists():
+        return False
+    try:
+        task_publish(name=RESCORE_PAIRS_TASK, args=[project.pk, True])
+    except QueueUnavailable as exc:
+        logger.warning("Scoring of new pairs of %s not queued: %s", project.slug, exc)
+        return False
+    return True
 
 
 def active_version_evaluate(*, project_id: int) -> Evaluation | None:
