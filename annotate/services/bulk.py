@@ -68,3 +68,15 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
         cursor.executemany(
             f"INSERT INTO {table} ({names}) VALUES ({marks})", [values(row) for row in rows]
         )
+
+
+def analyze(models_: list[type[models.Model]]) -> None:
+    """Refresh PostgreSQL's planner statistics for these tables. During a long bulk load in one
+    transaction the planner still sizes the tables as they were before (empty, for a new
+    project) and reads them whole instead of through their indexes; ANALYZE sees the
+    transaction's own rows. SQLite needs nothing."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in models_:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")

@@ -25,7 +25,7 @@ from annotate.importers.base import Candidate, ParsedRow, RowInvalid
 from annotate.importers.detect import Importer, detect, known_shapes
 from annotate.importers.readers import read_rows
 from annotate.models import Choice, Comparison, ImportBatch, Pair, Project, Prompt, Response, Side
-from annotate.services.bulk import insert_rows
+from annotate.services.bulk import analyze, insert_rows
 from annotate.services.catalog import prompt_hash, response_hash
 
 BATCH_ROWS = 500
@@ -136,6 +136,8 @@ def _import(
     # the same judgment twice imports it twice, and re-importing the file adds nothing.
     seen: Counter[str] = Counter()
     pending: list[_Keyed] = []
+    # Statistics are refreshed each time the import doubles its rows: a handful of times.
+    analyze_at = 4 * BATCH_ROWS
     for line, data, error in _rows(path):
         if data is None:
             errors.append((line, error))
@@ -170,6 +172,9 @@ def _import(
         if len(pending) >= BATCH_ROWS:
             _write_batch(project, batch, pending, result)
             pending = []
+            if result.rows >= analyze_at:
+                analyze([Prompt, Response, Pair, Comparison])
+                analyze_at *= 2
 
     if importer is None:
         raise ImportRejected(
