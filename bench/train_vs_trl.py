@@ -86,11 +86,18 @@ def make_pairs(n: int, seed: int, varied: bool) -> list[dict]:
     rows = []
     for i in range(n):
         topic = rng.choice(names)
-        context = rng.randint(0, 14) if varied and rng.random() < 0.5 else 0
+        # Varied: half the prompts carry some context, and one in twenty a long one that
+        # pushes the pair past max_length (TRL drops such pairs; prefloop cuts the prompt's start).
+        draw = rng.random()
+        context = (
+            (rng.randint(30, 45) if draw < 0.05 else rng.randint(0, 14) if draw < 0.5 else 0)
+            if varied
+            else 0
+        )
         prompt = " ".join(
             [rng.choice(CONTEXT) for _ in range(context)] + [rng.choice(OPENERS).format(t=topic)]
         )
-        filler = rng.randint(0, 16) if varied else 3
+        filler = rng.randint(0, 16) if varied else 5
         chosen = _answer(rng, topic, True, filler)
         if i % 2:
             rejected = _answer(rng, rng.choice([t for t in names if t != topic]), True, filler)
@@ -106,13 +113,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _cuda_stats(tokens: int, seconds: float) -> dict:
+# Dense bf16 tensor-core peak of an H100/H200 SXM, TFLOP/s: the denominator of the share.
+GPU_PEAK_TFLOPS = 989.0
+
+
+def _cuda_stats(model, tokens_per_second: float) -> dict:
+    """tokens/s and the share of the GPU's bf16 peak: 6 FLOPs per weight per token (forward
+    and backward) over the weights that multiply (embeddings only look up)."""
     import torch
 
     if not torch.cuda.is_available():
         return {}
+    weights = sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if "embeddings" not in name and p.ndim >= 2
+    )
     return {
-        "tokens_per_second": tokens / seconds,
+        "tokens_per_second": tokens_per_second,
+        "share_of_gpu_peak": 6 * weights * tokens_per_second / (GPU_PEAK_TFLOPS * 1e12),
         "gpu": torch.cuda.get_device_name(),
         "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
     }
@@ -156,9 +175,7 @@ def run_ours(spec: dict) -> dict:
         "bf16": cfg.bf16,
         "threads": torch.get_num_threads(),
     }
-    if result.device.startswith("cuda"):
-        out["tokens_per_second"] = result.tokens_per_second
-        out.update({k: v for k, v in _cuda_stats(0, 1).items() if k != "tokens_per_second"})
+    out.update(_cuda_stats(result.model, result.tokens_per_second))
     return out
 
 
@@ -243,7 +260,7 @@ def run_trl(spec: dict) -> dict:
         "bf16": spec["bf16"],
         "threads": torch.get_num_threads(),
     }
-    out.update(_cuda_stats(tokens, train_seconds))
+    out.update(_cuda_stats(model, tokens / train_seconds))
     return out
 
 
@@ -291,6 +308,8 @@ def _fmt(result: dict) -> str:
     ]
     if "tokens_per_second" in result:
         parts.append(f"{result['tokens_per_second']:,.0f} tokens/s")
+        parts.append(f"{100 * result['share_of_gpu_peak']:.2f}% of bf16 peak")
+        parts.append(f"peak GPU mem {result['peak_gpu_memory_mb']:.0f} MB")
     if result.get("dropped"):
         parts.append(f"DROPPED {result['dropped']} long pairs")
     if result.get("truncated"):

@@ -301,14 +301,12 @@ def evaluate(
         per_pair["log_loss_diff"] = per_pair["log_loss"] - _per_pair(b_d)["log_loss"]
         result["baseline"] = _core(b_d)
         result["baseline"]["reliability"] = reliability(b_d)[1]
-        both = np.concatenate([delta, b_c - b_r])
+        # The share of all rows (ties included) where the two models pick different winners.
         result["flip_rate"] = (
             float(((delta > 0) != ((b_c - b_r) > 0)).mean()) if len(rows) else None
         )
         result["spearman_with_baseline"] = spearman(delta, b_c - b_r)
-        result["accuracy_diff"] = (
-            float(per_pair["accuracy_diff"].mean()) if len(d) and both.size else None
-        )
+        result["accuracy_diff"] = float(per_pair["accuracy_diff"].mean()) if len(d) else None
     result["ci"] = _bootstrap(groups, per_pair, n_bootstrap, seed)
     result["n_prompts"] = len(set(groups.tolist()))
 
