@@ -6,13 +6,18 @@ from django.shortcuts import render
 
 from annotate.api.serializers import project_scale
 from annotate.rendering import markdown_to_safe_html
-from annotate.selectors.labeling import project_get_for_labeler, projects_for_labeler
+from annotate.selectors.labeling import (
+    project_get_for_labeler,
+    projects_for_labeler,
+    projects_for_staff,
+)
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     progress = projects_for_labeler(labeler=request.user)
-    return render(request, "annotate/home.html", {"projects": progress})
+    managed = projects_for_staff() if request.user.is_staff else []
+    return render(request, "annotate/home.html", {"projects": progress, "managed": managed})
 
 
 @login_required

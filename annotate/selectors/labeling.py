@@ -76,3 +76,8 @@ def comparisons_of_labeler(
     if project is not None:
         qs = qs.filter(Q(project=project))
     return qs.order_by("-id")
+
+
+def projects_for_staff() -> list[Project]:
+    """Every project, for the staff links on the home page (counters only, no scans)."""
+    return list(Project.objects.order_by("name"))

@@ -64,3 +64,14 @@ def test_instructions_page(browser_client, project):
     Project.objects.filter(pk=project.pk).update(instructions="# Rules\n\nBe *kind*.")
     page = browser_client.get("/projects/demo/instructions/").content.decode()
     assert "<h1>Rules</h1>" in page and "<em>kind</em>" in page
+
+
+def test_home_gives_staff_the_management_links_and_labelers_none(client, staff, labeler, project):
+    client.force_login(staff)
+    body = client.get("/").content.decode()
+    for page in ("training", "quality", "review", "import", "export"):
+        assert f"/projects/{project.slug}/{page}/" in body
+    client.force_login(labeler)
+    body = client.get("/").content.decode()
+    assert f"/projects/{project.slug}/label/" in body
+    assert f"/projects/{project.slug}/training/" not in body
