@@ -84,13 +84,24 @@ def import_file(
     # (without skip_invalid) stops the writing, the rest of the file is still read to name
     # every bad line, and the rejection rolls back what was written.
     with transaction.atomic():
-        return _import(
+        result = _import(
             project=project,
             path=path,
             file_name=file_name,
             skip_invalid=skip_invalid,
             created_by=created_by,
         )
+        if result.pairs_created:
+            # New pairs get scores from the active reward model (if any) once they exist
+            # for the worker to read.
+            transaction.on_commit(lambda: _score_new_pairs(project))
+    return result
+
+
+def _score_new_pairs(project: Project) -> None:
+    from rewardtrain.triggers import new_pairs_score  # the reward model app builds on this one
+
+    new_pairs_score(project=project)
 
 
 def _rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:

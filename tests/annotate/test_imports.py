@@ -446,3 +446,17 @@ def test_a_shared_prompt_id_does_not_merge_judgments_but_a_row_id_does(project, 
     ]
     result = import_file(project=project, path=write_jsonl(tmp_path / "t.jsonl", rows))
     assert (result.comparisons_created, result.duplicates_skipped) == (3, 1)
+
+
+def test_new_pairs_are_handed_to_scoring_after_commit(
+    project, tmp_path, django_capture_on_commit_callbacks
+):
+    path = write_jsonl(
+        tmp_path / "p.jsonl", [{"prompt": "Q", "response_a": "a", "response_b": "b"}]
+    )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        import_file(project=project, path=path)
+    assert len(callbacks) == 1  # without an active model it queues nothing
+    with django_capture_on_commit_callbacks() as callbacks:
+        import_file(project=project, path=path)
+    assert callbacks == []
