@@ -7,6 +7,8 @@ instead of dropdowns of every row, and skip the full COUNT(*) under filtered lis
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
 
 from annotate.models import (
     Comparison,
@@ -44,7 +46,7 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["pair_count", "comparison_count", "created_at"]
+    readonly_fields = ["pair_count", "comparison_count", "created_at", "pages"]
     inlines = [MembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "instructions", "redundancy", "lease_minutes"]}),
@@ -77,7 +79,23 @@ class ProjectAdmin(admin.ModelAdmin):
             },
         ),
         ("Counters", {"fields": ["pair_count", "comparison_count", "created_at"]}),
+        ("Pages", {"fields": ["pages"]}),
     ]
+
+    @admin.display(description="Staff pages")
+    def pages(self, obj: Project) -> str:
+        if not obj.pk:
+            return "Save the project first."
+        links = [
+            ("project-import", "Import a file of pairs or judgments"),
+            ("project-export", "Export the dataset or a model"),
+            ("training-page", "Training"),
+            ("project-quality", "Quality"),
+            ("project-review", "Review queue"),
+        ]
+        return format_html_join(
+            " · ", '<a href="{}">{}</a>', ((reverse(name, args=[obj.slug]), t) for name, t in links)
+        )
 
 
 @admin.register(Membership)

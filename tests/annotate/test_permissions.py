@@ -108,3 +108,10 @@ def test_pages_need_a_login(client, project):
     for url in ("/", "/projects/demo/label/", "/projects/demo/instructions/"):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_project_admin_links_the_staff_pages(client, staff, project):
+    client.force_login(staff)
+    body = client.get(f"/admin/annotate/project/{project.pk}/change/").content.decode()
+    for page in ("import", "export", "training", "quality", "review"):
+        assert f"/projects/{project.slug}/{page}/" in body
