@@ -5,11 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+import redis
 
 from annotate.models import Pair
 from annotate.services.imports import import_file
 from annotate.services.labeling import pair_lease_next
-from rewardtrain import triggers
+from rewardtrain import tasks, triggers
 from rewardtrain.models import ModelVersion
 from rewardtrain.scoring import RewardScorer
 from rewardtrain.services import rescore_pairs, run_create, run_execute, scorer_for
@@ -17,6 +18,7 @@ from rewardtrain.services.pairs import ensemble_paths
 from rewardtrain.uncertainty import delta_entropy, ensemble_spread
 from tests.factories import make_pair
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
+from tests.rewardtrain.queue_helpers import broker  # noqa: F401
 from tests.rewardtrain.tiny import make_bert, one_thread
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +87,13 @@ def _logit(p):
     return math.log(p / (1 - p))
 
 
-def test_imported_pairs_are_scored_when_a_model_is_active(judged, labeler, tmp_path):
+def test_imported_pairs_are_scored_when_a_model_is_active(
+    judged,
+    labeler,
+    tmp_path,
+    broker,
+    django_capture_on_commit_callbacks,  # noqa: F811
+):
     version = train(judged)
     old = make_pair(judged, "w1 w2", a="good w3", b="bad w4")
     Pair.objects.filter(pk=old.pk).update(model_p_a=0.123, model_uncertainty=0.5, priority=0.5)
@@ -95,15 +103,18 @@ def test_imported_pairs_are_scored_when_a_model_is_active(judged, labeler, tmp_p
         for i in range(3)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    import_file(project=judged, path=path)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        import_file(project=judged, path=path)
+
+    # The import queued one scoring task, for the new pairs only.
+    assert redis.Redis.from_url(broker).llen("default") == 1
     new = Pair.objects.filter(project=judged, is_open=True, model_p_a__isnull=True)
     assert new.count() == 3
-
     with one_thread():
-        scored = rescore_pairs(project=judged, unscored_only=True)
-
+        scored = tasks.rescore_pairs(judged.pk, True)  # what the worker runs
     assert scored == 3
-    assert not Pair.objects.filter(project=judged, is_open=True, model_p_a__isnull=True).exists()
+    assert not new.exists()
     old.refresh_from_db()
     assert old.model_p_a == 0.123  # scored pairs are left to the next promotion
     assert version.is_active
