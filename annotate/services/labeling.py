@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
+from annotate.services.checks import check_lease
 from annotate.services.selection import queue_order
 
 # How many locked-then-refused candidates a lease attempt tolerates before giving up; each
@@ -69,9 +70,9 @@ def _active_leases(now: datetime):
 
 def _lease_current(*, project: Project, labeler: AbstractBaseUser, now: datetime) -> Lease | None:
     return (
-        Lease.objects.filter(
-            labeler=labeler, pair__project=project, pair__is_open=True, expires_at__gt=now
-        )
+        Lease.objects.filter(labeler=labeler, pair__project=project, expires_at__gt=now)
+        # Gold and repeat leases stand outside the open queue.
+        .filter(Q(pair__is_open=True) | Q(is_repeat=True) | ~Q(pair__gold=""))
         .select_related("pair__prompt", "pair__response_a", "pair__response_b")
         .order_by("-created_at")
         .first()
@@ -92,7 +93,7 @@ def pair_candidates(*, project: Project, labeler: AbstractBaseUser, now: datetim
     served = Lease.objects.filter(pair=OuterRef("pk"), labeler=labeler)
     held = Coalesce(Subquery(_active_leases(now), output_field=IntegerField()), Value(0))
     return (
-        Pair.objects.filter(project=project, is_open=True)
+        Pair.objects.filter(project=project, is_open=True, gold="")
         .filter(~Exists(judged), ~Exists(served))
         .alias(held=held)
         .filter(Q(human_count__lt=project.redundancy - F("held")))
@@ -119,6 +120,9 @@ def pair_lease_next(
         if current is not None:
             current.pair.project = project
             return current
+        check = check_lease(project=project, labeler=labeler, rng=rng, now=now)
+        if check is not None:
+            return check
         order = queue_order(project=project, rng=rng)
         for _ in range(LEASE_ATTEMPTS):
             candidates = pair_candidates(project=project, labeler=labeler, now=now)
@@ -259,19 +263,33 @@ def _comparison_store(
             existing=Subquery(mine.values("pk")[:1]),
             lease_left=Subquery(my_lease.values("left")[:1]),
             lease_expires=Subquery(my_lease.values("expires_at")[:1]),
+            lease_repeat=Subquery(my_lease.values("is_repeat")[:1]),
             others_live=Coalesce(Subquery(others_live, output_field=IntegerField()), Value(0)),
         )
         .get()
     )
+    if state["lease_repeat"]:
+        return _repeat_store(
+            pair=locked,
+            labeler=labeler,
+            judgment=judgment,
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+            left=state["lease_left"],
+        )
     if state["existing"] is not None:
         raise ComparisonExists(state["existing"])
-    if state["lease_expires"] is not None and state["lease_expires"] > now:
+    is_gold_check = bool(locked.gold)
+    if is_gold_check:
+        # Every labeler may judge a gold Pair once: it checks them, it needs no redundancy.
+        taken = 0
+    elif state["lease_expires"] is not None and state["lease_expires"] > now:
         # A live lease reserved this labeler's slot.
         taken = locked.human_count
     else:
         # Without a live lease, others' live leases hold their slots first.
         taken = locked.human_count + state["others_live"]
-    if not locked.is_open or taken >= project.redundancy:
+    if not is_gold_check and (not locked.is_open or taken >= project.redundancy):
         raise PairFull("This pair already has all the judgments it needs.")
 
     comparison = Comparison.objects.create(
@@ -285,12 +303,44 @@ def _comparison_store(
         comment=comment,
         left=state["lease_left"] or "",
         time_spent_ms=time_spent_ms,
+        is_gold_check=is_gold_check,
     )
-    locked.human_count += 1
-    locked.is_open = locked.human_count < project.redundancy
-    locked.save(update_fields=["human_count", "is_open"])
+    if not is_gold_check:
+        locked.human_count += 1
+        locked.is_open = locked.human_count < project.redundancy
+        locked.save(update_fields=["human_count", "is_open"])
     if state["lease_left"] is not None:
         Lease.objects.filter(pair=locked, labeler=labeler).delete()
     # Last statement before commit: the project row is the one every labeler updates.
     Project.objects.filter(pk=project.pk).update(comparison_count=F("comparison_count") + 1)
+    return comparison
+
+
+def _repeat_store(
+    *,
+    pair: Pair,
+    labeler: AbstractBaseUser,
+    judgment: Judgment,
+    comment: str,
+    time_spent_ms: int | None,
+    left: str,
+) -> Comparison:
+    """A swapped repeat: stored for self-consistency only, outside every count."""
+    existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=True).first()
+    if existing is not None:
+        raise ComparisonExists(existing.pk)
+    comparison = Comparison.objects.create(
+        pair=pair,
+        project=pair.project,
+        labeler=labeler,
+        source=Comparison.Source.HUMAN,
+        choice=judgment.choice,
+        strength=judgment.strength,
+        reasons=judgment.reasons,
+        comment=comment,
+        left=left or "",
+        time_spent_ms=time_spent_ms,
+        is_repeat=True,
+    )
+    Lease.objects.filter(pair=pair, labeler=labeler).delete()
     return comparison
