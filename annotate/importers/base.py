@@ -43,6 +43,8 @@ class PairSpec:
     first: Candidate
     second: Candidate
     judgments: list[Judgment] = field(default_factory=list)
+    # A known answer for quality checks: "a" = first better, "b", "tie", "both_bad".
+    gold: str = ""
 
 
 @dataclass

@@ -277,6 +277,7 @@ def _write_batch(
     # is training data, not labeling work: it is created closed.
     specs = []  # (row index, pair key, swapped, spec, import keys)
     labelled: set[tuple[int, int, int]] = set()
+    golds: dict[tuple[int, int, int], str] = {}
     for index, (item, prompt_id) in enumerate(zip(pending, row_prompt, strict=True)):
         for spec, keys in zip(item.row.pairs, item.keys, strict=True):
             first = responses[(prompt_id, text_hashes[spec.first.text])]
@@ -285,6 +286,9 @@ def _write_batch(
             specs.append((index, key, first > second, spec, keys))
             if spec.judgments:
                 labelled.add(key)
+            if spec.gold:
+                swap = {"a": "b", "b": "a"} if first > second else {}
+                golds[key] = swap.get(spec.gold, spec.gold)
     pair_keys = dict.fromkeys(s[1] for s in specs)
 
     def pair_ids() -> dict[tuple[int, int, int], int]:
@@ -304,6 +308,7 @@ def _write_batch(
                     "response_a_id": k[1],
                     "response_b_id": k[2],
                     "is_open": k not in labelled,
+                    "gold": golds.get(k, ""),
                 }
                 for k in new_pairs
             ],

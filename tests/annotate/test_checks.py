@@ -127,3 +127,26 @@ def test_gold_and_repeats_look_like_any_other_pair_in_the_api(project, labeler):
     assert len(shapes) == 1
     page = client.get(f"/projects/{project.slug}/label/").content.decode().lower()
     assert "gold" not in page and "repeat" not in page
+
+
+def test_gold_answers_import_with_the_pairs_and_bad_ones_are_named(project, tmp_path):
+    from annotate.services.imports import ImportRejected, import_file
+
+    good = tmp_path / "gold.jsonl"
+    good.write_text(
+        '{"prompt": "2+2?", "response_a": "5", "response_b": "4", "gold": "b"}\n'
+        '{"prompt": "Sky?", "response_a": "Blue.", "response_b": "Green.", "gold": "a"}\n'
+        '{"prompt": "Hi", "response_a": "Hello", "response_b": "Hey"}\n'
+    )
+    import_file(project=project, path=good)
+    gold = {
+        (p.prompt.text, getattr(p, f"response_{p.gold}").text if p.gold else "")
+        for p in Pair.objects.filter(project=project)
+    }
+    assert gold == {("2+2?", "4"), ("Sky?", "Blue."), ("Hi", "")}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "Q", "response_a": "x", "response_b": "y", "gold": "left"}\n')
+    with pytest.raises(ImportRejected) as rejected:
+        import_file(project=project, path=bad)
+    assert "line 1" in str(rejected.value.errors[0]).lower() or rejected.value.errors[0][0] == 1
+    assert "gold must be one of" in str(rejected.value.errors)
