@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from .base import (
-    RowInvalid,
     Candidate,
     PairSpec,
     ParsedRow,
+    RowInvalid,
     extra_fields,
     metadata_field,
     optional_text,
