@@ -12,7 +12,8 @@ tokenizer's chat template when it has one, else the plain format
     Assistant: <response>
 
 ("System:" for system messages), tokenized with the tokenizer's own special tokens. Outside
-prefloop the same ids are `tokenizer(format_input(...))["input_ids"]` for any input that fits.
+prefloop the same ids are `tokenizer(format_input(...))["input_ids"]` for any input that fits
+(with `add_special_tokens=False` when a chat template wrote its own).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from torch import nn
 PLAIN_FORMAT_NOTE = (
     "chat template of the tokenizer when it has one; else 'User: ...\\n\\nAssistant: ...' turns "
     "(System: for system messages) with the response as the last Assistant turn; tokenized with "
-    "the tokenizer's special tokens (tokenizer(format_input(...))). Too-long inputs lose the start "
+    "the tokenizer's special tokens (tokenizer(format_input(...)); add_special_tokens=False with a "
+    "chat template). Too-long inputs lose the start "
     "of the prompt. Decoder models: the reward is read at the last real token."
 )
 
