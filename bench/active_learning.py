@@ -3,9 +3,11 @@ synthetic pool through the real services, and the reward model's test accuracy i
 
     .venv/bin/python bench/active_learning.py [--quick] [--seeds 3] [--labels 1500] [--every 100]
 
-The world, per seed: 30 feature words with hidden weights (4 strong ones, +-2.5 to +-3, and 26
-weak ones drawn from N(0, 0.6)); a response is 5 distinct feature words, its true reward the
-sum of their weights, and the truth prefers the response with the larger sum. A pool of pairs
+The world, per seed: 30 feature words with hidden weights, 6 strong ones (+-3.5 to +-4) and 24
+weak ones drawn from N(0, 0.5); a response is 5 distinct feature words, its true reward the
+sum of their weights, and the truth prefers the response with the larger sum. Most pairs are
+settled by a strong word, as many real pairs are by an off-topic or refused answer: a model
+learns those from a few labels, and the weak words, which decide the rest, need many more. A pool of pairs
 (one Prompt each) waits in a throwaway SQLite project per strategy and seed; a fixed test set
 of 1,000 pairs from the same world measures accuracy against the truth. Simulated labelers
 agree with the truth 75% of the time; whether they agree is drawn once per pair, so every
@@ -44,21 +46,22 @@ STRATEGIES = ("random", "uncertainty", "mixed")
 TARGET_RATIO = 0.7
 LABELER_ACCURACY = 0.75
 FEATURES = 30
-STRONG = [3.0, -3.0, 2.5, -2.5]
-WEAK_SD = 0.6
+STRONG = [4.0, -4.0, 4.0, -4.0, 3.5, -3.5]
+WEAK_SD = 0.5
 WORDS_PER_RESPONSE = 5
 TEST_PAIRS = 1000
 LABELERS = 4
 # A tiny encoder learns this linear rule in seconds on one CPU thread; the defaults of
-# TrainConfig are for pretrained encoders (a far smaller rate, fewer epochs).
+# TrainConfig are for pretrained encoders (a far smaller rate, fewer epochs). The patience
+# smooths the curves: a noisy validation split stops a warm-started run too early.
 TRAINING = {
     "max_length": 32,
     "batch_size": 32,
     "eval_batch_size": 256,
-    "epochs": 10,
-    "learning_rate": 3e-3,
+    "epochs": 20,
+    "learning_rate": 1e-3,
     "warmup_ratio": 0.0,
-    "early_stopping_patience": 3,
+    "early_stopping_patience": 4,
     "device": "cpu",
 }
 
@@ -327,7 +330,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=100, help="retrain every this many labels")
     parser.add_argument("--pool", type=int, default=None, help="pairs in the pool")
     args = parser.parse_args()
-    budget = args.labels or (500 if args.quick else 1500)
+    budget = args.labels or (600 if args.quick else 1500)
     pool_size = args.pool or (2000 if args.quick else 3000)
 
     import torch

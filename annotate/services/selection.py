@@ -17,7 +17,9 @@ from annotate.services.catalog import pair_get_or_create
 # priority, which rescoring sets to the active model's uncertainty, and `pair_queue_random`
 # by a fixed uniform draw, so that the first eligible Pair is a uniform sample.
 PRIORITY_ORDER = ("-priority", "id")
-RANDOM_ORDER = ("random_key", "id")
+# No tie-break by id: two equal float draws almost never happen, and without it PostgreSQL
+# walks the index itself instead of an incremental sort above it.
+RANDOM_ORDER = ("random_key",)
 
 # From 6 candidates on, the importer pairs a ring instead of every pairing (its cap is 10
 # pairs, annotate/importers/candidates.py): that ring covers each Response, and the model's

@@ -4,12 +4,18 @@ rules under every selection, and the neighbour pairings of many candidates."""
 import random
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from scipy.stats import binom
 
 from annotate.models import Choice, Lease, Pair, Prompt, Response, Selection
 from annotate.services.catalog import pair_get_or_create
-from annotate.services.labeling import comparison_create, lease_skip, pair_lease_next
+from annotate.services.labeling import (
+    comparison_create,
+    lease_skip,
+    pair_candidates,
+    pair_lease_next,
+)
 from annotate.services.selection import (
     MANY_CANDIDATES,
     PRIORITY_ORDER,
@@ -217,3 +223,22 @@ def test_many_candidates_get_the_pairings_of_reward_neighbours(project):
     assert project.__class__.objects.get(pk=project.pk).pair_count == pair_count + created
     assert pairs_add_by_reward(project=project, scorer=TextScorer()) == 0
     assert Response.objects.filter(prompt=prompt).count() == len(rewards)
+
+
+@pytest.mark.parametrize(
+    "order,index", [(PRIORITY_ORDER, "pair_queue"), (RANDOM_ORDER, "pair_queue_random")]
+)
+def test_each_order_is_one_walk_of_its_index(project, labeler, order, index):
+    """The lease's candidate query reads the order straight from its partial index: no sort
+    of the open pairs. (PostgreSQL is told to avoid a sequential scan, which it prefers on a
+    table this small.)"""
+    pool(project, 50)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+        candidates = pair_candidates(project=project, labeler=labeler, now=timezone.now())
+        plan = candidates.order_by(*order)[:1].explain()
+    assert index in plan
+    assert "pair_queue_random" not in plan or index == "pair_queue_random"
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan
