@@ -91,8 +91,8 @@ def test_imported_pairs_are_scored_when_a_model_is_active(
     judged,
     labeler,
     tmp_path,
-    broker,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    broker,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     version = train(judged)
     old = make_pair(judged, "w1 w2", a="good w3", b="bad w4")
