@@ -9,8 +9,8 @@ import annotate.admin  # noqa: F401 - registers ProjectAdmin, which the action i
 from annotate.models import Project
 from rewardtrain.dashboard import request_message
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
-from rewardtrain.services import run_cancel, version_activate
-from rewardtrain.triggers import QueueUnavailable, training_request
+from rewardtrain.services import run_cancel
+from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
 
 
 @admin.action(description="Retrain now")
@@ -69,7 +69,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             return
         version = queryset.get()
         try:
-            version_activate(version=version)
+            version_rollback(version=version)
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return

@@ -21,7 +21,13 @@ from kombu.utils.url import maybe_sanitize_url
 from annotate.models import Comparison, Project
 from config.celery import app
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
-from rewardtrain.services import rescore_pairs, run_create, run_execute, version_evaluate
+from rewardtrain.services import (
+    rescore_pairs,
+    run_create,
+    run_execute,
+    version_activate,
+    version_evaluate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +181,19 @@ def new_pairs_score(*, project: Project) -> bool:
         task_publish(name=RESCORE_PAIRS_TASK, args=[project.pk, True])
     except QueueUnavailable as exc:
         logger.warning("Scoring of new pairs of %s not queued: %s", project.slug, exc)
+        return False
+    return True
+
+
+def version_rollback(*, version: ModelVersion) -> bool:
+    """Make an older (or newer) version the active model, then queue the rescoring of the open
+    pairs with it, as after a promotion. The activation stands even with the queue down; the
+    pairs keep the previous model's view until the next rescore. True when a task was queued."""
+    version_activate(version=version)
+    try:
+        task_publish(name=RESCORE_PAIRS_TASK, args=[version.project_id, False])
+    except QueueUnavailable as exc:
+        logger.warning("Rescoring after activating %s not queued: %s", version, exc)
         return False
     return True
 

@@ -10,8 +10,7 @@ from django.views.decorators.http import require_POST
 from rewardtrain import dashboard
 from rewardtrain.charts import metrics_chart_svg
 from rewardtrain.models import ModelVersion, TrainingRun
-from rewardtrain.services import version_activate
-from rewardtrain.triggers import QueueUnavailable, training_request
+from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
 
 staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 
@@ -52,7 +51,7 @@ def version_activate_view(request: HttpRequest, slug: str, version: int) -> Http
     project = dashboard.project_get_for_staff(slug=slug)
     model_version = get_object_or_404(ModelVersion, project=project, version=version)
     try:
-        version_activate(version=model_version)
+        version_rollback(version=model_version)
     except ValueError as exc:
         messages.error(request, f"Version {version} was not activated: {exc}")
     else:

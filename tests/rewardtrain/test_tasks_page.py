@@ -3,9 +3,13 @@ chart, rollback by activating an older version, and who may see it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import redis
 
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from tests.rewardtrain.queue_helpers import broker  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -54,13 +58,23 @@ def test_page_shows_versions_chart_and_runs(client, staff, project, versions):
     assert 'fill="white" data-series="accuracy"><title>v1 re-evaluation: accuracy 0.750' in html
 
 
-def test_activating_an_older_version_rolls_back(client, staff, project, versions):
+def test_activating_an_older_version_rolls_back_and_queues_a_rescore(
+    client,
+    staff,
+    project,
+    versions,
+    broker,  # noqa: F811
+):
     client.force_login(staff)
     response = client.post(f"/projects/{project.slug}/training/versions/2/activate/", follow=True)
     assert "Version 2 is now the active model." in response.content.decode()
     assert list(ModelVersion.objects.filter(is_active=True).values_list("version", flat=True)) == [
         2
     ]
+    # The open pairs get the rolled-back model's view, as after a promotion.
+    message = json.loads(redis.Redis.from_url(broker).lpop("default"))
+    assert message["headers"]["task"] == "rewardtrain.rescore_pairs"
+    assert message["headers"]["argsrepr"] == f"[{project.pk}, False]"
 
 
 def test_activating_a_version_whose_folder_is_gone_says_so(client, staff, project, versions):
