@@ -178,13 +178,14 @@ def prompt_messages(value: Any, name: str = "prompt") -> list[dict[str, str]]:
 
 
 def hh_messages(transcript: str, name: str) -> list[dict[str, str]]:
-    """An Anthropic HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") as messages."""
+    """An Anthropic HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") as messages.
+
+    Text before the first turn is the system prompt (Anthropic's convention, and what the trl
+    text export writes for a conversation that has one)."""
     if transcript.startswith(("Human:", "Assistant:")):
         transcript = "\n\n" + transcript
     parts = HH_TURN.split(transcript)
-    if parts[0].strip():
-        raise RowInvalid(f'{name} must start with "\\n\\nHuman:"')
-    messages = []
+    messages = [{"role": "system", "content": parts[0].strip()}] if parts[0].strip() else []
     for speaker, content in zip(parts[1::2], parts[2::2], strict=True):
         messages.append({"role": HH_ROLES[speaker], "content": content.strip()})
     if not messages:

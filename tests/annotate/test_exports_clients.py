@@ -60,9 +60,9 @@ def test_round_trip_through_import_reproduces_pairs_and_preferences(
 ):
     from annotate.services.imports import import_file
 
-    # TRL's text prompt holds a system message only as the text before the first "Human:",
-    # which the importer does not read back: the conversational format carries it.
-    judged = judged_project(project, labeler, system=fmt == "trl-conversational")
+    # TRL's text prompt holds a system message as the text before the first "Human:", which
+    # the importer reads back as the system message.
+    judged = judged_project(project, labeler, system=True)
     first = tmp_path / "first.jsonl"
     # Ties are left out: TRL's format has no tie, so an imported row is a preference.
     export(judged.project, first, format=fmt, drop_ties=True)
