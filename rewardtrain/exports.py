@@ -3,7 +3,6 @@ prefloop.json with the input format and metrics), copied to a folder or streamed
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import zipfile
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from annotate.models import Project
+from annotate.services.exports import ByteSink
 from rewardtrain.models import ModelVersion
 
 META_FILE = "prefloop.json"
@@ -85,22 +85,6 @@ def model_export(*, model_version: ModelVersion, out: Path) -> Path:
     return out
 
 
-class _Sink(io.RawIOBase):
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def drain(self) -> bytes:
-        data, self._parts = b"".join(self._parts), []
-        return data
-
-
 def model_zip_name(model_version: ModelVersion) -> str:
     return f"{model_version.project.slug}-reward-model-v{model_version.version}"
 
@@ -114,7 +98,7 @@ def model_zip_stream(*, model_version: ModelVersion) -> Iterator[bytes]:
     top = model_zip_name(model_version)
 
     def chunks() -> Iterator[bytes]:
-        sink = _Sink()
+        sink = ByteSink()
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in _files(folder):
                 name = f"{top}/{path.relative_to(folder).as_posix()}"

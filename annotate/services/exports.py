@@ -121,7 +121,7 @@ class _HashingStream(io.RawIOBase):
         self._inner.flush()
 
 
-class _Sink(io.RawIOBase):
+class ByteSink(io.RawIOBase):
     """A write-only stream whose bytes are collected and handed out by `drain`."""
 
     def __init__(self) -> None:
@@ -318,7 +318,7 @@ class DatasetExport:
     def zip_chunks(self) -> Iterator[bytes]:
         """The export as a zip (data file, manifest.json, README.md), produced piece by piece.
         The manifest comes last because its counts are known only at the end."""
-        sink = _Sink()
+        sink = ByteSink()
         # Parquet is compressed already; deflating it again costs time and saves nothing.
         compression = (
             zipfile.ZIP_STORED if self.format.container == "parquet" else zipfile.ZIP_DEFLATED

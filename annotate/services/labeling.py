@@ -292,17 +292,13 @@ def _comparison_store(
     if not is_gold_check and (not locked.is_open or taken >= project.redundancy):
         raise PairFull("This pair already has all the judgments it needs.")
 
-    comparison = Comparison.objects.create(
+    comparison = _comparison_insert(
         pair=locked,
-        project=project,
         labeler=labeler,
-        source=Comparison.Source.HUMAN,
-        choice=judgment.choice,
-        strength=judgment.strength,
-        reasons=judgment.reasons,
+        judgment=judgment,
         comment=comment,
-        left=state["lease_left"] or "",
         time_spent_ms=time_spent_ms,
+        left=state["lease_left"],
         is_gold_check=is_gold_check,
     )
     if not is_gold_check:
@@ -329,9 +325,33 @@ def _repeat_store(
     existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=True).first()
     if existing is not None:
         raise ComparisonExists(existing.pk)
-    comparison = Comparison.objects.create(
+    comparison = _comparison_insert(
         pair=pair,
-        project=pair.project,
+        labeler=labeler,
+        judgment=judgment,
+        comment=comment,
+        time_spent_ms=time_spent_ms,
+        left=left,
+        is_repeat=True,
+    )
+    Lease.objects.filter(pair=pair, labeler=labeler).delete()
+    return comparison
+
+
+def _comparison_insert(
+    *,
+    pair: Pair,
+    labeler: AbstractBaseUser,
+    judgment: Judgment,
+    comment: str,
+    time_spent_ms: int | None,
+    left: str | None,
+    is_gold_check: bool = False,
+    is_repeat: bool = False,
+) -> Comparison:
+    return Comparison.objects.create(
+        pair=pair,
+        project_id=pair.project_id,
         labeler=labeler,
         source=Comparison.Source.HUMAN,
         choice=judgment.choice,
@@ -340,7 +360,6 @@ def _repeat_store(
         comment=comment,
         left=left or "",
         time_spent_ms=time_spent_ms,
-        is_repeat=True,
+        is_gold_check=is_gold_check,
+        is_repeat=is_repeat,
     )
-    Lease.objects.filter(pair=pair, labeler=labeler).delete()
-    return comparison
