@@ -192,7 +192,9 @@ def run_trl(spec: dict) -> dict:
     data = json.load(open(spec["data"]))
     tok = AutoTokenizer.from_pretrained(spec["backbone"])
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(spec["backbone"], num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        spec["backbone"], num_labels=1, attn_implementation=spec.get("attention", "sdpa")
+    )
     keep = ("prompt", "chosen", "rejected")
     train_ds = Dataset.from_list([{k: r[k] for k in keep} for r in data["train"]])
     cuda = torch.cuda.is_available()
@@ -332,6 +334,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's default, for both")
     parser.add_argument("--bf16", choices=["on", "off", "both"], default="on")
     parser.add_argument("--backbone", default="")
+    parser.add_argument(
+        "--trl-attention",
+        default="sdpa,eager",
+        help="TRL's attention kernels to try (its best counts); prefloop picks one per batch",
+    )
     parser.add_argument("--json", help="also write all results to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -402,10 +409,13 @@ def main() -> None:
                     "bf16": bf16,
                     "threads": args.threads,
                 }
-                order = ("trl", "ours") if round_ % 2 == 0 else ("ours", "trl")
-                for kind in order:
-                    result = _child(kind, base)
+                trl_runs = [("trl", a) for a in args.trl_attention.split(",")]
+                order = [*trl_runs, ("ours", "")] if round_ % 2 == 0 else [("ours", ""), *trl_runs]
+                for kind, attention in order:
+                    result = _child(kind, {**base, "attention": attention})
                     label = f"{kind:4s} bf16={'on ' if bf16 else 'off'}"
+                    if attention:
+                        label += f" attn={attention}"
                     runs.setdefault(label, []).append(result)
                     print(f"  round {round_ + 1} {label}: {_fmt(result)}", flush=True)
         best = {}

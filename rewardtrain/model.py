@@ -105,6 +105,13 @@ def disable_dropout(model: nn.Module) -> None:
             module.p = 0.0
 
 
+def set_attention(model: nn.Module, implementation: str) -> None:
+    """Switch a transformers model's attention kernel ("eager" or "sdpa"): same weights, same
+    result up to rounding. A no-op when it is already the one in use."""
+    if model.config._attn_implementation != implementation:
+        model.set_attn_implementation(implementation)
+
+
 def reads_last_token(model: nn.Module) -> bool:
     """Decoder classifiers (GPT-2, Llama, Qwen, ...) put a `score` head on each token and read
     the last one; encoders (BERT, DeBERTa) pool the first token through a `classifier`."""

@@ -32,6 +32,7 @@ from rewardtrain.model import (
     disable_dropout,
     load_backbone,
     rewards,
+    set_attention,
 )
 
 # Fewer than this and there is nothing to learn from or to stop early on.
@@ -239,6 +240,11 @@ def _train(
     if cfg.disable_dropout:
         disable_dropout(model)
     model.to(device).train()
+    # CPU bf16: narrow batches train faster with plain attention (see TrainConfig).
+    attention = model.config._attn_implementation
+    eager_up_to = 0
+    if device == "cpu" and bf16 and attention == "sdpa" and model._can_set_attn_implementation():
+        eager_up_to = cfg.cpu_eager_attention_max_tokens
 
     train_enc, train_truncated = encode_rows(train_rows, tokenizer, cfg.max_length)
     val_enc, val_truncated = encode_rows(validation_rows, tokenizer, cfg.max_length)
@@ -265,6 +271,7 @@ def _train(
     def evaluate_now() -> bool:
         """Validate, keep the best weights; True when patience has run out."""
         nonlocal best_loss, best_state, bad_evals
+        set_attention(model, attention)
         val_loss, val_acc = validate(model, val_enc, collate, cfg, device, bf16)
         history.append(
             {
@@ -296,6 +303,9 @@ def _train(
             for indices in group:
                 batch = collate([train_enc[i] for i in indices])
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                if eager_up_to:
+                    narrow = batch["input_ids"].shape[1] <= eager_up_to
+                    set_attention(model, "eager" if narrow else attention)
                 with _autocast(device, bf16):
                     r = rewards(model, batch["input_ids"], batch["attention_mask"])
                 r_chosen, r_rejected = r.float().chunk(2)
@@ -342,6 +352,7 @@ def _train(
             break
     if not history or history[-1]["step"] != step:
         evaluate_now()
+    set_attention(model, attention)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

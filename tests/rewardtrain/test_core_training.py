@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardtrain.config import ConfigError, TrainConfig
 from rewardtrain.evaluation import evaluate
-from rewardtrain.model import BackboneError, format_input
+from rewardtrain.model import BackboneError, format_input, load_backbone, rewards, set_attention
 from rewardtrain.scoring import RewardScorer
 from rewardtrain.training import (
     NotEnoughData,
@@ -179,6 +179,51 @@ def test_early_stopping_restores_the_best_weights(bert_path):
     # Validated as training did (bf16 autocast where the CPU has native bf16).
     loss, _ = validate(result.model, encoded, collate, cfg, "cpu", use_bf16(cfg, "cpu"))
     assert loss == pytest.approx(losses[0], abs=1e-6)
+
+
+def test_plain_and_sdpa_attention_give_the_same_rewards(bert_path):
+    model, tok = load_backbone(bert_path)
+    model.eval()
+    enc = tok(["w1 w2 w3 w4 w5 w6 w7", "w8"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        sdpa = rewards(model, enc["input_ids"], enc["attention_mask"])
+        set_attention(model, "eager")
+        eager = rewards(model, enc["input_ids"], enc["attention_mask"])
+    assert model.config._attn_implementation == "eager"
+    assert torch.allclose(sdpa, eager, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("bf16", "max_tokens", "narrow_uses"),
+    [(True, 16, "eager"), (True, 0, "sdpa"), (False, 16, "sdpa")],
+)
+def test_cpu_bf16_trains_narrow_batches_with_plain_attention(
+    bert_path, monkeypatch, bf16, max_tokens, narrow_uses
+):
+    import rewardtrain.training as training
+
+    seen = []
+
+    def spy(model, input_ids, attention_mask):
+        seen.append((model.training, input_ids.shape[1], model.config._attn_implementation))
+        return rewards(model, input_ids, attention_mask)
+
+    monkeypatch.setattr(training, "rewards", spy)
+    cfg = TrainConfig(
+        backbone=bert_path,
+        bf16=bf16,
+        cpu_eager_attention_max_tokens=max_tokens,
+        batch_size=4,
+        epochs=1,
+        device="cpu",
+    )
+    result = train(keyword_rows(40, 1), keyword_rows(8, 2), cfg)
+    steps = [(width, attn) for is_training, width, attn in seen if is_training]
+    assert {attn for width, attn in steps if width <= 16} == {narrow_uses}
+    assert {attn for width, attn in steps if width > 16} == {"sdpa"}
+    # Validation and the returned model use the backbone's own attention.
+    assert {attn for is_training, _, attn in seen if not is_training} == {"sdpa"}
+    assert result.model.config._attn_implementation == "sdpa"
 
 
 def test_not_enough_data(bert_path):
