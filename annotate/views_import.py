@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from annotate.importers.detect import IMPORTERS
 from annotate.selectors.imports import import_batches_recent
-from annotate.services.imports import ImportRejected, import_file, project_for_import
+from annotate.services.imports import ImportRejected, import_upload, project_for_import
 
 
 class ImportForm(forms.Form):
@@ -42,18 +42,15 @@ def _project_import(request: HttpRequest, project) -> HttpResponse:
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                result = import_file(
+                result = import_upload(
                     project=project,
-                    path=upload.temporary_file_path(),
-                    file_name=upload.name,
+                    upload=upload,
                     skip_invalid=form.cleaned_data["skip_invalid"],
                     created_by=request.user,
                 )
             except ImportRejected as exc:
                 rejected = exc
                 status = 400
-            finally:
-                upload.close()
             project.refresh_from_db()
         else:
             status = 400

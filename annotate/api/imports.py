@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.services.imports import ImportRejected, import_file, project_for_import
+from annotate.services.imports import ImportRejected, import_upload, project_for_import
 
 
 class DiskMultiPartParser(MultiPartParser):
@@ -80,17 +80,14 @@ class ImportCreateApi(APIView):
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]
         try:
-            result = import_file(
+            result = import_upload(
                 project=project,
-                path=upload.temporary_file_path(),
-                file_name=upload.name,
+                upload=upload,
                 skip_invalid=params.validated_data["skip_invalid"],
                 created_by=request.user,
             )
         except ImportRejected as exc:
             body = {"detail": exc.message, "errors": line_errors(exc.errors)}
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        finally:
-            upload.close()
         data = {**result.__dict__, "errors": line_errors(result.errors)}
         return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)

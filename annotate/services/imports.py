@@ -372,3 +372,20 @@ def _left(left: str, swapped: bool) -> str:
     first_is_b = swapped
     on_left_is_b = first_is_b if left == "first" else not first_is_b
     return Side.B.value if on_left_is_b else Side.A.value
+
+
+def import_upload(
+    *, project: Project, upload: Any, skip_invalid: bool = False, created_by: Any = None
+) -> ImportResult:
+    """`import_file` for an uploaded file. Uploads are written to a temporary file on disk
+    (FILE_UPLOAD_MAX_MEMORY_SIZE is small), so a large file is never held in memory."""
+    try:
+        return import_file(
+            project=project,
+            path=upload.temporary_file_path(),
+            file_name=upload.name,
+            skip_invalid=skip_invalid,
+            created_by=created_by,
+        )
+    finally:
+        upload.close()
