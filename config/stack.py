@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from config.redis_server import LocalRedis, start_local_redis
+from config.redis_server import LocalRedis, redis_binary, start_local_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST, PORT = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
@@ -48,7 +48,7 @@ def main() -> int:
     if not env.get("REDIS_URL"):
         local_redis = start_local_redis(workdir=data_dir / "redis")
         env["REDIS_URL"] = local_redis.url
-        print(f"Started a local Redis at {local_redis.url}")
+        print(f"Started a local Redis at {local_redis.url} ({redis_binary()})")
     else:
         print(f"Using the Redis at {env['REDIS_URL']}")
 
