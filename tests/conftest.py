@@ -50,6 +50,14 @@ def project(db, labeler):
 
 
 @pytest.fixture(scope="session")
+def backbone(tmp_path_factory):
+    """A tiny BERT reward backbone built from a config, once per session (offline)."""
+    from tests.rewardtrain.tiny import make_bert
+
+    return str(make_bert(tmp_path_factory.mktemp("tiny") / "bert"))
+
+
+@pytest.fixture(scope="session")
 def redis_url():
     """A real Redis: the one at REDIS_URL, else a redis-server of the tests' own.
 

@@ -279,18 +279,17 @@ def _comparison_store(
         )
     if state["existing"] is not None:
         raise ComparisonExists(state["existing"])
+    # Every labeler may judge a gold Pair once: it checks them, it takes no redundancy slot.
     is_gold_check = bool(locked.gold)
-    if is_gold_check:
-        # Every labeler may judge a gold Pair once: it checks them, it needs no redundancy.
-        taken = 0
-    elif state["lease_expires"] is not None and state["lease_expires"] > now:
-        # A live lease reserved this labeler's slot.
-        taken = locked.human_count
-    else:
-        # Without a live lease, others' live leases hold their slots first.
-        taken = locked.human_count + state["others_live"]
-    if not is_gold_check and (not locked.is_open or taken >= project.redundancy):
-        raise PairFull("This pair already has all the judgments it needs.")
+    if not is_gold_check:
+        if state["lease_expires"] is not None and state["lease_expires"] > now:
+            # A live lease reserved this labeler's slot.
+            taken = locked.human_count
+        else:
+            # Without a live lease, others' live leases hold their slots first.
+            taken = locked.human_count + state["others_live"]
+        if not locked.is_open or taken >= project.redundancy:
+            raise PairFull("This pair already has all the judgments it needs.")
 
     comparison = _comparison_insert(
         pair=locked,

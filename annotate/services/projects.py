@@ -65,5 +65,5 @@ def memberships_set_excluded(
     default) or include them again. Returns how many memberships changed."""
     ids = [m.pk for m in memberships]
     return Membership.objects.filter(pk__in=ids).update(
-        excluded=excluded, excluded_reason=reason if excluded else ""
+        excluded=excluded, excluded_reason=reason[:500] if excluded else ""
     )

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 
 from annotate.models import Choice, Comparison, Membership, Pair, Project
+from annotate.services.projects import memberships_set_excluded
 
 
 def _require_staff(user: AbstractBaseUser) -> None:
@@ -83,15 +84,15 @@ def pair_mark_ambiguous(*, pair: Pair, staff: AbstractBaseUser) -> Pair:
 def membership_exclude(*, project: Project, user: AbstractBaseUser, reason: str = "") -> Membership:
     """Exclude a labeler: their comparisons stay stored and visible on the quality page but
     leave training and export by default. Reversible with membership_include."""
-    membership, _ = Membership.objects.update_or_create(
-        project=project, user=user, defaults={"excluded": True, "excluded_reason": reason[:500]}
-    )
+    membership, _ = Membership.objects.get_or_create(project=project, user=user)
+    memberships_set_excluded(memberships=[membership], excluded=True, reason=reason)
+    membership.refresh_from_db()
     return membership
 
 
 def membership_include(*, project: Project, user: AbstractBaseUser) -> Membership:
     """Take an excluded labeler back: their comparisons count again."""
-    membership, _ = Membership.objects.update_or_create(
-        project=project, user=user, defaults={"excluded": False, "excluded_reason": ""}
-    )
+    membership, _ = Membership.objects.get_or_create(project=project, user=user)
+    memberships_set_excluded(memberships=[membership], excluded=False)
+    membership.refresh_from_db()
     return membership

@@ -19,17 +19,12 @@ from rewardtrain.uncertainty import delta_entropy, ensemble_spread
 from tests.factories import make_pair
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
 from tests.rewardtrain.queue_helpers import broker  # noqa: F401
-from tests.rewardtrain.tiny import make_bert, one_thread
+from tests.rewardtrain.tiny import one_thread
 
 pytestmark = pytest.mark.django_db
 
 # Enough steps for the tiny BERT to learn that "good" beats "bad".
 LEARN = {"epochs": 4, "learning_rate": 1e-3}
-
-
-@pytest.fixture(scope="session")
-def backbone(tmp_path_factory):
-    return str(make_bert(tmp_path_factory.mktemp("tiny") / "bert"))
 
 
 @pytest.fixture

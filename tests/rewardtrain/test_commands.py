@@ -11,21 +11,8 @@ from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import run_create, run_execute, scorer_for
 from tests.factories import ProjectFactory
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
-from tests.rewardtrain.tiny import make_bert
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="session")
-def backbone(tmp_path_factory):
-    return str(make_bert(tmp_path_factory.mktemp("tiny") / "bert"))
-
-
-@pytest.fixture
-def judged(project, labeler, backbone):
-    use_tiny_backbone(project, backbone)
-    add_judged_pairs(project, labeler, 48)
-    return project
 
 
 @pytest.fixture

@@ -30,19 +30,6 @@ Status = TrainingRun.Status
 COMMAND = TrainingRun.Trigger.COMMAND
 
 
-@pytest.fixture(scope="session")
-def backbone(tmp_path_factory):
-    return str(make_bert(tmp_path_factory.mktemp("tiny") / "bert"))
-
-
-@pytest.fixture
-def judged(project, labeler, backbone):
-    """The demo project: 48 judged pairs (40 train, 4 validation, 4 test) on the tiny BERT."""
-    use_tiny_backbone(project, backbone)
-    add_judged_pairs(project, labeler, 48)
-    return project
-
-
 def train_once(project, **overrides):
     run, created = run_create(project=project, trigger=COMMAND, config_overrides=overrides)
     assert created

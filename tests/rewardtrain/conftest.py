@@ -1,0 +1,13 @@
+"""Fixtures of the reward-model tests: a project judged on the tiny BERT."""
+
+import pytest
+
+from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
+
+
+@pytest.fixture
+def judged(project, labeler, backbone):
+    """The demo project: 48 judged pairs (40 train, 4 validation, 4 test) on the tiny BERT."""
+    use_tiny_backbone(project, backbone)
+    add_judged_pairs(project, labeler, 48)
+    return project
