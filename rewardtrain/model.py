@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rewardtrain.bert_pooled import bert_pooled_rewards, supports_pooled_forward
+
 PLAIN_FORMAT_NOTE = (
     "chat template of the tokenizer when it has one; else 'User: ...\\n\\nAssistant: ...' turns "
     "(System: for system messages) with the response as the last Assistant turn; tokenized with "
@@ -206,9 +208,12 @@ def rewards(
 
     Decoders: the score head applied at each row's own last attended token, with position ids
     counted from the first real token, so right padding, left padding and pad == eos all give
-    the same reward as the unpadded sequence. Encoders: the classification head as it is.
+    the same reward as the unpadded sequence. Encoders: the classification head as it is (plain
+    BERT computes its last layer for [CLS] alone: see bert_pooled).
     """
     if not reads_last_token(model):
+        if supports_pooled_forward(model):
+            return bert_pooled_rewards(model, input_ids, attention_mask)
         out = model(input_ids=input_ids, attention_mask=attention_mask)
         return out.logits.squeeze(-1).float()
     base = getattr(model, model.base_model_prefix)
