@@ -3,6 +3,11 @@ and hyper-parameters; prints pairs/s, peak memory (RSS) and held-out accuracy, a
 
     .venv/bin/python bench/train_vs_trl.py            # 2,000 pairs, fixed and varied lengths
     .venv/bin/python bench/train_vs_trl.py --quick    # 200 pairs, a smoke run
+    .venv/bin/python bench/train_vs_trl.py --bf16 both  # also each trainer in the other precision
+
+Precision: by default each trainer runs in bf16 where the hardware has it (CUDA, or a CPU with
+AMX/AVX512-BF16) and fp32 elsewhere: on an AVX2-only CPU bf16 matmuls are emulated and a bf16
+step is many times slower than an fp32 one, for TRL as for prefloop.
 
 Every run is a child process of this script (so its peak RSS is its own), runs alternate
 between the two trainers (a shared machine's load hits both alike), and the data are one
@@ -143,7 +148,7 @@ def run_ours(spec: dict) -> dict:
     from rewardtrain.config import TrainConfig
     from rewardtrain.evaluation import evaluate
     from rewardtrain.scoring import RewardScorer
-    from rewardtrain.training import train
+    from rewardtrain.training import resolve_device, train, use_bf16
 
     data = json.load(open(spec["data"]))
     cfg = TrainConfig(
@@ -172,7 +177,7 @@ def run_ours(spec: dict) -> dict:
         "test_log_loss": metrics["log_loss"],
         "pairs_trained": len(data["train"]),
         "truncated": result.truncated,
-        "bf16": cfg.bf16,
+        "bf16": use_bf16(cfg, resolve_device(cfg.device)),
         "threads": torch.get_num_threads(),
     }
     out.update(_cuda_stats(result.model, result.tokens_per_second))
@@ -198,6 +203,11 @@ def run_trl(spec: dict) -> dict:
     keep = ("prompt", "chosen", "rejected")
     train_ds = Dataset.from_list([{k: r[k] for k in keep} for r in data["train"]])
     cuda = torch.cuda.is_available()
+    bf16 = spec["bf16"]
+    if bf16 is None:
+        from rewardtrain.training import cpu_has_native_bf16
+
+        bf16 = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
     args = RewardConfig(
         output_dir=tempfile.mkdtemp(),
         per_device_train_batch_size=spec["batch_size"],
@@ -208,7 +218,7 @@ def run_trl(spec: dict) -> dict:
         lr_scheduler_type="linear",
         max_grad_norm=1.0,
         max_length=spec["max_length"],
-        bf16=spec["bf16"],
+        bf16=bf16,
         gradient_checkpointing=spec.get("gradient_checkpointing", False),
         # MiniLM has no EOS token: TRL fails without one (shown by the main script).
         eos_token=tok.sep_token if tok.eos_token is None else None,
@@ -259,7 +269,7 @@ def run_trl(spec: dict) -> dict:
         "test_accuracy": sum(wins) / len(wins),
         "pairs_trained": kept,
         "dropped": len(data["train"]) - kept,
-        "bf16": spec["bf16"],
+        "bf16": bf16,
         "threads": torch.get_num_threads(),
     }
     out.update(_cuda_stats(model, tokens / train_seconds))
@@ -332,7 +342,12 @@ def main() -> None:
     parser.add_argument("--variants", default="fixed,varied")
     parser.add_argument("--rounds", type=int, default=1, help="alternating repeats of each run")
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's default, for both")
-    parser.add_argument("--bf16", choices=["on", "off", "both"], default="on")
+    parser.add_argument(
+        "--bf16",
+        choices=["auto", "on", "off", "both"],
+        default="auto",
+        help="auto: bf16 where the hardware has it (see above), for both trainers",
+    )
     parser.add_argument("--backbone", default="")
     parser.add_argument(
         "--trl-attention",
@@ -366,7 +381,7 @@ def main() -> None:
     )
     print(f"TRL with MiniLM's tokenizer and no eos_token: {trl_without_eos(backbone)}")
     all_results = {}
-    bf16_modes = {"on": [True], "off": [False], "both": [True, False]}[args.bf16]
+    bf16_modes = {"auto": [None], "on": [True], "off": [False], "both": [True, False]}[args.bf16]
     for variant in args.variants.split(","):
         varied = variant == "varied"
         max_length = 512 if varied else 128
@@ -413,7 +428,7 @@ def main() -> None:
                 order = [*trl_runs, ("ours", "")] if round_ % 2 == 0 else [("ours", ""), *trl_runs]
                 for kind, attention in order:
                     result = _child(kind, {**base, "attention": attention})
-                    label = f"{kind:4s} bf16={'on ' if bf16 else 'off'}"
+                    label = f"{kind:4s} bf16={'on ' if result['bf16'] else 'off'}"
                     if attention:
                         label += f" attn={attention}"
                     runs.setdefault(label, []).append(result)
