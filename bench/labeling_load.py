@@ -121,13 +121,19 @@ def lease_plan(slug: str) -> str:
     from django.utils import timezone
 
     from annotate.models import Project
-    from annotate.services.labeling import pair_candidates
+    from annotate.services.queue_sql import candidate_plan
 
     project = Project.objects.get(slug=slug)
     labeler = get_user_model().objects.get(username="bench0")
     with transaction.atomic():
-        qs = pair_candidates(project=project, labeler=labeler, now=timezone.now())[:1]
-        plan = qs.explain(analyze=True)
+        plan = candidate_plan(
+            project_id=project.pk,
+            labeler_id=labeler.pk,
+            redundancy=project.redundancy,
+            now=timezone.now(),
+            random_order=False,
+            analyze=True,
+        )
         transaction.set_rollback(True)
     return plan
 
@@ -207,6 +213,42 @@ class Labeler(threading.Thread):
                 self.errors.append(f"submit {status}")
 
 
+def cpu_seconds_by_program() -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, summed by program name: shows
+    where the load's CPU went (client, gunicorn, postgres)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        argv = b" ".join(cmdline).decode(errors="replace")
+        if "gunicorn" in argv:
+            name = f"gunicorn {pid}"
+        elif "labeling_load" in argv:
+            name = "load client"
+        elif stat.split("(", 1)[1].startswith("postgres"):
+            name = "postgres"
+        else:
+            name = "other"
+        totals[name] = totals.get(name, 0.0) + cpu
+    return totals
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def pct(values: list[float], q: float) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else 0.0
@@ -222,6 +264,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--worker-class", default="gthread", help="gunicorn worker class: gthread or sync"
+    )
     args = parser.parse_args()
 
     db_name = f"prefloop_bench_{os.getpid()}"
@@ -246,13 +291,14 @@ def main() -> int:
                 "-b",
                 f"127.0.0.1:{port}",
                 "-k",
-                "gthread",
+                args.worker_class,
                 "-w",
                 str(args.workers),
-                "--threads",
-                str(args.threads),
-                "--keep-alive",
-                "60",
+                *(
+                    ["--threads", str(args.threads), "--keep-alive", "60"]
+                    if args.worker_class == "gthread"
+                    else []
+                ),
                 "--log-level",
                 "warning",
             ],
@@ -274,9 +320,11 @@ def main() -> int:
             labeler.start()
         start.wait()
         t_start = time.perf_counter()
+        cpu_before, busy_before = cpu_seconds_by_program(), machine_busy()
         for labeler in labelers:
             labeler.join()
         elapsed = time.perf_counter() - t_start
+        cpu_after, busy_after = cpu_seconds_by_program(), machine_busy()
 
         created = sum(lab.created for lab in labelers)
         next_ms = [x for lab in labelers for x in lab.next_ms]
@@ -285,7 +333,13 @@ def main() -> int:
         rate = created / elapsed
         p99 = max(pct(next_ms, 99), pct(submit_ms, 99))
         print(
-            f"\n{args.labelers} labelers, {args.workers}x{args.threads} gunicorn threads, {args.seconds:.0f} s"
+            f"\n{args.labelers} labelers, gunicorn {args.worker_class} "
+            + (
+                f"{args.workers}x{args.threads} threads"
+                if args.worker_class == "gthread"
+                else f"{args.workers} workers"
+            )
+            + f", {args.seconds:.0f} s"
         )
         print(
             f"comparisons/s: {rate:.1f}  (target >= {TARGET_RATE:.0f}: ratio {rate / TARGET_RATE:.2f})"
@@ -300,6 +354,29 @@ def main() -> int:
             f"worst p99: {p99:.1f} ms (target < {TARGET_P99_MS:.0f}: ratio {p99 / TARGET_P99_MS:.2f})"
         )
         print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
+        spent = {k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after}
+        workers = sorted(
+            (seconds for name, seconds in spent.items() if name.startswith("gunicorn")),
+            reverse=True,
+        )
+        print(
+            "gunicorn processes, share of one core each: "
+            + " ".join(f"{100 * seconds / elapsed:.0f}%" for seconds in workers)
+        )
+        spent = {
+            **{k: v for k, v in spent.items() if not k.startswith("gunicorn")},
+            "gunicorn (app)": sum(workers),
+        }
+        print(
+            "CPU ms per comparison: "
+            + ", ".join(
+                f"{name} {1000 * seconds / max(created, 1):.1f}"
+                for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
+            )
+            + f" (machine: {os.cpu_count()} cores)"
+        )
+        busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
+        print(f"machine CPU busy during the load: {100 * busy:.0f}%")
 
         from django.db.models import Count
 

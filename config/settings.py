@@ -86,6 +86,18 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # The labeling queries are few and repeated with new values: bound on the server and
+    # prepared after a few runs on a connection, PostgreSQL plans each once instead of on
+    # every request (planning the leasing query costs several times running it). A pooler in
+    # transaction mode (pgbouncer) needs DB_PREPARE_THRESHOLD=off.
+    _prepare = os.environ.get("DB_PREPARE_THRESHOLD", "2")
+    if _prepare.lower() not in ("off", "none", ""):
+        DATABASES["default"]["OPTIONS"] = {
+            "server_side_binding": True,
+            "prepare_threshold": int(_prepare),
+            "options": os.environ.get("DB_PLAN_CACHE_OPTIONS", ""),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -105,6 +117,8 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 # Sessions are read on every labeling request: a per-process cache in front of the database
 # saves that query (the database stays the record, so any worker can serve any session).
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+AUTHENTICATION_BACKENDS = ["annotate.auth.UserBackend"]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

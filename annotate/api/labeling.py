@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from annotate.api.serializers import (
     LeasedPairSerializer,
     ScaleSerializer,
+    comparison_payload,
     leased_pair_payload,
     project_scale,
 )
@@ -32,8 +33,8 @@ from annotate.services.labeling import (
     ComparisonExists,
     ComparisonInvalid,
     PairFull,
-    choice_from_preferred,
-    comparison_create,
+    PairNotServed,
+    comparison_submit,
     lease_skip,
     pair_lease_next,
 )
@@ -124,26 +125,22 @@ class ComparisonApi(APIView):
             required=False, allow_null=True, default=None, min_value=0, max_value=86_400_000
         )
 
+    # The documented shape; annotate.api.serializers.comparison_payload builds it.
     @extend_schema_serializer(component_name="Comparison")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         pair_id = serializers.IntegerField()
-        project = serializers.CharField(source="project.slug")
+        project = serializers.CharField(help_text="The project's slug.")
         choice = serializers.ChoiceField(choices=Choice.choices)
-        preferred = serializers.SerializerMethodField()
+        preferred = serializers.CharField(
+            help_text='The chosen response\'s id, or "tie" or "both_bad".'
+        )
         strength = serializers.IntegerField(allow_null=True)
         reasons = serializers.ListField(child=serializers.CharField())
         comment = serializers.CharField()
         left = serializers.CharField(help_text='"a" or "b": the response shown on the left.')
         time_spent_ms = serializers.IntegerField(allow_null=True)
         created_at = serializers.DateTimeField()
-
-        def get_preferred(self, obj) -> str:
-            if obj.choice == Choice.A:
-                return str(obj.pair.response_a_id)
-            if obj.choice == Choice.B:
-                return str(obj.pair.response_b_id)
-            return obj.choice
 
     @extend_schema(
         request=InputSerializer,
@@ -158,11 +155,10 @@ class ComparisonApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        pair = pair_get_for_labeler(labeler=request.user, pair_id=fields.pop("pair_id"))
         try:
-            choice = choice_from_preferred(pair=pair, preferred=fields.pop("preferred"))
-            comparison = comparison_create(pair=pair, labeler=request.user, choice=choice, **fields)
+            comparison = comparison_submit(labeler=request.user, **data.validated_data)
+        except PairNotServed as error:
+            return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
         except ComparisonInvalid as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         except ComparisonExists as error:
@@ -174,7 +170,7 @@ class ComparisonApi(APIView):
             return Response(
                 {"detail": str(error), "code": "pair_full"}, status=status.HTTP_409_CONFLICT
             )
-        return Response(self.OutputSerializer(comparison).data, status=status.HTTP_201_CREATED)
+        return Response(comparison_payload(comparison), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         responses=OutputSerializer(many=True),
@@ -191,4 +187,4 @@ class ComparisonApi(APIView):
         qs = comparisons_of_labeler(labeler=request.user, project=project).select_related("pair")
         paginator = ComparisonPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response([comparison_payload(c) for c in page])

@@ -1,6 +1,6 @@
-"""Output shapes shared by the labeling API and the labeling page: a project's label scale
-and a leased Pair as the labeler sees it (responses in display order, markdown pre-rendered
-to safe HTML)."""
+"""Output shapes shared by the labeling API and the labeling page: a project's label scale,
+a leased Pair as the labeler sees it (responses in display order, markdown pre-rendered to
+safe HTML), and a stored Comparison."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Any
 
 from rest_framework import serializers
 
-from annotate.models import Lease, Project, Side
+from annotate.models import Choice, Comparison, Lease, Project, Side
 from annotate.rendering import markdown_to_safe_html
+
+# The API's one datetime format (ISO 8601, UTC as "Z"), for payloads built by hand.
+_DATETIME = serializers.DateTimeField()
 
 
 class ScaleSerializer(serializers.Serializer):
@@ -72,14 +75,38 @@ def leased_pair_payload(lease: Lease) -> dict[str, Any]:
         }
         for m in pair.prompt.messages
     ]
-    return LeasedPairSerializer(
-        {
-            "pair_id": pair.pk,
-            "project": pair.project.slug,
-            "prompt": pair.prompt.text,
-            "messages": messages,
-            "responses": [_shown(first), _shown(second)],
-            "scale": project_scale(pair.project),
-            "lease_expires_at": lease.expires_at,
-        }
-    ).data
+    # Built as plain data: LeasedPairSerializer documents this shape in the schema, and a
+    # test holds the two together; running a serializer per lease cost more CPU than the lease.
+    return {
+        "pair_id": pair.pk,
+        "project": pair.project.slug,
+        "prompt": pair.prompt.text,
+        "messages": messages,
+        "responses": [_shown(first), _shown(second)],
+        "scale": project_scale(pair.project),
+        "lease_expires_at": _DATETIME.to_representation(lease.expires_at),
+    }
+
+
+def comparison_payload(comparison: Comparison) -> dict[str, Any]:
+    """A stored Comparison as its labeler sees it (the shape ComparisonOutputSerializer
+    documents); `preferred` is the response id they chose, or the choice itself."""
+    if comparison.choice == Choice.A:
+        preferred = str(comparison.pair.response_a_id)
+    elif comparison.choice == Choice.B:
+        preferred = str(comparison.pair.response_b_id)
+    else:
+        preferred = comparison.choice
+    return {
+        "id": comparison.pk,
+        "pair_id": comparison.pair_id,
+        "project": comparison.project.slug,
+        "choice": comparison.choice,
+        "preferred": preferred,
+        "strength": comparison.strength,
+        "reasons": list(comparison.reasons),
+        "comment": comparison.comment,
+        "left": comparison.left,
+        "time_spent_ms": comparison.time_spent_ms,
+        "created_at": _DATETIME.to_representation(comparison.created_at),
+    }

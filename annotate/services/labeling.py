@@ -9,19 +9,18 @@ over-fill it, and an expired or skipped lease frees its slot for others.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
+from annotate.services import queue_sql
 from annotate.services.checks import check_lease
-from annotate.services.selection import queue_order
+from annotate.services.selection import RANDOM_ORDER, queue_order
 
 # How many locked-then-refused candidates a lease attempt tolerates before giving up; each
 # refusal needs a concurrent labeler to have leased that very Pair in the same instant.
@@ -48,6 +47,10 @@ class PairFull(LabelingError):
     """The Pair already has all the Comparisons its project asks for."""
 
 
+class PairNotServed(LabelingError):
+    """No such Pair for this labeler: not on their projects, or never served to them."""
+
+
 @dataclass(frozen=True)
 class Judgment:
     """A validated judgment, ready to store."""
@@ -55,52 +58,6 @@ class Judgment:
     choice: str
     strength: int | None
     reasons: list[str]
-
-
-def _active_leases(now: datetime):
-    """Unexpired leases of the outer Pair, counted in SQL."""
-    return (
-        Lease.objects.filter(pair=OuterRef("pk"), expires_at__gt=now)
-        .order_by()
-        .values("pair")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-
-
-def _lease_current(*, project: Project, labeler: AbstractBaseUser, now: datetime) -> Lease | None:
-    return (
-        Lease.objects.filter(labeler=labeler, pair__project=project, expires_at__gt=now)
-        # Gold and repeat leases stand outside the open queue.
-        .filter(Q(pair__is_open=True) | Q(is_repeat=True) | ~Q(pair__gold=""))
-        .select_related("pair__prompt", "pair__response_a", "pair__response_b")
-        .order_by("-created_at")
-        .first()
-    )
-
-
-def pair_candidates(*, project: Project, labeler: AbstractBaseUser, now: datetime):
-    """The Pairs the labeler may be served, in queue order, row-locked as they are read: SKIP
-    LOCKED passes over Pairs that a concurrent labeler is leasing right now (PostgreSQL;
-    SQLite serializes writers instead).
-
-    Read with a LIMIT it is one query walking the `pair_queue` partial index in order and
-    stopping at the first fit: open Pairs of the project by priority then age, minus those
-    the labeler judged or was served, minus those whose human Comparisons plus live leases
-    already reach the project's redundancy.
-    """
-    judged = Comparison.objects.filter(pair=OuterRef("pk"), labeler=labeler, is_repeat=False)
-    served = Lease.objects.filter(pair=OuterRef("pk"), labeler=labeler)
-    held = Coalesce(Subquery(_active_leases(now), output_field=IntegerField()), Value(0))
-    return (
-        Pair.objects.filter(project=project, is_open=True, gold="")
-        .filter(~Exists(judged), ~Exists(served))
-        .alias(held=held)
-        .filter(Q(human_count__lt=project.redundancy - F("held")))
-        .select_related("prompt", "response_a", "response_b")
-        .order_by("-priority", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-    )
 
 
 def pair_lease_next(
@@ -112,34 +69,49 @@ def pair_lease_next(
     work. The project's selection picks the queue order (annotate/services/selection.py).
     The left/right order is drawn here, per labeler and Pair, and kept on the Lease; `rng`
     makes both draws reproducible.
+
+    The candidate read is one statement walking the `pair_queue` (or `pair_queue_random`)
+    partial index in order and stopping at the first fit, whatever the project's size
+    (annotate/services/queue_sql.py); rows a concurrent labeler is leasing are skipped.
     """
     rng = rng or random.Random()
     now = timezone.now()
     with transaction.atomic():
-        current = _lease_current(project=project, labeler=labeler, now=now)
-        if current is not None:
+        current_id = queue_sql.lease_current_id(
+            project_id=project.pk, labeler_id=labeler.pk, now=now
+        )
+        if current_id is not None:
+            current = Lease.objects.select_related(
+                "pair__prompt", "pair__response_a", "pair__response_b"
+            ).get(pk=current_id)
             current.pair.project = project
             return current
         check = check_lease(project=project, labeler=labeler, rng=rng, now=now)
         if check is not None:
             return check
-        order = queue_order(project=project, rng=rng)
+        random_order = queue_order(project=project, rng=rng) == RANDOM_ORDER
         for _ in range(LEASE_ATTEMPTS):
-            candidates = pair_candidates(project=project, labeler=labeler, now=now)
-            pair = candidates.order_by(*order).first()
-            if pair is None:
+            candidate = queue_sql.candidate_next(
+                project_id=project.pk,
+                labeler_id=labeler.pk,
+                redundancy=project.redundancy,
+                now=now,
+                random_order=random_order,
+            )
+            if candidate is None:
                 return None
-            # The candidate query's snapshot can predate a lease that a concurrent labeler
-            # committed just before releasing this row; with the row lock held, a fresh
-            # count sees every lease on it.
-            live = Lease.objects.filter(pair=pair, expires_at__gt=now).count()
-            if pair.human_count + live < project.redundancy:
-                lease = Lease.objects.create(
-                    pair=pair,
-                    labeler=labeler,
-                    left=rng.choice([Side.A, Side.B]),
-                    expires_at=now + timedelta(minutes=project.lease_minutes),
-                )
+            pair_id, human_count = candidate
+            lease = queue_sql.lease_insert_if_free(
+                pair_id=pair_id,
+                human_count=human_count,
+                redundancy=project.redundancy,
+                labeler_id=labeler.pk,
+                left=rng.choice([Side.A, Side.B]),
+                expires_at=now + timedelta(minutes=project.lease_minutes),
+                now=now,
+            )
+            if lease is not None:
+                pair = queue_sql.pair_with_content(pair_id)
                 pair.project = project
                 lease.pair = pair
                 return lease
@@ -218,56 +190,89 @@ def comparison_create(
     judgment = judgment_validate(
         project=pair.project, choice=choice, strength=strength, reasons=reasons
     )
-    try:
-        return _comparison_store(
-            pair=pair,
-            labeler=labeler,
-            judgment=judgment,
-            comment=comment,
-            time_spent_ms=time_spent_ms,
+    return _comparison_store_once(
+        pair_id=pair.pk,
+        labeler=labeler,
+        project=pair.project,
+        judge=lambda _pair: judgment,
+        comment=comment,
+        time_spent_ms=time_spent_ms,
+        served_only=False,
+    )
+
+
+def comparison_submit(
+    *,
+    labeler: AbstractBaseUser,
+    pair_id: int,
+    preferred: int | str,
+    strength: int | None = None,
+    reasons: Iterable[str] = (),
+    comment: str = "",
+    time_spent_ms: int | None = None,
+) -> Comparison:
+    """A labeler's submission through the API: `preferred` is one of the Pair's response ids,
+    "tie" or "both_bad". Labelers judge what they were served, never a Pair picked by id: a
+    Pair they hold no lease on (and never judged), or on a project they are not on, raises
+    PairNotServed. Otherwise the rules of comparison_create, in the same single transaction.
+    """
+
+    def judge(pair: Pair) -> Judgment:
+        return judgment_validate(
+            project=pair.project,
+            choice=choice_from_preferred(pair=pair, preferred=preferred),
+            strength=strength,
+            reasons=reasons,
         )
+
+    return _comparison_store_once(
+        pair_id=pair_id,
+        labeler=labeler,
+        project=None,
+        judge=judge,
+        comment=comment,
+        time_spent_ms=time_spent_ms,
+        served_only=True,
+    )
+
+
+def _comparison_store_once(*, pair_id: int, labeler: AbstractBaseUser, **kwargs) -> Comparison:
+    try:
+        return _comparison_store(pair_id=pair_id, labeler=labeler, **kwargs)
     except IntegrityError:
         # The unique (pair, labeler) constraint is the last guard behind the row lock.
-        existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=False).first()
+        existing = (
+            Comparison.objects.filter(pair_id=pair_id, labeler=labeler, is_repeat=False)
+            .values_list("pk", flat=True)
+            .first()
+        )
         if existing is None:
             raise
-        raise ComparisonExists(existing.pk) from None
+        raise ComparisonExists(existing) from None
 
 
 @transaction.atomic
 def _comparison_store(
     *,
-    pair: Pair,
+    pair_id: int,
     labeler: AbstractBaseUser,
-    judgment: Judgment,
+    project: Project | None,
+    judge: Callable[[Pair], Judgment],
     comment: str,
     time_spent_ms: int | None,
+    served_only: bool,
 ) -> Comparison:
-    project = pair.project
     now = timezone.now()
-    locked = Pair.objects.select_for_update().get(pk=pair.pk)
+    locked = queue_sql.pair_lock(pair_id=pair_id, member_id=labeler.pk if served_only else None)
+    if locked is None:
+        raise PairNotServed("No such pair.")
+    locked.project = project if project is not None else Project.objects.get(pk=locked.project_id)
+    project = locked.project
     # Read after the lock is held, so it sees every comparison and lease committed before.
-    mine = Comparison.objects.filter(pair=OuterRef("pk"), labeler=labeler, is_repeat=False)
-    my_lease = Lease.objects.filter(pair=OuterRef("pk"), labeler=labeler)
-    others_live = (
-        Lease.objects.filter(pair=OuterRef("pk"), expires_at__gt=now)
-        .exclude(labeler=labeler)
-        .order_by()
-        .values("pair")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    state = (
-        Pair.objects.filter(pk=pair.pk)
-        .values(
-            existing=Subquery(mine.values("pk")[:1]),
-            lease_left=Subquery(my_lease.values("left")[:1]),
-            lease_expires=Subquery(my_lease.values("expires_at")[:1]),
-            lease_repeat=Subquery(my_lease.values("is_repeat")[:1]),
-            others_live=Coalesce(Subquery(others_live, output_field=IntegerField()), Value(0)),
-        )
-        .get()
-    )
+    state = queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)
+    if served_only and state["existing"] is None and state["lease_left"] is None:
+        raise PairNotServed("No such pair.")
+    judgment = judge(locked)
     if state["lease_repeat"]:
         return _repeat_store(
             pair=locked,
@@ -282,7 +287,7 @@ def _comparison_store(
     # Every labeler may judge a gold Pair once: it checks them, it takes no redundancy slot.
     is_gold_check = bool(locked.gold)
     if not is_gold_check:
-        if state["lease_expires"] is not None and state["lease_expires"] > now:
+        if state["lease_live"]:
             # A live lease reserved this labeler's slot.
             taken = locked.human_count
         else:
@@ -301,13 +306,14 @@ def _comparison_store(
         is_gold_check=is_gold_check,
     )
     if not is_gold_check:
-        locked.human_count += 1
-        locked.is_open = locked.human_count < project.redundancy
-        locked.save(update_fields=["human_count", "is_open"])
+        human_count = locked.human_count + 1
+        queue_sql.pair_counts_set(
+            pair_id=pair_id, human_count=human_count, is_open=human_count < project.redundancy
+        )
     if state["lease_left"] is not None:
-        Lease.objects.filter(pair=locked, labeler=labeler).delete()
+        queue_sql.lease_delete(pair_id=pair_id, labeler_id=labeler.pk)
     # Last statement before commit: the project row is the one every labeler updates.
-    Project.objects.filter(pk=project.pk).update(comparison_count=F("comparison_count") + 1)
+    queue_sql.project_comparison_counted(project.pk)
     return comparison
 
 
@@ -348,9 +354,9 @@ def _comparison_insert(
     is_gold_check: bool = False,
     is_repeat: bool = False,
 ) -> Comparison:
-    return Comparison.objects.create(
+    comparison = Comparison(
         pair=pair,
-        project_id=pair.project_id,
+        project=pair.project,
         labeler=labeler,
         source=Comparison.Source.HUMAN,
         choice=judgment.choice,
@@ -362,3 +368,4 @@ def _comparison_insert(
         is_gold_check=is_gold_check,
         is_repeat=is_repeat,
     )
+    return queue_sql.row_insert(comparison)

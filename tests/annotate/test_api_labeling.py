@@ -205,3 +205,33 @@ def test_schema_and_docs_pages_work(api):
     docs = api.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def test_payloads_have_the_documented_shapes(api, project):
+    """The lease and comparison payloads are built by hand for speed: the schema's serializers
+    must name exactly their keys, and the list endpoint answers in the same shape."""
+    from annotate.api.labeling import ComparisonApi
+    from annotate.api.serializers import LeasedPairSerializer
+
+    make_pair(project)
+    lease = api.get("/api/projects/demo/next/").json()
+    assert set(lease) == set(LeasedPairSerializer().fields)
+    assert lease["lease_expires_at"].endswith("Z")
+    created = api.post(
+        "/api/comparisons/", {"pair_id": lease["pair_id"], "preferred": "tie"}, format="json"
+    ).json()
+    assert set(created) == set(ComparisonApi.OutputSerializer().fields)
+    assert created["project"] == "demo" and created["preferred"] == "tie"
+    listed = api.get("/api/comparisons/").json()["results"]
+    assert listed == [created]
+
+
+def test_a_pair_never_served_to_the_caller_is_404_and_stores_nothing(api, project, labeler):
+    """Labelers judge what they were served: a pair id picked by hand is refused."""
+    pair = make_pair(project)
+    response = api.post(
+        "/api/comparisons/", {"pair_id": pair.pk, "preferred": "tie"}, format="json"
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such pair."}
+    assert not Comparison.objects.exists()

@@ -13,9 +13,9 @@ from annotate.services.catalog import pair_get_or_create
 from annotate.services.labeling import (
     comparison_create,
     lease_skip,
-    pair_candidates,
     pair_lease_next,
 )
+from annotate.services.queue_sql import candidate_plan
 from annotate.services.selection import (
     MANY_CANDIDATES,
     PRIORITY_ORDER,
@@ -239,8 +239,13 @@ def test_each_order_is_one_walk_of_its_index(project, labeler, order, index):
             with connection.cursor() as cursor:
                 for plan_kind in ("seqscan", "bitmapscan", "sort"):
                     cursor.execute(f"SET LOCAL enable_{plan_kind} = off")
-        candidates = pair_candidates(project=project, labeler=labeler, now=timezone.now())
-        plan = candidates.order_by(*order)[:1].explain()
+        plan = candidate_plan(
+            project_id=project.pk,
+            labeler_id=labeler.pk,
+            redundancy=project.redundancy,
+            now=timezone.now(),
+            random_order=order == RANDOM_ORDER,
+        )
     assert index in plan
     assert "pair_queue_random" not in plan or index == "pair_queue_random"
     assert "TEMP B-TREE" not in plan and "Sort" not in plan

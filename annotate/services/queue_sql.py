@@ -1,0 +1,308 @@
+"""The statements of the labeling hot path, in plain SQL: find the next Pair for a labeler,
+read a labeler's state on a locked Pair, and write the counters a judgment moves.
+
+Every lease and every submission runs these. Built through the ORM, composing each
+statement cost several times the CPU that the database spent running it, and a labeling
+server is bound by exactly that CPU (bench/labeling_load.py). Written once here, the text is
+also identical from call to call, so PostgreSQL prepares it and plans it once per connection
+(config/settings.py). The rules these statements serve live in annotate/services/labeling.py;
+this module only reads and writes rows, and runs unchanged on PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field, Model
+
+from annotate.models import Comparison, Lease, Membership, Pair, Project, Prompt, Response
+
+
+def _t(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _now(value: datetime) -> Any:
+    """A datetime as this database compares it (SQLite stores text)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _row_lock(alias: str) -> str:
+    # SQLite has no row locks: its writers are serialized by the IMMEDIATE transactions the
+    # settings ask for, so the same read-then-write is safe there without them.
+    if connection.vendor == "postgresql":
+        return f" FOR UPDATE OF {alias}"
+    return ""
+
+
+@cache
+def _candidate_sql(vendor: str, random_order: bool) -> str:
+    order = "p.random_key" if random_order else "p.priority DESC, p.id"
+    skip = " FOR UPDATE OF p SKIP LOCKED" if vendor == "postgresql" else ""
+    # Open Pairs of the project in queue order (the walk of the `pair_queue` or
+    # `pair_queue_random` partial index), minus those the labeler judged or was served, minus
+    # those whose human Comparisons plus live leases already reach the redundancy.
+    return f"""
+        SELECT p.id, p.human_count FROM {_t(Pair)} p
+        WHERE p.project_id = %s AND p.is_open AND p.gold = ''
+          AND NOT EXISTS (SELECT 1 FROM {_t(Comparison)} c
+                          WHERE c.pair_id = p.id AND c.labeler_id = %s AND NOT c.is_repeat)
+          AND NOT EXISTS (SELECT 1 FROM {_t(Lease)} s
+                          WHERE s.pair_id = p.id AND s.labeler_id = %s)
+          AND p.human_count + COALESCE((SELECT COUNT(*) FROM {_t(Lease)} h
+                                        WHERE h.pair_id = p.id AND h.expires_at > %s), 0) < %s
+        ORDER BY {order} LIMIT 1{skip}"""
+
+
+def candidate_sql(*, random_order: bool) -> str:
+    """The candidate statement as the database at hand runs it (tests read its plan)."""
+    return _candidate_sql(connection.vendor, random_order)
+
+
+def candidate_next(
+    *, project_id: int, labeler_id: int, redundancy: int, now: datetime, random_order: bool
+) -> tuple[int, int] | None:
+    """(pair id, human count) of the first Pair in queue order this labeler may be served,
+    row-locked; SKIP LOCKED passes over Pairs a concurrent labeler is leasing right now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            candidate_sql(random_order=random_order),
+            [project_id, labeler_id, labeler_id, _now(now), redundancy],
+        )
+        return cursor.fetchone()
+
+
+def candidate_plan(
+    *,
+    project_id: int,
+    labeler_id: int,
+    redundancy: int,
+    now: datetime,
+    random_order: bool,
+    analyze: bool = False,
+) -> str:
+    """The database's plan for the candidate read (a test and the load benchmark show it)."""
+    if connection.vendor == "postgresql":
+        explain = "EXPLAIN (ANALYZE) " if analyze else "EXPLAIN "
+    else:
+        explain = "EXPLAIN QUERY PLAN "
+    with connection.cursor() as cursor:
+        cursor.execute(
+            explain + candidate_sql(random_order=random_order),
+            [project_id, labeler_id, labeler_id, _now(now), redundancy],
+        )
+        return "\n".join(" ".join(str(column) for column in row) for row in cursor.fetchall())
+
+
+def lease_current_id(*, project_id: int, labeler_id: int, now: datetime) -> int | None:
+    """The labeler's newest unexpired Lease in the project that still stands: on an open
+    Pair, or a gold or repeat lease (those stand outside the open queue)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT l.id FROM {_t(Lease)} l JOIN {_t(Pair)} p ON p.id = l.pair_id
+                WHERE l.labeler_id = %s AND l.expires_at > %s AND p.project_id = %s
+                  AND (p.is_open OR l.is_repeat OR p.gold <> '')
+                ORDER BY l.created_at DESC LIMIT 1""",
+            [labeler_id, _now(now), project_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def lease_insert_if_free(
+    *,
+    pair_id: int,
+    human_count: int,
+    redundancy: int,
+    labeler_id: int,
+    left: str,
+    expires_at: datetime,
+    now: datetime,
+) -> Lease | None:
+    """Lease the row-locked candidate unless its human Comparisons plus live Leases already
+    reach the redundancy; None when they do.
+
+    The candidate read's snapshot can predate a lease that a concurrent labeler committed
+    just before releasing this row; this statement starts after the lock was taken, so its
+    count sees every lease on the Pair.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {_t(Lease)} (pair_id, labeler_id, "left", is_repeat, expires_at,
+                                         created_at)
+                SELECT %s, %s, %s, %s, %s, %s
+                WHERE %s + (SELECT COUNT(*) FROM {_t(Lease)} h
+                            WHERE h.pair_id = %s AND h.expires_at > %s) < %s
+                RETURNING id""",
+            [
+                pair_id,
+                labeler_id,
+                left,
+                False,
+                _now(expires_at),
+                _now(now),
+                human_count,
+                pair_id,
+                _now(now),
+                redundancy,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Lease(
+        id=row[0],
+        pair_id=pair_id,
+        labeler_id=labeler_id,
+        left=left,
+        is_repeat=False,
+        expires_at=expires_at,
+        created_at=now,
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def pair_with_content(pair_id: int) -> Pair:
+    """A Pair with its Prompt and both Responses attached, in one read."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold,
+                       p.is_open, p.human_count, q.messages, a.text, b.text
+                FROM {_t(Pair)} p
+                JOIN {_t(Prompt)} q ON q.id = p.prompt_id
+                JOIN {_t(Response)} a ON a.id = p.response_a_id
+                JOIN {_t(Response)} b ON b.id = p.response_b_id
+                WHERE p.id = %s""",
+            [pair_id],
+        )
+        (project_id, prompt_id, a_id, b_id, gold, is_open, human_count, messages, a, b) = (
+            cursor.fetchone()
+        )
+    pair = Pair(
+        id=pair_id,
+        project_id=project_id,
+        prompt_id=prompt_id,
+        response_a_id=a_id,
+        response_b_id=b_id,
+        gold=gold,
+        is_open=bool(is_open),
+        human_count=human_count,
+    )
+    pair.prompt = Prompt(id=prompt_id, project_id=project_id, messages=_json(messages))
+    pair.response_a = Response(id=a_id, prompt_id=prompt_id, text=a)
+    pair.response_b = Response(id=b_id, prompt_id=prompt_id, text=b)
+    return pair
+
+
+def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
+    """The Pair, row-locked; with `member_id`, only if it is on one of that user's projects.
+    None when there is no such Pair."""
+    member = ""
+    params: list[Any] = [pair_id]
+    if member_id is not None:
+        member = f""" AND EXISTS (SELECT 1 FROM {_t(Membership)} m
+                                  WHERE m.project_id = p.project_id AND m.user_id = %s)"""
+        params.append(member_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold,
+                       p.is_open, p.human_count
+                FROM {_t(Pair)} p WHERE p.id = %s{member}{_row_lock("p")}""",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    project_id, prompt_id, a_id, b_id, gold, is_open, human_count = row
+    return Pair(
+        id=pair_id,
+        project_id=project_id,
+        prompt_id=prompt_id,
+        response_a_id=a_id,
+        response_b_id=b_id,
+        gold=gold,
+        is_open=bool(is_open),
+        human_count=human_count,
+    )
+
+
+def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, Any]:
+    """What a submission needs to know about this labeler and this Pair, in one read: their
+    existing Comparison (not a repeat), their Lease (left side, live or not, repeat or not),
+    and how many live Leases others hold on it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT
+                  (SELECT c.id FROM {_t(Comparison)} c WHERE c.pair_id = %s
+                     AND c.labeler_id = %s AND NOT c.is_repeat),
+                  l."left",
+                  CASE WHEN l.expires_at > %s THEN 1 ELSE 0 END,
+                  l.is_repeat,
+                  (SELECT COUNT(*) FROM {_t(Lease)} o WHERE o.pair_id = %s
+                     AND o.expires_at > %s AND o.labeler_id <> %s)
+                FROM (SELECT 1 AS one) AS here
+                LEFT JOIN {_t(Lease)} l ON l.pair_id = %s AND l.labeler_id = %s""",
+            [pair_id, labeler_id, _now(now), pair_id, _now(now), labeler_id, pair_id, labeler_id],
+        )
+        existing, left, live, repeat, others_live = cursor.fetchone()
+    return {
+        "existing": existing,
+        "lease_left": left,
+        "lease_live": bool(live) and left is not None,
+        "lease_repeat": bool(repeat),
+        "others_live": others_live,
+    }
+
+
+def pair_counts_set(*, pair_id: int, human_count: int, is_open: bool) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s",
+            [human_count, is_open, pair_id],
+        )
+
+
+def lease_delete(*, pair_id: int, labeler_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s",
+            [pair_id, labeler_id],
+        )
+
+
+@cache
+def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple[Field, ...]]:
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    return f"INSERT INTO {_t(model)} ({columns}) VALUES ({values}) RETURNING {pk}", fields
+
+
+def row_insert(instance: Model) -> Model:
+    """INSERT one new model instance, with each field's own defaults and conversions
+    (auto_now_add, JSON, datetimes) but without composing the statement each time. Sends no
+    signals (this project connects none to the models written here)."""
+    sql, fields = _insert_sql(type(instance), connection.vendor)
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def project_comparison_counted(project_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s",
+            [project_id],
+        )
