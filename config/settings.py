@@ -96,7 +96,6 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
         DATABASES["default"]["OPTIONS"] = {
             "server_side_binding": True,
             "prepare_threshold": int(_prepare),
-            "options": os.environ.get("DB_PLAN_CACHE_OPTIONS", ""),
         }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
