@@ -267,6 +267,12 @@ def main() -> int:
     parser.add_argument(
         "--worker-class", default="gthread", help="gunicorn worker class: gthread or sync"
     )
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        default=0,
+        help="gthread: most client connections one worker holds (0 = gunicorn's default)",
+    )
     args = parser.parse_args()
 
     db_name = f"prefloop_bench_{os.getpid()}"
@@ -297,6 +303,11 @@ def main() -> int:
                 *(
                     ["--threads", str(args.threads), "--keep-alive", "60"]
                     if args.worker_class == "gthread"
+                    else []
+                ),
+                *(
+                    ["--worker-connections", str(args.worker_connections)]
+                    if args.worker_connections
                     else []
                 ),
                 "--log-level",

@@ -296,25 +296,23 @@ def _comparison_store(
         if not locked.is_open or taken >= project.redundancy:
             raise PairFull("This pair already has all the judgments it needs.")
 
-    comparison = _comparison_insert(
-        pair=locked,
-        labeler=labeler,
-        judgment=judgment,
-        comment=comment,
-        time_spent_ms=time_spent_ms,
-        left=state["lease_left"],
-        is_gold_check=is_gold_check,
-    )
+    pair_counts = None
     if not is_gold_check:
         human_count = locked.human_count + 1
-        queue_sql.pair_counts_set(
-            pair_id=pair_id, human_count=human_count, is_open=human_count < project.redundancy
-        )
-    if state["lease_left"] is not None:
-        queue_sql.lease_delete(pair_id=pair_id, labeler_id=labeler.pk)
-    # Last statement before commit: the project row is the one every labeler updates.
-    queue_sql.project_comparison_counted(project.pk)
-    return comparison
+        pair_counts = (human_count, human_count < project.redundancy)
+    return queue_sql.judgment_write(
+        comparison=_comparison_new(
+            pair=locked,
+            labeler=labeler,
+            judgment=judgment,
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+            left=state["lease_left"],
+            is_gold_check=is_gold_check,
+        ),
+        pair_counts=pair_counts,
+        had_lease=state["lease_left"] is not None,
+    )
 
 
 def _repeat_store(
@@ -330,20 +328,22 @@ def _repeat_store(
     existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=True).first()
     if existing is not None:
         raise ComparisonExists(existing.pk)
-    comparison = _comparison_insert(
-        pair=pair,
-        labeler=labeler,
-        judgment=judgment,
-        comment=comment,
-        time_spent_ms=time_spent_ms,
-        left=left,
-        is_repeat=True,
+    comparison = queue_sql.row_insert(
+        _comparison_new(
+            pair=pair,
+            labeler=labeler,
+            judgment=judgment,
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+            left=left,
+            is_repeat=True,
+        )
     )
     Lease.objects.filter(pair=pair, labeler=labeler).delete()
     return comparison
 
 
-def _comparison_insert(
+def _comparison_new(
     *,
     pair: Pair,
     labeler: AbstractBaseUser,
@@ -354,7 +354,7 @@ def _comparison_insert(
     is_gold_check: bool = False,
     is_repeat: bool = False,
 ) -> Comparison:
-    comparison = Comparison(
+    return Comparison(
         pair=pair,
         project=pair.project,
         labeler=labeler,
@@ -368,4 +368,3 @@ def _comparison_insert(
         is_gold_check=is_gold_check,
         is_repeat=is_repeat,
     )
-    return queue_sql.row_insert(comparison)

@@ -261,20 +261,62 @@ def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, 
     }
 
 
-def pair_counts_set(*, pair_id: int, human_count: int, is_open: bool) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s",
-            [human_count, is_open, pair_id],
+def judgment_write(
+    *, comparison: Comparison, pair_counts: tuple[int, bool] | None, had_lease: bool
+) -> Comparison:
+    """Store a new Comparison and move what it moves, all or nothing: the Pair's
+    (human_count, is_open) when it counts toward the redundancy, the labeler's Lease gone,
+    the project's comparison counter up.
+
+    On PostgreSQL that is one statement (the writes ride along as WITH clauses); SQLite runs
+    them one by one. The project row, the one every labeler updates, is written last, right
+    before the commit, so its lock is held for the shortest time.
+    """
+    pair_id, labeler_id, project_id = (
+        comparison.pair_id,
+        comparison.labeler_id,
+        comparison.project_id,
+    )
+    if connection.vendor != "postgresql":
+        row_insert(comparison)
+        with connection.cursor() as cursor:
+            if pair_counts is not None:
+                cursor.execute(
+                    f"UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s",
+                    [*pair_counts, pair_id],
+                )
+            if had_lease:
+                cursor.execute(
+                    f"DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s",
+                    [pair_id, labeler_id],
+                )
+            cursor.execute(_project_counted_sql(), [project_id])
+        return comparison
+    insert, fields = _insert_sql(Comparison, connection.vendor)
+    clauses, params = [], []
+    if pair_counts is not None:
+        clauses.append(
+            f"pair_counted AS (UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s)"
         )
+        params += [*pair_counts, pair_id]
+    if had_lease:
+        clauses.append(
+            f"lease_done AS (DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s)"
+        )
+        params += [pair_id, labeler_id]
+    clauses.append(f"project_counted AS ({_project_counted_sql()})")
+    params.append(project_id)
+    params += [f.get_db_prep_save(f.pre_save(comparison, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + ", ".join(clauses) + " " + insert, params)
+        comparison.pk = cursor.fetchone()[0]
+    comparison._state.adding = False
+    comparison._state.db = connection.alias
+    return comparison
 
 
-def lease_delete(*, pair_id: int, labeler_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s",
-            [pair_id, labeler_id],
-        )
+def _project_counted_sql() -> str:
+    return f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s"
 
 
 @cache
@@ -298,11 +340,3 @@ def row_insert(instance: Model) -> Model:
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance
-
-
-def project_comparison_counted(project_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s",
-            [project_id],
-        )
