@@ -265,7 +265,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument(
-        "--worker-class", default="gthread", help="gunicorn worker class: gthread or sync"
+        "--worker-class",
+        default="sync",
+        help="gunicorn worker class: sync (the README's deployment) or gthread",
     )
     parser.add_argument(
         "--worker-connections",

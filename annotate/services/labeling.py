@@ -111,9 +111,7 @@ def pair_lease_next(
                 now=now,
             )
             if lease is not None:
-                pair = queue_sql.pair_with_content(pair_id)
-                pair.project = project
-                lease.pair = pair
+                lease.pair.project = project
                 return lease
     return None
 

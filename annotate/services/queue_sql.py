@@ -124,38 +124,49 @@ def lease_insert_if_free(
     now: datetime,
 ) -> Lease | None:
     """Lease the row-locked candidate unless its human Comparisons plus live Leases already
-    reach the redundancy; None when they do.
+    reach the redundancy (None then); the Lease comes with its Pair's content attached.
 
     The candidate read's snapshot can predate a lease that a concurrent labeler committed
     just before releasing this row; this statement starts after the lock was taken, so its
-    count sees every lease on the Pair.
+    count sees every lease on the Pair. On PostgreSQL the content is read by the same
+    statement.
     """
+    insert = f"""INSERT INTO {_t(Lease)} (pair_id, labeler_id, "left", is_repeat, expires_at,
+                                          created_at)
+                 SELECT %s, %s, %s, %s, %s, %s
+                 WHERE %s + (SELECT COUNT(*) FROM {_t(Lease)} h
+                             WHERE h.pair_id = %s AND h.expires_at > %s) < %s
+                 RETURNING id"""
+    params = [
+        pair_id,
+        labeler_id,
+        left,
+        False,
+        _now(expires_at),
+        _now(now),
+        human_count,
+        pair_id,
+        _now(now),
+        redundancy,
+    ]
+    pair = None
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {_t(Lease)} (pair_id, labeler_id, "left", is_repeat, expires_at,
-                                         created_at)
-                SELECT %s, %s, %s, %s, %s, %s
-                WHERE %s + (SELECT COUNT(*) FROM {_t(Lease)} h
-                            WHERE h.pair_id = %s AND h.expires_at > %s) < %s
-                RETURNING id""",
-            [
-                pair_id,
-                labeler_id,
-                left,
-                False,
-                _now(expires_at),
-                _now(now),
-                human_count,
-                pair_id,
-                _now(now),
-                redundancy,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Lease(
-        id=row[0],
+        if connection.vendor == "postgresql":
+            content = _content_sql().replace("SELECT ", "SELECT leased.id, ", 1)
+            content = content.replace(f"FROM {_t(Pair)} p", f"FROM leased, {_t(Pair)} p", 1)
+            cursor.execute(f"WITH leased AS ({insert}) {content}", [*params, pair_id])
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            lease_id, pair = row[0], _pair_from_content(pair_id, row[1:])
+        else:
+            cursor.execute(insert, params)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            lease_id = row[0]
+    lease = Lease(
+        id=lease_id,
         pair_id=pair_id,
         labeler_id=labeler_id,
         left=left,
@@ -163,28 +174,26 @@ def lease_insert_if_free(
         expires_at=expires_at,
         created_at=now,
     )
+    lease.pair = pair if pair is not None else pair_with_content(pair_id)
+    return lease
 
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def pair_with_content(pair_id: int) -> Pair:
-    """A Pair with its Prompt and both Responses attached, in one read."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold,
-                       p.is_open, p.human_count, q.messages, a.text, b.text
-                FROM {_t(Pair)} p
-                JOIN {_t(Prompt)} q ON q.id = p.prompt_id
-                JOIN {_t(Response)} a ON a.id = p.response_a_id
-                JOIN {_t(Response)} b ON b.id = p.response_b_id
-                WHERE p.id = %s""",
-            [pair_id],
-        )
-        (project_id, prompt_id, a_id, b_id, gold, is_open, human_count, messages, a, b) = (
-            cursor.fetchone()
-        )
+def _content_sql() -> str:
+    return f"""SELECT p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold,
+                      p.is_open, p.human_count, q.messages, a.text, b.text
+               FROM {_t(Pair)} p
+               JOIN {_t(Prompt)} q ON q.id = p.prompt_id
+               JOIN {_t(Response)} a ON a.id = p.response_a_id
+               JOIN {_t(Response)} b ON b.id = p.response_b_id
+               WHERE p.id = %s"""
+
+
+def _pair_from_content(pair_id: int, row: tuple) -> Pair:
+    project_id, prompt_id, a_id, b_id, gold, is_open, human_count, messages, a, b = row
     pair = Pair(
         id=pair_id,
         project_id=project_id,
@@ -199,6 +208,13 @@ def pair_with_content(pair_id: int) -> Pair:
     pair.response_a = Response(id=a_id, prompt_id=prompt_id, text=a)
     pair.response_b = Response(id=b_id, prompt_id=prompt_id, text=b)
     return pair
+
+
+def pair_with_content(pair_id: int) -> Pair:
+    """A Pair with its Prompt and both Responses attached, in one read."""
+    with connection.cursor() as cursor:
+        cursor.execute(_content_sql(), [pair_id])
+        return _pair_from_content(pair_id, cursor.fetchone())
 
 
 def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
