@@ -182,19 +182,15 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _content_sql() -> str:
-    return f"""SELECT p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold,
-                      p.is_open, p.human_count, q.messages, a.text, b.text
-               FROM {_t(Pair)} p
-               JOIN {_t(Prompt)} q ON q.id = p.prompt_id
-               JOIN {_t(Response)} a ON a.id = p.response_a_id
-               JOIN {_t(Response)} b ON b.id = p.response_b_id
-               WHERE p.id = %s"""
+# The Pair columns the hot path reads, in the order _pair() takes them.
+_PAIR_COLUMNS = (
+    "p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold, p.is_open, p.human_count"
+)
 
 
-def _pair_from_content(pair_id: int, row: tuple) -> Pair:
-    project_id, prompt_id, a_id, b_id, gold, is_open, human_count, messages, a, b = row
-    pair = Pair(
+def _pair(pair_id: int, row: tuple) -> Pair:
+    project_id, prompt_id, a_id, b_id, gold, is_open, human_count = row
+    return Pair(
         id=pair_id,
         project_id=project_id,
         prompt_id=prompt_id,
@@ -204,9 +200,23 @@ def _pair_from_content(pair_id: int, row: tuple) -> Pair:
         is_open=bool(is_open),
         human_count=human_count,
     )
-    pair.prompt = Prompt(id=prompt_id, project_id=project_id, messages=_json(messages))
-    pair.response_a = Response(id=a_id, prompt_id=prompt_id, text=a)
-    pair.response_b = Response(id=b_id, prompt_id=prompt_id, text=b)
+
+
+def _content_sql() -> str:
+    return f"""SELECT {_PAIR_COLUMNS}, q.messages, a.text, b.text
+               FROM {_t(Pair)} p
+               JOIN {_t(Prompt)} q ON q.id = p.prompt_id
+               JOIN {_t(Response)} a ON a.id = p.response_a_id
+               JOIN {_t(Response)} b ON b.id = p.response_b_id
+               WHERE p.id = %s"""
+
+
+def _pair_from_content(pair_id: int, row: tuple) -> Pair:
+    pair = _pair(pair_id, row[:7])
+    messages, a, b = row[7:]
+    pair.prompt = Prompt(id=pair.prompt_id, project_id=pair.project_id, messages=_json(messages))
+    pair.response_a = Response(id=pair.response_a_id, prompt_id=pair.prompt_id, text=a)
+    pair.response_b = Response(id=pair.response_b_id, prompt_id=pair.prompt_id, text=b)
     return pair
 
 
@@ -228,25 +238,12 @@ def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
         params.append(member_id)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold,
-                       p.is_open, p.human_count
+            f"""SELECT {_PAIR_COLUMNS}
                 FROM {_t(Pair)} p WHERE p.id = %s{member}{_row_lock("p")}""",
             params,
         )
         row = cursor.fetchone()
-    if row is None:
-        return None
-    project_id, prompt_id, a_id, b_id, gold, is_open, human_count = row
-    return Pair(
-        id=pair_id,
-        project_id=project_id,
-        prompt_id=prompt_id,
-        response_a_id=a_id,
-        response_b_id=b_id,
-        gold=gold,
-        is_open=bool(is_open),
-        human_count=human_count,
-    )
+    return None if row is None else _pair(pair_id, row)
 
 
 def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, Any]:
