@@ -8,14 +8,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser
 
+from annotate.services.queue_sql import instances
+
 
 class UserBackend(ModelBackend):
     def get_user(self, user_id: int) -> AbstractBaseUser | None:
         user_model = get_user_model()
-        table = user_model._meta.db_table
         pk = user_model._meta.pk.column
-        found = list(
-            user_model._default_manager.raw(f"SELECT * FROM {table} WHERE {pk} = %s", [user_id])
-        )
+        found = instances(user_model, f"WHERE t.{pk} = %s", [user_id])
         # The same rule as ModelBackend: an inactive user is signed out.
         return found[0] if found and self.user_can_authenticate(found[0]) else None

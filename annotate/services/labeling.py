@@ -264,8 +264,9 @@ def _comparison_store(
     locked = queue_sql.pair_lock(pair_id=pair_id, member_id=labeler.pk if served_only else None)
     if locked is None:
         raise PairNotServed("No such pair.")
-    locked.project = project if project is not None else Project.objects.get(pk=locked.project_id)
-    project = locked.project
+    if project is None:
+        project = queue_sql.instances(Project, "WHERE t.id = %s", [locked.project_id])[0]
+    locked.project = project
     # Read after the lock is held, so it sees every comparison and lease committed before.
     state = queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)
     if served_only and state["existing"] is None and state["lease_left"] is None:

@@ -333,6 +333,32 @@ def _project_counted_sql() -> str:
 
 
 @cache
+def _select_sql(model: type[Model], vendor: str) -> tuple[str, tuple, tuple[str, ...]]:
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f"t.{connection.ops.quote_name(f.column)}" for f in fields)
+    # The conversions the ORM applies to each column (JSON, SQLite's datetimes, ...).
+    converters = tuple((f.cached_col, f.cached_col.get_db_converters(connection)) for f in fields)
+    return f"SELECT {columns} FROM {_t(model)} t", converters, tuple(f.attname for f in fields)
+
+
+def instances(model: type[Model], where: str, params: list[Any]) -> list[Model]:
+    """Instances of `model` whose rows (table alias `t`) match `where`, read with one plain
+    statement and converted as the ORM converts them."""
+    select, converters, attnames = _select_sql(model, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{select} {where}", params)
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        values = list(row)
+        for i, (column, steps) in enumerate(converters):
+            for convert in steps:
+                values[i] = convert(values[i], column, connection)
+        found.append(model.from_db(connection.alias, attnames, values))
+    return found
+
+
+@cache
 def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple[Field, ...]]:
     fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
