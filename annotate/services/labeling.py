@@ -265,7 +265,7 @@ def _comparison_store(
     if locked is None:
         raise PairNotServed("No such pair.")
     if project is None:
-        project = queue_sql.instances(Project, "WHERE t.id = %s", [locked.project_id])[0]
+        project = locked.project
     locked.project = project
     # Read after the lock is held, so it sees every comparison and lease committed before.
     state = queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)

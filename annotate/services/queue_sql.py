@@ -228,22 +228,28 @@ def pair_with_content(pair_id: int) -> Pair:
 
 
 def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
-    """The Pair, row-locked; with `member_id`, only if it is on one of that user's projects.
-    None when there is no such Pair."""
+    """The Pair with its Project attached, the Pair row-locked; with `member_id`, only if it
+    is on one of that user's projects. None when there is no such Pair."""
     member = ""
     params: list[Any] = [pair_id]
     if member_id is not None:
         member = f""" AND EXISTS (SELECT 1 FROM {_t(Membership)} m
                                   WHERE m.project_id = p.project_id AND m.user_id = %s)"""
         params.append(member_id)
+    project_columns = _model_columns(Project, "pr", connection.vendor)[0]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT {_PAIR_COLUMNS}
-                FROM {_t(Pair)} p WHERE p.id = %s{member}{_row_lock("p")}""",
+            f"""SELECT {_PAIR_COLUMNS}, {project_columns}
+                FROM {_t(Pair)} p JOIN {_t(Project)} pr ON pr.id = p.project_id
+                WHERE p.id = %s{member}{_row_lock("p")}""",
             params,
         )
         row = cursor.fetchone()
-    return None if row is None else _pair(pair_id, row)
+    if row is None:
+        return None
+    pair = _pair(pair_id, row[:7])
+    pair.project = _from_row(Project, "pr", row[7:])
+    return pair
 
 
 def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, Any]:
@@ -333,29 +339,32 @@ def _project_counted_sql() -> str:
 
 
 @cache
-def _select_sql(model: type[Model], vendor: str) -> tuple[str, tuple, tuple[str, ...]]:
+def _model_columns(
+    model: type[Model], alias: str, vendor: str
+) -> tuple[str, tuple, tuple[str, ...]]:
     fields = model._meta.concrete_fields
-    columns = ", ".join(f"t.{connection.ops.quote_name(f.column)}" for f in fields)
+    columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
     # The conversions the ORM applies to each column (JSON, SQLite's datetimes, ...).
     converters = tuple((f.cached_col, f.cached_col.get_db_converters(connection)) for f in fields)
-    return f"SELECT {columns} FROM {_t(model)} t", converters, tuple(f.attname for f in fields)
+    return columns, converters, tuple(f.attname for f in fields)
+
+
+def _from_row(model: type[Model], alias: str, row: tuple | list) -> Model:
+    _, converters, attnames = _model_columns(model, alias, connection.vendor)
+    values = list(row)
+    for i, (column, steps) in enumerate(converters):
+        for convert in steps:
+            values[i] = convert(values[i], column, connection)
+    return model.from_db(connection.alias, attnames, values)
 
 
 def instances(model: type[Model], where: str, params: list[Any]) -> list[Model]:
     """Instances of `model` whose rows (table alias `t`) match `where`, read with one plain
     statement and converted as the ORM converts them."""
-    select, converters, attnames = _select_sql(model, connection.vendor)
+    columns = _model_columns(model, "t", connection.vendor)[0]
     with connection.cursor() as cursor:
-        cursor.execute(f"{select} {where}", params)
-        rows = cursor.fetchall()
-    found = []
-    for row in rows:
-        values = list(row)
-        for i, (column, steps) in enumerate(converters):
-            for convert in steps:
-                values[i] = convert(values[i], column, connection)
-        found.append(model.from_db(connection.alias, attnames, values))
-    return found
+        cursor.execute(f"SELECT {columns} FROM {_t(model)} t {where}", params)
+        return [_from_row(model, "t", row) for row in cursor.fetchall()]
 
 
 @cache
