@@ -12,6 +12,7 @@ this module only reads and writes rows, and runs unchanged on PostgreSQL and SQL
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -58,6 +59,12 @@ def _candidate_sql(vendor: str, random_order: bool) -> str:
         ORDER BY {order} LIMIT 1{skip}"""
 
 
+def _candidate_params(
+    project_id: int, labeler_id: int, redundancy: int, now: datetime
+) -> list[Any]:
+    return [project_id, labeler_id, labeler_id, _now(now), redundancy]
+
+
 def candidate_sql(*, random_order: bool) -> str:
     """The candidate statement as the database at hand runs it (tests read its plan)."""
     return _candidate_sql(connection.vendor, random_order)
@@ -71,7 +78,7 @@ def candidate_next(
     with connection.cursor() as cursor:
         cursor.execute(
             candidate_sql(random_order=random_order),
-            [project_id, labeler_id, labeler_id, _now(now), redundancy],
+            _candidate_params(project_id, labeler_id, redundancy, now),
         )
         return cursor.fetchone()
 
@@ -93,7 +100,7 @@ def candidate_plan(
     with connection.cursor() as cursor:
         cursor.execute(
             explain + candidate_sql(random_order=random_order),
-            [project_id, labeler_id, labeler_id, _now(now), redundancy],
+            _candidate_params(project_id, labeler_id, redundancy, now),
         )
         return "\n".join(" ".join(str(column) for column in row) for row in cursor.fetchall())
 
@@ -291,46 +298,30 @@ def judgment_write(
     them one by one. The project row, the one every labeler updates, is written last, right
     before the commit, so its lock is held for the shortest time.
     """
-    pair_id, labeler_id, project_id = (
-        comparison.pair_id,
-        comparison.labeler_id,
-        comparison.project_id,
-    )
-    if connection.vendor != "postgresql":
-        row_insert(comparison)
-        with connection.cursor() as cursor:
-            if pair_counts is not None:
-                cursor.execute(
-                    f"UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s",
-                    [*pair_counts, pair_id],
-                )
-            if had_lease:
-                cursor.execute(
-                    f"DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s",
-                    [pair_id, labeler_id],
-                )
-            cursor.execute(_project_counted_sql(), [project_id])
-        return comparison
-    insert, fields = _insert_sql(Comparison, connection.vendor)
-    clauses, params = [], []
+    writes: list[tuple[str, str, list[Any]]] = []
     if pair_counts is not None:
-        clauses.append(
-            f"pair_counted AS (UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s)"
+        writes.append(
+            (
+                "pair_counted",
+                f"UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s",
+                [*pair_counts, comparison.pair_id],
+            )
         )
-        params += [*pair_counts, pair_id]
     if had_lease:
-        clauses.append(
-            f"lease_done AS (DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s)"
+        writes.append(
+            (
+                "lease_done",
+                f"DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s",
+                [comparison.pair_id, comparison.labeler_id],
+            )
         )
-        params += [pair_id, labeler_id]
-    clauses.append(f"project_counted AS ({_project_counted_sql()})")
-    params.append(project_id)
-    params += [f.get_db_prep_save(f.pre_save(comparison, True), connection) for f in fields]
+    writes.append(("project_counted", _project_counted_sql(), [comparison.project_id]))
+    if connection.vendor == "postgresql":
+        return row_insert(comparison, along=writes)
+    row_insert(comparison)
     with connection.cursor() as cursor:
-        cursor.execute("WITH " + ", ".join(clauses) + " " + insert, params)
-        comparison.pk = cursor.fetchone()[0]
-    comparison._state.adding = False
-    comparison._state.db = connection.alias
+        for _, sql, params in writes:
+            cursor.execute(sql, params)
     return comparison
 
 
@@ -376,12 +367,18 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple[Field, ...]
     return f"INSERT INTO {_t(model)} ({columns}) VALUES ({values}) RETURNING {pk}", fields
 
 
-def row_insert(instance: Model) -> Model:
+def row_insert(instance: Model, along: Sequence[tuple[str, str, list[Any]]] = ()) -> Model:
     """INSERT one new model instance, with each field's own defaults and conversions
     (auto_now_add, JSON, datetimes) but without composing the statement each time. Sends no
-    signals (this project connects none to the models written here)."""
+    signals (this project connects none to the models written here).
+
+    `along`: (name, statement, params) writes that run in the same statement as WITH clauses
+    (PostgreSQL only)."""
     sql, fields = _insert_sql(type(instance), connection.vendor)
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    params = [value for _, _, values in along for value in values]
+    params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    if along:
+        sql = "WITH " + ", ".join(f"{name} AS ({write})" for name, write, _ in along) + " " + sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         instance.pk = cursor.fetchone()[0]
