@@ -34,6 +34,7 @@ from rewardtrain.model import (
     rewards,
     set_attention,
 )
+from rewardtrain.precision import MasterWeights
 
 # Fewer than this and there is nothing to learn from or to stop early on.
 MIN_TRAIN_PAIRS = 2
@@ -102,6 +103,15 @@ def use_bf16(cfg: TrainConfig, device: str) -> bool:
     return device == "cpu" and cpu_has_native_bf16()
 
 
+def use_master_weights(cfg: TrainConfig, device: str, bf16: bool) -> bool:
+    """bf16 weights with float32 masters (rewardtrain.precision) instead of autocast."""
+    if not bf16:
+        return False
+    if cfg.bf16_master_weights is not None:
+        return cfg.bf16_master_weights
+    return device == "cpu"
+
+
 def pair_loss(
     r_chosen: torch.Tensor,
     r_rejected: torch.Tensor,
@@ -125,9 +135,11 @@ def _seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(
+    named_parameters: list[tuple[str, torch.Tensor]], cfg: TrainConfig
+) -> torch.optim.Optimizer:
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for name, param in named_parameters:
         if param.requires_grad:
             # Biases and normalisation weights are not decayed (the usual BERT recipe).
             (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
@@ -240,6 +252,8 @@ def _train(
     if cfg.disable_dropout:
         disable_dropout(model)
     model.to(device).train()
+    # CPU bf16: the model in bf16, the optimizer on float32 copies (see rewardtrain.precision).
+    masters = MasterWeights(model) if use_master_weights(cfg, device, bf16) else None
     # CPU bf16: narrow batches train faster with plain attention (see TrainConfig).
     attention = model.config._attn_implementation
     eager_up_to = 0
@@ -259,7 +273,10 @@ def _train(
     micro_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / accum)
     total = steps_per_epoch * cfg.epochs
-    optimizer = _optimizer(model, cfg)
+    optimizer = _optimizer(
+        masters.named_parameters() if masters else list(model.named_parameters()), cfg
+    )
+    trained = masters.parameters() if masters else list(model.parameters())
     scheduler = _schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
     history: list[dict] = []
@@ -272,7 +289,12 @@ def _train(
         """Validate, keep the best weights; True when patience has run out."""
         nonlocal best_loss, best_state, bad_evals
         set_attention(model, attention)
-        val_loss, val_acc = validate(model, val_enc, collate, cfg, device, bf16)
+        with masters.float32() if masters else nullcontext():
+            val_loss, val_acc = validate(model, val_enc, collate, cfg, device, bf16)
+            if best_loss is None or val_loss < best_loss:
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
         history.append(
             {
                 "step": step,
@@ -287,7 +309,6 @@ def _train(
         since_eval.clear()
         if best_loss is None or val_loss < best_loss:
             best_loss, bad_evals = val_loss, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             return False
         bad_evals += 1
         return bad_evals >= cfg.early_stopping_patience
@@ -317,14 +338,18 @@ def _train(
                     cfg.center_rewards_coefficient,
                 )
                 (loss / len(group)).backward()
+                if masters:
+                    masters.collect_grads()
                 step_loss += loss.item() / len(group)
                 pairs_done += len(indices)
                 tokens_done += int(batch["attention_mask"].sum())
             if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trained, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if masters:
+                masters.push()
             step += 1
             step_seconds += time.perf_counter() - tick
             since_eval.append(step_loss)
@@ -353,6 +378,8 @@ def _train(
     if not history or history[-1]["step"] != step:
         evaluate_now()
     set_attention(model, attention)
+    if masters:
+        masters.finish()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
