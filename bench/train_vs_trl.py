@@ -203,11 +203,11 @@ def run_trl(spec: dict) -> dict:
     keep = ("prompt", "chosen", "rejected")
     train_ds = Dataset.from_list([{k: r[k] for k in keep} for r in data["train"]])
     cuda = torch.cuda.is_available()
-    bf16 = spec["bf16"]
-    if bf16 is None:
-        from rewardtrain.training import cpu_has_native_bf16
+    from rewardtrain.config import TrainConfig
+    from rewardtrain.training import resolve_device, use_bf16
 
-        bf16 = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
+    # The same rule as prefloop's (None = bf16 where the hardware has it).
+    bf16 = use_bf16(TrainConfig(bf16=spec["bf16"]), resolve_device(""))
     args = RewardConfig(
         output_dir=tempfile.mkdtemp(),
         per_device_train_batch_size=spec["batch_size"],

@@ -59,9 +59,6 @@ class MasterWeights:
         """What the optimizer updates: float32 masters, and the embedding tables themselves."""
         return [(name, param if m is None else m) for name, param, m in self._entries]
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [t for _, t in self.named_parameters()]
-
     def collect_grads(self) -> None:
         """Move the bf16 gradients of the last backward into the masters' (float32) grads."""
         for low, master in zip(self._low, self._masters, strict=True):

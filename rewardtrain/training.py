@@ -273,10 +273,10 @@ def _train(
     micro_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / accum)
     total = steps_per_epoch * cfg.epochs
-    optimizer = _optimizer(
-        masters.named_parameters() if masters else list(model.named_parameters()), cfg
-    )
-    trained = masters.parameters() if masters else list(model.parameters())
+    # What the optimizer updates (and clipping reads): the masters, or the model's own weights.
+    named = masters.named_parameters() if masters else list(model.named_parameters())
+    trained = [tensor for _, tensor in named]
+    optimizer = _optimizer(named, cfg)
     scheduler = _schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
     history: list[dict] = []
@@ -291,7 +291,8 @@ def _train(
         set_attention(model, attention)
         with masters.float32() if masters else nullcontext():
             val_loss, val_acc = validate(model, val_enc, collate, cfg, device, bf16)
-            if best_loss is None or val_loss < best_loss:
+            improved = best_loss is None or val_loss < best_loss
+            if improved:
                 best_state = {
                     k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
                 }
@@ -307,7 +308,7 @@ def _train(
             }
         )
         since_eval.clear()
-        if best_loss is None or val_loss < best_loss:
+        if improved:
             best_loss, bad_evals = val_loss, 0
             return False
         bad_evals += 1

@@ -191,7 +191,6 @@ def comparison_create(
     return _comparison_store_once(
         pair_id=pair.pk,
         labeler=labeler,
-        project=pair.project,
         judge=lambda _pair: judgment,
         comment=comment,
         time_spent_ms=time_spent_ms,
@@ -226,7 +225,6 @@ def comparison_submit(
     return _comparison_store_once(
         pair_id=pair_id,
         labeler=labeler,
-        project=None,
         judge=judge,
         comment=comment,
         time_spent_ms=time_spent_ms,
@@ -254,7 +252,6 @@ def _comparison_store(
     *,
     pair_id: int,
     labeler: AbstractBaseUser,
-    project: Project | None,
     judge: Callable[[Pair], Judgment],
     comment: str,
     time_spent_ms: int | None,
@@ -264,9 +261,7 @@ def _comparison_store(
     locked = queue_sql.pair_lock(pair_id=pair_id, member_id=labeler.pk if served_only else None)
     if locked is None:
         raise PairNotServed("No such pair.")
-    if project is None:
-        project = locked.project
-    locked.project = project
+    project = locked.project
     # Read after the lock is held, so it sees every comparison and lease committed before.
     state = queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)
     if served_only and state["existing"] is None and state["lease_left"] is None:

@@ -138,12 +138,6 @@ def lease_insert_if_free(
     count sees every lease on the Pair. On PostgreSQL the content is read by the same
     statement.
     """
-    insert = f"""INSERT INTO {_t(Lease)} (pair_id, labeler_id, "left", is_repeat, expires_at,
-                                          created_at)
-                 SELECT %s, %s, %s, %s, %s, %s
-                 WHERE %s + (SELECT COUNT(*) FROM {_t(Lease)} h
-                             WHERE h.pair_id = %s AND h.expires_at > %s) < %s
-                 RETURNING id"""
     params = [
         pair_id,
         labeler_id,
@@ -156,22 +150,16 @@ def lease_insert_if_free(
         _now(now),
         redundancy,
     ]
-    pair = None
+    with_content = connection.vendor == "postgresql"
+    if with_content:
+        params.append(pair_id)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            content = _content_sql().replace("SELECT ", "SELECT leased.id, ", 1)
-            content = content.replace(f"FROM {_t(Pair)} p", f"FROM leased, {_t(Pair)} p", 1)
-            cursor.execute(f"WITH leased AS ({insert}) {content}", [*params, pair_id])
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            lease_id, pair = row[0], _pair_from_content(pair_id, row[1:])
-        else:
-            cursor.execute(insert, params)
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            lease_id = row[0]
+        cursor.execute(_lease_insert_sql(connection.vendor), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    lease_id = row[0]
+    pair = _pair_from_content(pair_id, row[1:]) if with_content else pair_with_content(pair_id)
     lease = Lease(
         id=lease_id,
         pair_id=pair_id,
@@ -181,8 +169,23 @@ def lease_insert_if_free(
         expires_at=expires_at,
         created_at=now,
     )
-    lease.pair = pair if pair is not None else pair_with_content(pair_id)
+    lease.pair = pair
     return lease
+
+
+@cache
+def _lease_insert_sql(vendor: str) -> str:
+    insert = f"""INSERT INTO {_t(Lease)} (pair_id, labeler_id, "left", is_repeat, expires_at,
+                                          created_at)
+                 SELECT %s, %s, %s, %s, %s, %s
+                 WHERE %s + (SELECT COUNT(*) FROM {_t(Lease)} h
+                             WHERE h.pair_id = %s AND h.expires_at > %s) < %s
+                 RETURNING id"""
+    if vendor != "postgresql":
+        return insert
+    # The lease's id and its Pair's content, read by the statement that inserts it.
+    content = _content_sql(columns_before="leased.id, ", tables_before="leased, ")
+    return f"WITH leased AS ({insert}) {content}"
 
 
 def _json(value: Any) -> Any:
@@ -209,9 +212,9 @@ def _pair(pair_id: int, row: tuple) -> Pair:
     )
 
 
-def _content_sql() -> str:
-    return f"""SELECT {_PAIR_COLUMNS}, q.messages, a.text, b.text
-               FROM {_t(Pair)} p
+def _content_sql(columns_before: str = "", tables_before: str = "") -> str:
+    return f"""SELECT {columns_before}{_PAIR_COLUMNS}, q.messages, a.text, b.text
+               FROM {tables_before}{_t(Pair)} p
                JOIN {_t(Prompt)} q ON q.id = p.prompt_id
                JOIN {_t(Response)} a ON a.id = p.response_a_id
                JOIN {_t(Response)} b ON b.id = p.response_b_id

@@ -11,7 +11,7 @@ from rewardtrain.precision import MasterWeights
 from rewardtrain.scoring import RewardScorer
 from rewardtrain.training import train, use_master_weights
 from tests.rewardtrain.test_core_training import keyword_rows
-from tests.rewardtrain.tiny import make_bert, one_thread
+from tests.rewardtrain.tiny import one_thread
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -20,18 +20,13 @@ def _one_thread():
         yield
 
 
-@pytest.fixture(scope="module")
-def bert_path(tmp_path_factory):
-    return str(make_bert(tmp_path_factory.mktemp("bert")))
-
-
 def _batch(tokenizer):
     enc = tokenizer(["w1 w2 good w3", "w4 w5"], padding=True, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"]
 
 
-def test_model_runs_in_bf16_while_masters_and_tables_stay_float32(bert_path):
-    model, tok = load_backbone(bert_path)
+def test_model_runs_in_bf16_while_masters_and_tables_stay_float32(backbone):
+    model, tok = load_backbone(backbone)
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     masters = MasterWeights(model)
     tables = {n for n, m in model.named_modules() if isinstance(m, nn.Embedding)}
@@ -59,8 +54,8 @@ def test_model_runs_in_bf16_while_masters_and_tables_stay_float32(bert_path):
         assert torch.allclose(tensor.grad, 2 * first[name], rtol=1e-2, atol=1e-6), name
 
 
-def test_updates_below_bf16_resolution_are_kept(bert_path):
-    model, _ = load_backbone(bert_path)
+def test_updates_below_bf16_resolution_are_kept(backbone):
+    model, _ = load_backbone(backbone)
     masters = MasterWeights(model)
     weight = model.bert.encoder.layer[0].attention.self.query.weight
     master = dict(masters.named_parameters())["bert.encoder.layer.0.attention.self.query.weight"]
@@ -90,9 +85,9 @@ def test_default_is_master_weights_on_cpu_and_autocast_on_cuda():
     assert use_master_weights(TrainConfig(bf16_master_weights=True), "cuda", bf16=True)
 
 
-def test_training_with_master_weights_learns_and_returns_a_float32_model(bert_path):
+def test_training_with_master_weights_learns_and_returns_a_float32_model(backbone):
     cfg = TrainConfig(
-        backbone=bert_path,
+        backbone=backbone,
         learning_rate=1e-3,
         epochs=3,
         max_length=64,
@@ -107,12 +102,12 @@ def test_training_with_master_weights_learns_and_returns_a_float32_model(bert_pa
     assert evaluate(test, r_c, r_r, n_bootstrap=0)["accuracy"] >= 0.9
 
 
-def test_training_steps_smaller_than_bf16_resolution_still_move_the_weights(bert_path):
+def test_training_steps_smaller_than_bf16_resolution_still_move_the_weights(backbone):
     # lr 1e-7: AdamW's first steps move each weight by about lr, which bf16 weights (a step of
     # ~1e-4 near 0.05) would round away; the float32 masters keep them.
-    initial, _ = load_backbone(bert_path)
+    initial, _ = load_backbone(backbone)
     cfg = TrainConfig(
-        backbone=bert_path,
+        backbone=backbone,
         learning_rate=1e-7,
         warmup_ratio=0.0,
         weight_decay=0.0,
