@@ -1,5 +1,6 @@
-"""The statements of the labeling hot path, in plain SQL: find the next Pair for a labeler,
-read a labeler's state on a locked Pair, and write the counters a judgment moves.
+"""The statements of the labeling hot path, in plain SQL: read a request's session with its
+user, find the next Pair for a labeler, read a labeler's state on a locked Pair, and write
+the counters a judgment moves.
 
 Every lease and every submission runs these. Built through the ORM, composing each
 statement cost several times the CPU that the database spent running it, and a labeling
@@ -17,10 +18,21 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Field, Model
 
-from annotate.models import Comparison, Lease, Membership, Pair, Project, Prompt, Response
+from annotate.models import (
+    Comparison,
+    Lease,
+    LoginSession,
+    Membership,
+    Pair,
+    Project,
+    Prompt,
+    Response,
+)
 
 
 def _t(model) -> str:
@@ -63,6 +75,31 @@ def _candidate_params(
     project_id: int, labeler_id: int, redundancy: int, now: datetime
 ) -> list[Any]:
     return [project_id, labeler_id, labeler_id, _now(now), redundancy]
+
+
+def session_with_user(
+    *, session_key: str, now: datetime
+) -> tuple[LoginSession, AbstractBaseUser | None] | None:
+    """The unexpired LoginSession with this key and its signed-in user (None when nobody is
+    signed in on it), in one read; None when there is no such session."""
+    user_model = get_user_model()
+    session_columns = _model_columns(LoginSession, "s", connection.vendor)[0]
+    user_columns = _model_columns(user_model, "u", connection.vendor)[0]
+    user_pk = connection.ops.quote_name(user_model._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT {session_columns}, {user_columns}
+                FROM {_t(LoginSession)} s LEFT JOIN {_t(user_model)} u ON u.{user_pk} = s.user_id
+                WHERE s.session_key = %s AND s.expire_date > %s""",
+            [session_key, _now(now)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = len(LoginSession._meta.concrete_fields)
+    session = _from_row(LoginSession, "s", row[:width])
+    user = _from_row(user_model, "u", row[width:]) if session.user_id is not None else None
+    return session, user
 
 
 def candidate_sql(*, random_order: bool) -> str:
