@@ -241,6 +241,20 @@ def cpu_seconds_by_program() -> dict[str, float]:
     return totals
 
 
+def worker_peak_rss_mib(master_pid: int) -> list[float]:
+    """Peak resident memory of each gunicorn worker (children of the master)."""
+    peaks = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        if status.get("PPid", "").strip() == str(master_pid) and "VmHWM" in status:
+            peaks.append(int(status["VmHWM"].split()[0]) / 1024)
+    return sorted(peaks, reverse=True)
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU jiffies of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -390,6 +404,10 @@ def main() -> int:
         )
         busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
         print(f"machine CPU busy during the load: {100 * busy:.0f}%")
+        print(
+            "gunicorn workers' peak memory (RSS): "
+            + " ".join(f"{mib:.0f} MiB" for mib in worker_peak_rss_mib(server.pid))
+        )
 
         from django.db.models import Count
 

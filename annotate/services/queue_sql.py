@@ -20,7 +20,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
 from annotate.models import (
@@ -35,13 +36,20 @@ from annotate.models import (
 )
 
 
+def _db() -> BaseDatabaseWrapper:
+    """This thread's database connection, looked up once by a function that uses it several
+    times (each use of django.db.connection repeats the thread-local lookup)."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+@cache
 def _t(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+    return _db().ops.quote_name(model._meta.db_table)
 
 
 def _now(value: datetime) -> Any:
     """A datetime as this database compares it (SQLite stores text)."""
-    return connection.ops.adapt_datetimefield_value(value)
+    return _db().ops.adapt_datetimefield_value(value)
 
 
 def _row_lock(alias: str) -> str:
@@ -82,11 +90,12 @@ def session_with_user(
 ) -> tuple[LoginSession, AbstractBaseUser | None] | None:
     """The unexpired LoginSession with this key and its signed-in user (None when nobody is
     signed in on it), in one read; None when there is no such session."""
+    db = _db()
     user_model = get_user_model()
-    session_columns = _model_columns(LoginSession, "s", connection.vendor)[0]
-    user_columns = _model_columns(user_model, "u", connection.vendor)[0]
-    user_pk = connection.ops.quote_name(user_model._meta.pk.column)
-    with connection.cursor() as cursor:
+    session_columns = _model_columns(LoginSession, "s", db.vendor)[0]
+    user_columns = _model_columns(user_model, "u", db.vendor)[0]
+    user_pk = db.ops.quote_name(user_model._meta.pk.column)
+    with db.cursor() as cursor:
         cursor.execute(
             f"""SELECT {session_columns}, {user_columns}
                 FROM {_t(LoginSession)} s LEFT JOIN {_t(user_model)} u ON u.{user_pk} = s.user_id
@@ -175,23 +184,25 @@ def lease_insert_if_free(
     count sees every lease on the Pair. On PostgreSQL the content is read by the same
     statement.
     """
+    db = _db()
+    now_value = _now(now)
     params = [
         pair_id,
         labeler_id,
         left,
         False,
         _now(expires_at),
-        _now(now),
+        now_value,
         human_count,
         pair_id,
-        _now(now),
+        now_value,
         redundancy,
     ]
-    with_content = connection.vendor == "postgresql"
+    with_content = db.vendor == "postgresql"
     if with_content:
         params.append(pair_id)
-    with connection.cursor() as cursor:
-        cursor.execute(_lease_insert_sql(connection.vendor), params)
+    with db.cursor() as cursor:
+        cursor.execute(_lease_insert_sql(db.vendor), params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -303,7 +314,8 @@ def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, 
     """What a submission needs to know about this labeler and this Pair, in one read: their
     existing Comparison (not a repeat), their Lease (left side, live or not, repeat or not),
     and how many live Leases others hold on it."""
-    with connection.cursor() as cursor:
+    now_value = _now(now)
+    with _db().cursor() as cursor:
         cursor.execute(
             f"""SELECT
                   (SELECT c.id FROM {_t(Comparison)} c WHERE c.pair_id = %s
@@ -315,7 +327,7 @@ def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, 
                      AND o.expires_at > %s AND o.labeler_id <> %s)
                 FROM (SELECT 1 AS one) AS here
                 LEFT JOIN {_t(Lease)} l ON l.pair_id = %s AND l.labeler_id = %s""",
-            [pair_id, labeler_id, _now(now), pair_id, _now(now), labeler_id, pair_id, labeler_id],
+            [pair_id, labeler_id, now_value, pair_id, now_value, labeler_id, pair_id, labeler_id],
         )
         existing, left, live, repeat, others_live = cursor.fetchone()
     return {
@@ -381,12 +393,13 @@ def _model_columns(
 
 
 def _from_row(model: type[Model], alias: str, row: tuple | list) -> Model:
-    _, converters, attnames = _model_columns(model, alias, connection.vendor)
+    db = _db()
+    _, converters, attnames = _model_columns(model, alias, db.vendor)
     values = list(row)
     for i, (column, steps) in enumerate(converters):
         for convert in steps:
-            values[i] = convert(values[i], column, connection)
-    return model.from_db(connection.alias, attnames, values)
+            values[i] = convert(values[i], column, db)
+    return model.from_db(db.alias, attnames, values)
 
 
 def instances(model: type[Model], where: str, params: list[Any]) -> list[Model]:
@@ -414,14 +427,15 @@ def row_insert(instance: Model, along: Sequence[tuple[str, str, list[Any]]] = ()
 
     `along`: (name, statement, params) writes that run in the same statement as WITH clauses
     (PostgreSQL only)."""
-    sql, fields = _insert_sql(type(instance), connection.vendor)
+    db = _db()
+    sql, fields = _insert_sql(type(instance), db.vendor)
     params = [value for _, _, values in along for value in values]
-    params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    params += [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
     if along:
         sql = "WITH " + ", ".join(f"{name} AS ({write})" for name, write, _ in along) + " " + sql
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = db.alias
     return instance
