@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from scipy.stats import binom
 
-from annotate.models import Choice, Lease, Pair, Prompt, Response, Selection
+from annotate.models import Choice, Comparison, Lease, Pair, Prompt, Response, Selection
 from annotate.services.catalog import pair_get_or_create
 from annotate.services.labeling import (
     comparison_create,
@@ -249,3 +249,36 @@ def test_each_order_is_one_walk_of_its_index(project, labeler, order, index):
     assert index in plan
     assert "pair_queue_random" not in plan or index == "pair_queue_random"
     assert "TEMP B-TREE" not in plan and "Sort" not in plan
+
+
+def test_a_lease_probes_the_labelers_history_pair_by_pair(project, labeler):
+    """The candidate read looks up the labeler's comparison and lease for each Pair it walks,
+    by index: it never reads the labeler's whole history, not even when the planner's
+    statistics date from before that history (then PostgreSQL liked to read all of the
+    labeler's comparisons on every lease, which grows with each judgment)."""
+    project.redundancy = 2
+    project.save()
+    pool(project, 120)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for model in (Comparison, Lease):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
+    # The labeler judges 80 pairs; each stays open for a second labeler, ahead in the queue.
+    for _ in range(80):
+        lease = pair_lease_next(project=project, labeler=labeler)
+        comparison_create(pair=lease.pair, labeler=labeler, choice=Choice.A)
+    plan = candidate_plan(
+        project_id=project.pk,
+        labeler_id=labeler.pk,
+        redundancy=project.redundancy,
+        now=timezone.now(),
+        random_order=False,
+    )
+    if connection.vendor == "postgresql":
+        assert "Materialize" not in plan and "Hash" not in plan and "Join Filter" not in plan
+        assert "SubPlan" in plan
+    else:
+        assert "CORRELATED" in plan and "USING INDEX" in plan
+    # And the walk still finds the first pair this labeler has not judged.
+    served = pair_lease_next(project=project, labeler=labeler).pair
+    assert Pair.objects.get(pk=served.pk).priority == 120 - 80
