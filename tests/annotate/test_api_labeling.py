@@ -137,6 +137,21 @@ def test_invalid_submissions_are_400_and_store_nothing(api, project, payload, st
     assert not Comparison.objects.exists()
 
 
+def test_a_malformed_submission_names_each_bad_field(api, project):
+    pair = make_pair(project)
+    api.get("/api/projects/demo/next/")
+    bad = {"pair_id": "x", "preferred": "tie", "time_spent_ms": -5, "reasons": "safe"}
+    response = api.post("/api/comparisons/", bad, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"pair_id", "time_spent_ms", "reasons"}
+    # A body that is not an object at all, twice (the parser holds no state between calls).
+    for _ in range(2):
+        response = api.post("/api/comparisons/", [pair.pk, "tie"], format="json")
+        assert response.status_code == 400 and "non_field_errors" in response.json()
+    ok = api.post("/api/comparisons/", {"pair_id": pair.pk, "preferred": "tie"}, format="json")
+    assert ok.status_code == 201 and Comparison.objects.count() == 1
+
+
 def test_ties_refused_by_the_project_are_400(api, project):
     Project.objects.filter(pk=project.pk).update(allow_tie=False)
     pair = make_pair(project)
