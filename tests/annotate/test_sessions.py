@@ -1,11 +1,15 @@
 """Browser sessions: the database is their only copy, so signing out holds in every web
 worker, and a request reads its session and its user in one statement."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from annotate.models import LoginSession
 
@@ -73,3 +77,10 @@ def test_an_anonymous_request_reads_no_user(db):
     with CaptureQueriesContext(connection) as queries:
         assert Client().get("/api/projects/").status_code == 403
     assert not [q for q in queries.captured_queries if user_table in q["sql"]]
+
+
+def test_an_expired_session_is_signed_out_and_clearsessions_drops_it(browser):
+    LoginSession.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    assert browser.get("/api/projects/").status_code == 403
+    call_command("clearsessions")
+    assert not LoginSession.objects.exists()
