@@ -146,6 +146,7 @@ class Labeler(threading.Thread):
         self.next_ms: list[float] = []
         self.submit_ms: list[float] = []
         self.created = 0
+        self.done_at: list[float] = []  # perf_counter() of each stored comparison
         self.errors: list[str] = []
         self.cookies: dict[str, str] = {}
 
@@ -209,8 +210,44 @@ class Labeler(threading.Thread):
             self.submit_ms.append((time.perf_counter() - t2) * 1000)
             if status == 201:
                 self.created += 1
+                self.done_at.append(time.perf_counter())
             else:
                 self.errors.append(f"submit {status}")
+
+
+class Watcher(threading.Thread):
+    """What the machine was doing besides the load, sampled through the run: gaps in this
+    process's own scheduling (a thread that sleeps 5 ms and wakes late: the host stalled or
+    the CPU was starved), and what the bench database's backends were waiting on
+    (pg_stat_activity, every 50 ms: locks, WAL writes and syncs, client reads)."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(daemon=True)
+        self.database_url = database_url
+        self.stop = threading.Event()
+        self.gaps_ms: list[float] = []
+        self.waits: dict[str, int] = {}
+        self.samples = 0
+
+    def run(self) -> None:
+        db_name = self.database_url.rsplit("/", 1)[1]
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            next_sample = time.perf_counter()
+            while not self.stop.is_set():
+                before = time.perf_counter()
+                time.sleep(0.005)
+                self.gaps_ms.append((time.perf_counter() - before - 0.005) * 1000)
+                if time.perf_counter() >= next_sample:
+                    next_sample += 0.05
+                    rows = conn.execute(
+                        "SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU')"
+                        " FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+                        " AND pid <> pg_backend_pid()",
+                        [db_name],
+                    ).fetchall()
+                    self.samples += 1
+                    for (event,) in rows:
+                        self.waits[event] = self.waits.get(event, 0) + 1
 
 
 def cpu_seconds_by_program() -> dict[str, float]:
@@ -345,12 +382,16 @@ def main() -> int:
         ]
         for labeler in labelers:
             labeler.start()
+        watcher = Watcher(database_url)
+        watcher.start()
         start.wait()
         t_start = time.perf_counter()
         cpu_before, busy_before = cpu_seconds_by_program(), machine_busy()
         for labeler in labelers:
             labeler.join()
         elapsed = time.perf_counter() - t_start
+        watcher.stop.set()
+        watcher.join()
         cpu_after, busy_after = cpu_seconds_by_program(), machine_busy()
 
         created = sum(lab.created for lab in labelers)
@@ -404,6 +445,26 @@ def main() -> int:
         )
         busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
         print(f"machine CPU busy during the load: {100 * busy:.0f}%")
+        per_second = [0] * max(int(elapsed), 1)
+        for lab in labelers:
+            for t in lab.done_at:
+                per_second[min(int(t - t_start), len(per_second) - 1)] += 1
+        slowest = min(range(len(per_second)), key=per_second.__getitem__)
+        print(
+            f"comparisons per second of the run: min {per_second[slowest]} (second {slowest}),"
+            f" median {statistics.median(per_second):.0f}, max {max(per_second)}"
+        )
+        stalls = [g for g in watcher.gaps_ms if g > 50]
+        print(
+            f"scheduling gaps over 50 ms in the bench process: {len(stalls)}"
+            + (f", longest {max(stalls):.0f} ms" if stalls else "")
+        )
+        busy_backends = sum(watcher.waits.values()) / max(watcher.samples, 1)
+        top = sorted(watcher.waits.items(), key=lambda kv: -kv[1])[:5]
+        print(
+            f"PostgreSQL backends active per sample: {busy_backends:.2f}; "
+            + ", ".join(f"{event} {100 * n / max(watcher.samples, 1):.0f}%" for event, n in top)
+        )
         print(
             "gunicorn workers' peak memory (RSS): "
             + " ".join(f"{mib:.0f} MiB" for mib in worker_peak_rss_mib(server.pid))
