@@ -122,6 +122,15 @@ def seed(n_pairs: int, n_labelers: int) -> str:
     return project.slug
 
 
+def wal_position() -> int:
+    """Bytes of WAL the server has written so far (all databases)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
+
+
 def autovacuum_runs() -> dict[str, tuple[int, int]]:
     """(autovacuum runs, autoanalyze runs) so far per table of the bench database."""
     from django.db import connection
@@ -247,6 +256,7 @@ class Watcher(threading.Thread):
         self.gaps_ms: list[float] = []
         self.waits: dict[str, int] = {}
         self.samples = 0
+        self.timeline: list[tuple[float, list[str]]] = []  # (perf_counter, events) per sample
 
     def run(self) -> None:
         db_name = self.database_url.rsplit("/", 1)[1]
@@ -265,6 +275,7 @@ class Watcher(threading.Thread):
                         [db_name],
                     ).fetchall()
                     self.samples += 1
+                    self.timeline.append((time.perf_counter(), [event for (event,) in rows]))
                     for (event,) in rows:
                         self.waits[event] = self.waits.get(event, 0) + 1
 
@@ -402,6 +413,7 @@ def main() -> int:
         for labeler in labelers:
             labeler.start()
         autovacuum_before = autovacuum_runs()
+        wal_before = wal_position()
         watcher = Watcher(database_url)
         watcher.start()
         start.wait()
@@ -474,6 +486,19 @@ def main() -> int:
             f"comparisons per second of the run: min {per_second[slowest]} (second {slowest}),"
             f" median {statistics.median(per_second):.0f}, max {max(per_second)}"
         )
+        in_slowest: dict[str, int] = {}
+        samples_in_slowest = 0
+        for at, events in watcher.timeline:
+            if int(at - t_start) == slowest:
+                samples_in_slowest += 1
+                for event in events:
+                    in_slowest[event] = in_slowest.get(event, 0) + 1
+        print(
+            f"PostgreSQL in that second ({samples_in_slowest} samples): "
+            + ", ".join(
+                f"{event} {n}" for event, n in sorted(in_slowest.items(), key=lambda kv: -kv[1])
+            )
+        )
         # The statistics collector reports with a delay: read after the run, this still shows
         # what ran during it, give or take a second.
         autovacuum_after = autovacuum_runs()
@@ -484,6 +509,10 @@ def main() -> int:
             if after != autovacuum_before.get(table, (0, 0))
         ]
         print("autovacuum during the run: " + (", ".join(ran) if ran else "none"))
+        wal_mib = (wal_position() - wal_before) / 2**20
+        print(
+            f"WAL written: {wal_mib:.0f} MiB ({1024 * wal_mib / max(created, 1):.1f} KiB per comparison)"
+        )
         stalls = [g for g in watcher.gaps_ms if g > 50]
         print(
             f"scheduling gaps over 50 ms in the bench process: {len(stalls)}"
