@@ -263,11 +263,15 @@ class LoginSession(AbstractBaseSession):
     and its user in one statement (annotate/sessions.py); deleting a row signs that browser
     out, in every web worker at once."""
 
+    # Deleting a user deletes their sessions (the ORM's cascade), but the database does not
+    # hold the reference: a session saved just as its user is deleted must not fail the
+    # request; it then signs in nobody.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
+        db_constraint=False,
         related_name="login_sessions",
     )
 

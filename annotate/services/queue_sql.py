@@ -113,8 +113,9 @@ def session_with_user(
         return None
     width = len(LoginSession._meta.concrete_fields)
     session = _from_row(LoginSession, "s", row[:width])
-    user = _from_row(user_model, "u", row[width:]) if session.user_id is not None else None
-    return session, user
+    # No user row joined (nobody signed in, or the user is gone): the columns are all NULL.
+    user = _from_row(user_model, "u", row[width:])
+    return session, user if user.pk is not None else None
 
 
 def candidate_sql(*, random_order: bool) -> str:

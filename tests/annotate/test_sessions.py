@@ -4,7 +4,7 @@ worker, and a request reads its session and its user in one statement."""
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from annotate.models import LoginSession
+from annotate.sessions import SessionStore
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +85,14 @@ def test_an_expired_session_is_signed_out_and_clearsessions_drops_it(browser):
     assert browser.get("/api/projects/").status_code == 403
     call_command("clearsessions")
     assert not LoginSession.objects.exists()
+
+
+def test_a_session_saved_as_its_user_is_deleted_signs_in_nobody(db):
+    session = SessionStore()
+    session[SESSION_KEY] = "987654"  # a user deleted while their request ran
+    session.save()
+    reloaded = SessionStore(session.session_key)
+    assert reloaded[SESSION_KEY] == "987654" and reloaded.user is None
+    client = Client()
+    client.cookies["sessionid"] = session.session_key
+    assert client.get("/api/projects/").status_code == 403
