@@ -14,7 +14,6 @@ Django's AuthenticationMiddleware.
 
 from __future__ import annotations
 
-import logging
 from contextvars import ContextVar
 
 from django.contrib import auth
@@ -22,7 +21,6 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -54,15 +52,12 @@ class SessionStore(DatabaseSessionStore):
 
     def _get_session_from_db(self) -> LoginSession | None:
         self.user = None
-        try:
-            found = (
-                queue_sql.session_with_user(session_key=self.session_key, now=timezone.now())
-                if self.session_key is not None
-                else None
-            )
-        except SuspiciousOperation as error:
-            logging.getLogger(f"django.security.{error.__class__.__name__}").warning(str(error))
-            found = None
+        # The key was validated when set (a malformed cookie leaves it None).
+        found = (
+            queue_sql.session_with_user(session_key=self.session_key, now=timezone.now())
+            if self.session_key is not None
+            else None
+        )
         if found is None:
             self._session_key = None
             return None

@@ -1,7 +1,12 @@
 """The database connection as the labeling hot path expects it, on either database."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
+
+from annotate.services import queue_sql
+from annotate.services.labeling import comparison_submit, pair_lease_next
+from tests.factories import make_pair
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +29,6 @@ def test_the_connection_is_set_up_for_short_concurrent_statements():
 
 @pytest.mark.django_db(transaction=True)  # real commits: SET LOCAL ends with each transaction
 def test_only_lease_transactions_skip_waiting_for_the_disk(project, labeler):
-    from django.db import transaction
-    from django.utils import timezone
-
-    from annotate.services import queue_sql
-    from annotate.services.labeling import comparison_submit, pair_lease_next
-    from tests.factories import make_pair
-
     pair = make_pair(project)
 
     def synchronous_commit() -> str:

@@ -97,25 +97,27 @@ def session_with_user(
     """The unexpired LoginSession with this key and its signed-in user (None when nobody is
     signed in on it), in one read; None when there is no such session."""
     db = _db()
-    user_model = get_user_model()
-    session_columns = _model_columns(LoginSession, "s", db.vendor)[0]
-    user_columns = _model_columns(user_model, "u", db.vendor)[0]
-    user_pk = db.ops.quote_name(user_model._meta.pk.column)
     with db.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT {session_columns}, {user_columns}
-                FROM {_t(LoginSession)} s LEFT JOIN {_t(user_model)} u ON u.{user_pk} = s.user_id
-                WHERE s.session_key = %s AND s.expire_date > %s""",
-            [session_key, _now(now)],
-        )
+        cursor.execute(_session_with_user_sql(db.vendor), [session_key, _now(now)])
         row = cursor.fetchone()
     if row is None:
         return None
     width = len(LoginSession._meta.concrete_fields)
     session = _from_row(LoginSession, "s", row[:width])
     # No user row joined (nobody signed in, or the user is gone): the columns are all NULL.
-    user = _from_row(user_model, "u", row[width:])
+    user = _from_row(get_user_model(), "u", row[width:])
     return session, user if user.pk is not None else None
+
+
+@cache
+def _session_with_user_sql(vendor: str) -> str:
+    user_model = get_user_model()
+    session_columns = _model_columns(LoginSession, "s", vendor)[0]
+    user_columns = _model_columns(user_model, "u", vendor)[0]
+    user_pk = _db().ops.quote_name(user_model._meta.pk.column)
+    return f"""SELECT {session_columns}, {user_columns}
+               FROM {_t(LoginSession)} s LEFT JOIN {_t(user_model)} u ON u.{user_pk} = s.user_id
+               WHERE s.session_key = %s AND s.expire_date > %s"""
 
 
 def candidate_sql(*, random_order: bool) -> str:
