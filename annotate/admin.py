@@ -14,7 +14,6 @@ from annotate.models import (
     Comparison,
     ImportBatch,
     Lease,
-    LoginSession,
     Membership,
     Pair,
     Project,
@@ -169,22 +168,6 @@ class LeaseAdmin(admin.ModelAdmin):
     raw_id_fields = ["pair", "labeler"]
     list_select_related = ["labeler"]
     show_full_result_count = False
-
-
-@admin.register(LoginSession)
-class LoginSessionAdmin(admin.ModelAdmin):
-    """Who is signed in where; deleting a session signs that browser out."""
-
-    list_display = ["user", "expire_date"]
-    search_fields = ["user__username"]
-    raw_id_fields = ["user"]
-    list_select_related = ["user"]
-    # The encoded session data is neither readable nor meant to be edited.
-    exclude = ["session_data"]
-    readonly_fields = ["session_key", "user", "expire_date"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
 
 @admin.register(ImportBatch)

@@ -7,7 +7,6 @@ declare the data and the constraints the database enforces.
 import random
 
 from django.conf import settings
-from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 
@@ -256,33 +255,6 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"Lease of pair {self.pair_id} to {self.labeler_id}"
-
-
-class LoginSession(AbstractBaseSession):
-    """A signed-in browser session. Its user is a column, so that a request reads the session
-    and its user in one statement (annotate/sessions.py); deleting a row signs that browser
-    out, in every web worker at once."""
-
-    # Deleting a user deletes their sessions (the ORM's cascade), but the database does not
-    # hold the reference: a session saved just as its user is deleted must not fail the
-    # request; it then signs in nobody.
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        db_constraint=False,
-        related_name="login_sessions",
-    )
-
-    @classmethod
-    def get_session_store_class(cls):
-        from annotate.sessions import SessionStore
-
-        return SessionStore
-
-    def __str__(self) -> str:
-        return f"Session of {self.user_id or 'nobody'} until {self.expire_date:%Y-%m-%d %H:%M}"
 
 
 class ImportBatch(models.Model):

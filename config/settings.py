@@ -47,7 +47,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "annotate.sessions.SessionUserMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -118,11 +118,9 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 
-# Sessions live in the database only (no per-worker cache that would outlive a sign-out), and
-# each request reads its session and user in one statement (annotate/sessions.py).
-SESSION_ENGINE = "annotate.sessions"
-
-AUTHENTICATION_BACKENDS = ["annotate.auth.UserBackend"]
+# Django's database sessions (the default engine): the database is their only copy, so a
+# sign-out holds in every web worker at once (a per-worker cache would outlive it).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -1,6 +1,5 @@
-"""The statements of the labeling hot path, in plain SQL: read a request's session with its
-user, find the next Pair for a labeler, read a labeler's state on a locked Pair, and write
-the counters a judgment moves.
+"""The statements of the labeling hot path, in plain SQL: find the next Pair for a labeler,
+read a labeler's state on a locked Pair, and write the counters a judgment moves.
 
 Every lease and every submission runs these. Built through the ORM, composing each
 statement cost several times the CPU that the database spent running it, and a labeling
@@ -18,8 +17,6 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
@@ -27,7 +24,6 @@ from django.db.models import Field, Model
 from annotate.models import (
     Comparison,
     Lease,
-    LoginSession,
     Membership,
     Pair,
     Project,
@@ -89,35 +85,6 @@ def _candidate_params(
     project_id: int, labeler_id: int, redundancy: int, now: datetime
 ) -> list[Any]:
     return [project_id, labeler_id, labeler_id, _now(now), redundancy]
-
-
-def session_with_user(
-    *, session_key: str, now: datetime
-) -> tuple[LoginSession, AbstractBaseUser | None] | None:
-    """The unexpired LoginSession with this key and its signed-in user (None when nobody is
-    signed in on it), in one read; None when there is no such session."""
-    db = _db()
-    with db.cursor() as cursor:
-        cursor.execute(_session_with_user_sql(db.vendor), [session_key, _now(now)])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    width = len(LoginSession._meta.concrete_fields)
-    session = _from_row(LoginSession, "s", row[:width])
-    # No user row joined (nobody signed in, or the user is gone): the columns are all NULL.
-    user = _from_row(get_user_model(), "u", row[width:])
-    return session, user if user.pk is not None else None
-
-
-@cache
-def _session_with_user_sql(vendor: str) -> str:
-    user_model = get_user_model()
-    session_columns = _model_columns(LoginSession, "s", vendor)[0]
-    user_columns = _model_columns(user_model, "u", vendor)[0]
-    user_pk = _db().ops.quote_name(user_model._meta.pk.column)
-    return f"""SELECT {session_columns}, {user_columns}
-               FROM {_t(LoginSession)} s LEFT JOIN {_t(user_model)} u ON u.{user_pk} = s.user_id
-               WHERE s.session_key = %s AND s.expire_date > %s"""
 
 
 def candidate_sql(*, random_order: bool) -> str:
