@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 TIE_LOSSES = ("soft", "drop")
+SHARDINGS = ("ddp", "fsdp")
+ATTENTION_KERNELS = ("", "sdpa", "eager", "flash_attention_2")
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,28 @@ class TrainConfig:
     cpu_eager_attention_max_tokens: int = 160
     # Several seeds for active learning's disagreement; training itself makes one model.
     ensemble_size: int = 1
+    # "" = flash_attention_2 on CUDA when the flash-attn package is installed, else the model's
+    # own default (sdpa where transformers has it). "sdpa", "eager" or "flash_attention_2" force.
+    attn_implementation: str = ""
+    # LoRA rank through peft; 0 = full fine-tuning, right for models up to a few hundred million
+    # parameters. 8-16 is the usual rank for 1B-8B decoders.
+    lora_r: int = 0
+    # The update is scaled by alpha / r: 2 x the usual rank, as in the LoRA paper's setups.
+    lora_alpha: int = 16
+    # Off, like the model's own dropout: noise in the reward difference slows Bradley-Terry.
+    lora_dropout: float = 0.0
+    # "all-linear" = every linear layer of the body (peft's shorthand); else comma-separated
+    # module names ("q_proj,v_proj"). The score head is always trained in full.
+    lora_target_modules: str = "all-linear"
+    # None = on for models over ~300M parameters on CUDA, where activations, not weights, bound
+    # the batch; recomputing them in backward costs about a third more compute.
+    gradient_checkpointing: bool | None = None
+    # Processes (one per GPU) that train together through torch.distributed, launched with
+    # torchrun. 0 = TRAINING_NPROC, else the number of visible GPUs on CUDA, 1 on CPU.
+    nproc: int = 0
+    # "ddp": each rank holds the whole model (the fastest when it fits one device);
+    # "fsdp": weights, gradients and optimizer state sharded over the ranks (FSDP2).
+    sharding: str = "ddp"
 
     def __post_init__(self) -> None:
         if self.tie_loss not in TIE_LOSSES:
@@ -84,6 +108,19 @@ class TrainConfig:
             raise ConfigError("gradient_accumulation_steps must be at least 1")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError("warmup_ratio must be in [0, 1)")
+        if self.lora_r < 0 or self.nproc < 0:
+            raise ConfigError("lora_r and nproc must be 0 or more")
+        if self.lora_r and self.lora_alpha < 1:
+            raise ConfigError("lora_alpha must be at least 1")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError("lora_dropout must be in [0, 1)")
+        if self.sharding not in SHARDINGS:
+            raise ConfigError(f"sharding must be one of {SHARDINGS}, not {self.sharding!r}")
+        if self.attn_implementation not in ATTENTION_KERNELS:
+            raise ConfigError(
+                f"attn_implementation must be one of {ATTENTION_KERNELS[1:]} or '' (automatic), "
+                f"not {self.attn_implementation!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -60,14 +60,22 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def load_backbone(name_or_path: str, *, init_from: str | None = None) -> tuple[Any, Any]:
+def load_backbone(
+    name_or_path: str,
+    *,
+    init_from: str | None = None,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str = "",
+) -> tuple[Any, Any]:
     """(model, tokenizer) for reward modelling: a sequence classifier with one output.
 
     `init_from` is a folder saved by training.save_model: a warm start whose weights replace
-    the backbone's. Decoder tokenizers without a pad token get pad = eos (the reward is read
-    from the attention mask, so pad == eos is safe); with neither, a pad token is added.
+    the backbone's. `dtype` loads the weights in that type (bf16 on CUDA: half the memory and
+    load time); `attn_implementation` picks the attention kernel ("" = the model's default).
+    Decoder tokenizers without a pad token get pad = eos (the reward is read from the attention
+    mask, so pad == eos is safe); with neither, a pad token is added.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     source = init_from or name_or_path or default_backbone()
@@ -79,10 +87,16 @@ def load_backbone(name_or_path: str, *, init_from: str | None = None) -> tuple[A
     # bars would fill worker logs.
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    options: dict[str, Any] = {"num_labels": 1}
+    if dtype is not None:
+        options["dtype"] = dtype
+    if attn_implementation:
+        options["attn_implementation"] = attn_implementation
     try:
+        _check_classifier_exists(AutoConfig.from_pretrained(source), source)
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
-    except (OSError, ValueError, KeyError) as exc:
+        model = AutoModelForSequenceClassification.from_pretrained(source, **options)
+    except (OSError, ValueError, KeyError, ImportError) as exc:
         raise BackboneError(f"cannot load backbone {source!r}: {exc}") from exc
     finally:
         hf_logging.set_verbosity(previous)
@@ -101,6 +115,33 @@ def load_backbone(name_or_path: str, *, init_from: str | None = None) -> tuple[A
     return model, tokenizer
 
 
+def _check_classifier_exists(config: Any, source: str) -> None:
+    """A clear error for an architecture (T5, Whisper, ...) that transformers has no
+    sequence-classification class for, before any weight is read."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
+        raise BackboneError(
+            f"backbone {source!r} is a {config.model_type!r} model "
+            f"({', '.join(config.architectures or [type(config).__name__])}), and transformers "
+            "has no sequence-classification class for that architecture: choose a decoder "
+            "such as Llama, Qwen2, Mistral, Gemma or GPT-2, or an encoder such as BERT"
+        )
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters; shared tensors counted once."""
+    seen: set[int] = set()
+    trainable = total = 0
+    for param in model.parameters():
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    return trainable, total
+
+
 def disable_dropout(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.Dropout):
@@ -116,8 +157,9 @@ def set_attention(model: nn.Module, implementation: str) -> None:
 
 def reads_last_token(model: nn.Module) -> bool:
     """Decoder classifiers (GPT-2, Llama, Qwen, ...) put a `score` head on each token and read
-    the last one; encoders (BERT, DeBERTa) pool the first token through a `classifier`."""
-    return isinstance(getattr(model, "score", None), nn.Linear)
+    the last one; encoders (BERT, DeBERTa) pool the first token through a `classifier`. (With
+    LoRA the head is peft's wrapper around a trained copy of the Linear.)"""
+    return isinstance(getattr(model, "score", None), nn.Module)
 
 
 def _messages(prompt: Any) -> list[dict[str, str]]:

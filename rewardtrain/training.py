@@ -7,6 +7,11 @@ t = 1 is the plain Bradley-Terry loss -log sigma(r_c - r_r - m). Ties use a soft
 parameter (Rao-Kupper's theta or Davidson's nu would have to be fitted and would change the
 decided pairs' probabilities too), and the evaluation's sigma(delta) keeps one meaning.
 With soft labels t is the chosen response's vote share.
+
+The same loop runs in one process or in each of several (torchrun, rewardtrain.launch): every
+rank takes a disjoint share of each global batch (batch_size x ranks pairs), gradients meet
+in DDP's all-reduce or FSDP's reduce-scatter, and rank 0 alone keeps the history, reports and
+returns the model.
 """
 
 from __future__ import annotations
@@ -17,24 +22,32 @@ import os
 import random
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from rewardtrain.config import TrainConfig
 from rewardtrain.data import PairCollator, encode_rows, length_grouped_batches, pair_length
-from rewardtrain.model import (
-    PLAIN_FORMAT_NOTE,
-    default_backbone,
-    disable_dropout,
-    load_backbone,
-    rewards,
-    set_attention,
+from rewardtrain.distributed import (
+    SINGLE,
+    Ranks,
+    full_state_dict,
+    gather_to_leader,
+    leader_says,
+    my_share,
+    rank_device,
+    sum_over_ranks,
+    unwrapped,
+    wrap,
 )
+from rewardtrain.lora import lora_save_and_merge
+from rewardtrain.model import PLAIN_FORMAT_NOTE, default_backbone, rewards, set_attention
 from rewardtrain.precision import MasterWeights
+from rewardtrain.prepare import Prepared, flops_per_token, gpu_peak_flops, prepare_model
 
 # Fewer than this and there is nothing to learn from or to stop early on.
 MIN_TRAIN_PAIRS = 2
@@ -79,6 +92,16 @@ class TrainResult:
     truncated_by_split: dict[str, int] = field(default_factory=dict)
     # Time in training steps alone (pairs_per_second's denominator: no validation, no loading).
     step_seconds: float = 0.0
+    world_size: int = 1
+    lora_r: int | None = None
+    trainable_params: int = 0
+    total_params: int = 0
+    gradient_checkpointing: bool = False
+    # CUDA only: model FLOPs utilisation per device, and each device's peak memory.
+    mfu: float | None = None
+    peak_memory_gb: list[float] | None = None
+    # With LoRA: the peft model around `model` until save_model merges it.
+    lora: Any = None
 
 
 def resolve_device(device: str) -> str:
@@ -112,6 +135,14 @@ def use_master_weights(cfg: TrainConfig, device: str, bf16: bool) -> bool:
     return device == "cpu"
 
 
+def batch_loss(r: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """The training loss of one collated batch from its rewards (chosen rows first)."""
+    r_chosen, r_rejected = r.float().chunk(2)
+    return pair_loss(
+        r_chosen, r_rejected, batch["margins"], batch["targets"], cfg.center_rewards_coefficient
+    )
+
+
 def pair_loss(
     r_chosen: torch.Tensor,
     r_rejected: torch.Tensor,
@@ -136,7 +167,7 @@ def _seed(seed: int) -> None:
 
 
 def _optimizer(
-    named_parameters: list[tuple[str, torch.Tensor]], cfg: TrainConfig
+    named_parameters: list[tuple[str, torch.Tensor]], cfg: TrainConfig, *, fused: bool = True
 ) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in named_parameters:
@@ -147,8 +178,9 @@ def _optimizer(
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    # The fused kernel updates every tensor in one pass (CPU and CUDA, float32 weights).
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=True)
+    # The fused kernel updates every tensor in one pass (CPU and CUDA, float32 weights); FSDP's
+    # sharded weights take the default one.
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused or None)
 
 
 def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
@@ -160,25 +192,61 @@ def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@torch.inference_mode()
-def validate(model, encoded, collate, cfg, device, bf16) -> tuple[float, float | None]:
-    """(loss, strict accuracy on decided pairs) over the whole set, not a mean of batch means."""
-    was_training = model.training
-    model.eval()
+class RewardForward(nn.Module):
+    """rewards() as a module's forward: what DDP and FSDP wrap, so that their hooks run on
+    every call (the loop never calls the transformers model's own forward)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return rewards(self.model, input_ids, attention_mask)
+
+
+def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _validation_sums(forward, module, encoded, collate, cfg, device, bf16, ranks) -> list[float]:
+    """[loss sum, correct, decided] of this rank's share of each global validation batch.
+    A rank left without a pair still runs one (uncounted): FSDP needs every rank in every
+    forward."""
+    was_training = module.training
+    module.eval()
     order = sorted(range(len(encoded)), key=lambda i: pair_length(encoded[i]))
     total_loss, correct, decided = 0.0, 0, 0
-    for start in range(0, len(order), cfg.eval_batch_size):
-        batch = collate([encoded[i] for i in order[start : start + cfg.eval_batch_size]])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with _autocast(device, bf16):
-            r = rewards(model, batch["input_ids"], batch["attention_mask"])
-        r_c, r_r = r.float().chunk(2)
-        n = len(r_c)
-        total_loss += n * pair_loss(r_c, r_r, batch["margins"], batch["targets"]).item()
-        correct += int(((r_c > r_r) & ~batch["ties"]).sum())
-        decided += int((~batch["ties"]).sum())
-    model.train(was_training)
-    return total_loss / len(encoded), (correct / decided if decided else None)
+    size = cfg.eval_batch_size * ranks.world_size
+    with torch.inference_mode():
+        for start in range(0, len(order), size):
+            mine = my_share(order[start : start + size], ranks)
+            counted = bool(mine)
+            batch = _to(collate([encoded[i] for i in mine or order[start : start + 1]]), device)
+            with _autocast(device, bf16):
+                r = forward(batch["input_ids"], batch["attention_mask"])
+            if not counted:
+                continue
+            r_c, r_r = r.float().chunk(2)
+            total_loss += len(r_c) * pair_loss(r_c, r_r, batch["margins"], batch["targets"]).item()
+            correct += int(((r_c > r_r) & ~batch["ties"]).sum())
+            decided += int((~batch["ties"]).sum())
+    module.train(was_training)
+    return [total_loss, correct, decided]
+
+
+def validate(model, encoded, collate, cfg, device, bf16) -> tuple[float, float | None]:
+    """(loss, strict accuracy on decided pairs) over the whole set, not a mean of batch means."""
+    loss, correct, decided = _validation_sums(
+        lambda ids, mask: rewards(model, ids, mask),
+        model,
+        encoded,
+        collate,
+        cfg,
+        device,
+        bf16,
+        SINGLE,
+    )
+    return loss / len(encoded), (correct / decided if decided else None)
 
 
 def _autocast(device: str, bf16: bool):
@@ -195,10 +263,13 @@ def train(
     on_step: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     init_from: str | None = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Train a reward model on preference rows; the returned model holds the weights of the
-    evaluation with the lowest validation loss.
+    evaluation with the lowest validation loss (on rank 0; other ranks return no model).
 
+    `ranks`: this process's place in an initialised process group (rewardtrain.rank); every
+    rank calls train() with the same rows and config. on_step and should_stop are rank 0's.
     Raises NotEnoughData (fewer than 2 training pairs or no validation pair: early stopping
     needs one), BackboneError, TrainingCancelled.
     """
@@ -214,24 +285,90 @@ def train(
             f"pairs, got {len(train_rows)} and {len(validation_rows)}"
         )
     _seed(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = rank_device(resolve_device(cfg.device), ranks)
     threads_before = torch.get_num_threads()
     if cfg.cpu_threads and device == "cpu":
         torch.set_num_threads(cfg.cpu_threads)
     try:
-        return _train(
+        result = _train(
             train_rows,
             validation_rows,
             cfg,
             device=device,
-            dropped_ties=dropped_ties,
-            started=started,
-            on_step=on_step,
-            should_stop=should_stop,
+            ranks=ranks,
             init_from=init_from,
+            on_step=on_step if ranks.leader else None,
+            should_stop=should_stop if ranks.leader else None,
         )
     finally:
         torch.set_num_threads(threads_before)
+    result.dropped_ties = dropped_ties
+    result.train_seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class _Data:
+    train: list[dict]
+    validation: list[dict]
+    lengths: list[int]
+    collate: PairCollator
+    truncated: dict[str, int]
+
+
+def _encode(train_rows, validation_rows, tokenizer, cfg: TrainConfig, device: str) -> _Data:
+    train_enc, train_truncated = encode_rows(train_rows, tokenizer, cfg.max_length)
+    val_enc, val_truncated = encode_rows(validation_rows, tokenizer, cfg.max_length)
+    collate = PairCollator(
+        tokenizer.pad_token_id,
+        margin_scale=cfg.margin_scale,
+        use_soft_labels=cfg.use_soft_labels,
+        pad_to_multiple_of=8 if device.startswith("cuda") else None,
+    )
+    lengths = [pair_length(e) for e in train_enc]
+    truncated = {"train": train_truncated, "validation": val_truncated}
+    return _Data(train_enc, val_enc, lengths, collate, truncated)
+
+
+@dataclass
+class _Precision:
+    """How the step computes: bf16 or not, CPU master weights, CPU attention switching."""
+
+    bf16: bool
+    masters: MasterWeights | None
+    attention: str  # the model's own kernel, restored for validation and saving
+    eager_up_to: int  # CPU bf16: batches up to this width use plain attention (0 = never)
+
+
+def _precision(cfg: TrainConfig, device: str, prepared: Prepared, ranks: Ranks) -> _Precision:
+    bf16 = use_bf16(cfg, device)
+    model = prepared.model
+    # One process, full fine-tuning: bf16 model, float32 masters (rewardtrain.precision).
+    single_full = not ranks.distributed and prepared.lora is None
+    masters = (
+        MasterWeights(model) if single_full and use_master_weights(cfg, device, bf16) else None
+    )
+    attention = model.config._attn_implementation
+    eager_up_to = 0
+    if device == "cpu" and bf16 and attention == "sdpa" and model._can_set_attn_implementation():
+        eager_up_to = cfg.cpu_eager_attention_max_tokens
+    return _Precision(bf16, masters, attention, eager_up_to)
+
+
+@dataclass
+class _Tally:
+    """What the loop has done so far; the history and best weights live on rank 0."""
+
+    step: int = 0
+    pairs: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    since_eval: list[float] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    last_eval_step: int = -1
+    best_loss: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_evals: int = 0
 
 
 def _train(
@@ -240,175 +377,317 @@ def _train(
     cfg: TrainConfig,
     *,
     device: str,
-    dropped_ties: int,
-    started: float,
+    ranks: Ranks,
+    init_from: str | None,
     on_step: Callable[[Progress], None] | None,
     should_stop: Callable[[], bool] | None,
-    init_from: str | None,
 ) -> TrainResult:
-    """train() once the rows are checked and the device chosen."""
-    bf16 = use_bf16(cfg, device)
-    model, tokenizer = load_backbone(cfg.backbone or default_backbone(), init_from=init_from)
-    if cfg.disable_dropout:
-        disable_dropout(model)
-    model.to(device).train()
-    # CPU bf16: the model in bf16, the optimizer on float32 copies (see rewardtrain.precision).
-    masters = MasterWeights(model) if use_master_weights(cfg, device, bf16) else None
-    # CPU bf16: narrow batches train faster with plain attention (see TrainConfig).
-    attention = model.config._attn_implementation
-    eager_up_to = 0
-    if device == "cpu" and bf16 and attention == "sdpa" and model._can_set_attn_implementation():
-        eager_up_to = cfg.cpu_eager_attention_max_tokens
-
-    train_enc, train_truncated = encode_rows(train_rows, tokenizer, cfg.max_length)
-    val_enc, val_truncated = encode_rows(validation_rows, tokenizer, cfg.max_length)
-    lengths = [pair_length(e) for e in train_enc]
-    collate = PairCollator(
-        tokenizer.pad_token_id,
-        margin_scale=cfg.margin_scale,
-        use_soft_labels=cfg.use_soft_labels,
-        pad_to_multiple_of=8 if device.startswith("cuda") else None,
+    """train() once the rows are checked and the device chosen: prepare, loop, finish."""
+    prepared = prepare_model(cfg, device, bf16=use_bf16(cfg, device), init_from=init_from)
+    precision = _precision(cfg, device, prepared, ranks)
+    data = _encode(train_rows, validation_rows, prepared.tokenizer, cfg, device)
+    fsdp = ranks.distributed and cfg.sharding == "fsdp"
+    net = wrap(
+        RewardForward(prepared.model),
+        sharding=cfg.sharding,
+        ranks=ranks,
+        device=device,
+        bf16=precision.bf16,
+        blocks=list(getattr(prepared.model, "_no_split_modules", None) or []),
     )
-    accum = cfg.gradient_accumulation_steps
-    micro_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
-    steps_per_epoch = math.ceil(micro_per_epoch / accum)
+    global_batch = cfg.batch_size * ranks.world_size
+    steps_per_epoch = math.ceil(math.ceil(len(data.train) / global_batch) / _accum(cfg))
     total = steps_per_epoch * cfg.epochs
-    # What the optimizer updates (and clipping reads): the masters, or the model's own weights.
-    named = masters.named_parameters() if masters else list(model.named_parameters())
-    trained = [tensor for _, tensor in named]
-    optimizer = _optimizer(named, cfg)
+    # What the optimizer updates (and clipping reads): the masters, or the model's weights.
+    masters = precision.masters
+    named = masters.named_parameters() if masters else list(net.named_parameters())
+    trained = [tensor for _, tensor in named if tensor.requires_grad]
+    optimizer = _optimizer(named, cfg, fused=not fsdp)
     scheduler = _schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
-    history: list[dict] = []
-    best_loss, best_state, bad_evals = None, None, 0
-    step, pairs_done, tokens_done, step_seconds = 0, 0, 0, 0.0
-    since_eval: list[float] = []
+    tally = _Tally()
     stopped_early = False
-
-    def evaluate_now() -> bool:
-        """Validate, keep the best weights; True when patience has run out."""
-        nonlocal best_loss, best_state, bad_evals
-        set_attention(model, attention)
-        with masters.float32() if masters else nullcontext():
-            val_loss, val_acc = validate(model, val_enc, collate, cfg, device, bf16)
-            improved = best_loss is None or val_loss < best_loss
-            if improved:
-                best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                }
-        history.append(
-            {
-                "step": step,
-                "epoch": round(step / steps_per_epoch, 4),
-                "train_loss": sum(since_eval) / len(since_eval) if since_eval else None,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "learning_rate": scheduler.get_last_lr()[0],
-                "pairs_per_second": pairs_done / step_seconds if step_seconds else 0.0,
-            }
-        )
-        since_eval.clear()
-        if improved:
-            best_loss, bad_evals = val_loss, 0
-            return False
-        bad_evals += 1
-        return bad_evals >= cfg.early_stopping_patience
-
     for epoch in range(cfg.epochs):
-        batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed + epoch)
-        for first in range(0, len(batches), accum):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"cancelled at step {step} of {total}")
+        for group in _epoch_steps(data, cfg, global_batch, epoch):
+            wants_stop = should_stop is not None and should_stop()
+            if leader_says(wants_stop, ranks):
+                raise TrainingCancelled(f"cancelled at step {tally.step} of {total}")
             tick = time.perf_counter()
-            step_loss = 0.0
-            group = batches[first : first + accum]
-            for indices in group:
-                batch = collate([train_enc[i] for i in indices])
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                if eager_up_to:
-                    narrow = batch["input_ids"].shape[1] <= eager_up_to
-                    set_attention(model, "eager" if narrow else attention)
-                with _autocast(device, bf16):
-                    r = rewards(model, batch["input_ids"], batch["attention_mask"])
-                r_chosen, r_rejected = r.float().chunk(2)
-                loss = pair_loss(
-                    r_chosen,
-                    r_rejected,
-                    batch["margins"],
-                    batch["targets"],
-                    cfg.center_rewards_coefficient,
-                )
-                (loss / len(group)).backward()
-                if masters:
-                    masters.collect_grads()
-                step_loss += loss.item() / len(group)
-                pairs_done += len(indices)
-                tokens_done += int(batch["attention_mask"].sum())
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trained, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if masters:
-                masters.push()
-            step += 1
-            step_seconds += time.perf_counter() - tick
-            since_eval.append(step_loss)
-            due = (cfg.eval_every_steps and step % cfg.eval_every_steps == 0) or (
-                not cfg.eval_every_steps and first + accum >= len(batches)
+            mine = _forward_backward(net, prepared, precision, data, group, cfg, ranks, device)
+            _optimizer_step(trained, optimizer, scheduler, masters, cfg)
+            seconds = time.perf_counter() - tick
+            loss, pairs, tokens = sum_over_ranks(mine, ranks)
+            tally.step += 1
+            tally.pairs, tally.tokens = tally.pairs + int(pairs), tally.tokens + int(tokens)
+            tally.seconds += seconds
+            tally.since_eval.append(loss)
+            last_of_epoch = tally.step % steps_per_epoch == 0
+            due = (cfg.eval_every_steps and tally.step % cfg.eval_every_steps == 0) or (
+                not cfg.eval_every_steps and last_of_epoch
             )
-            stop = evaluate_now() if due else False
-            if on_step is not None:
-                last = history[-1] if due else {}
-                on_step(
-                    Progress(
-                        step=step,
-                        total=total,
-                        epoch=step / steps_per_epoch,
-                        loss=step_loss,
-                        pairs_per_second=pairs_done / step_seconds,
-                        val_loss=last.get("val_loss"),
-                        val_accuracy=last.get("val_accuracy"),
-                    )
+            out_of_patience = False
+            if due:
+                out_of_patience = _evaluate(
+                    net,
+                    prepared,
+                    precision,
+                    data,
+                    cfg,
+                    ranks,
+                    device,
+                    tally,
+                    scheduler,
+                    steps_per_epoch,
                 )
-            if stop:
+            if on_step is not None:
+                on_step(_progress(tally, total, steps_per_epoch, loss, due))
+            if leader_says(out_of_patience, ranks):
                 stopped_early = True
                 break
         if stopped_early:
             break
-    if not history or history[-1]["step"] != step:
-        evaluate_now()
-    set_attention(model, attention)
+    if tally.last_eval_step != tally.step:
+        _evaluate(
+            net, prepared, precision, data, cfg, ranks, device, tally, scheduler, steps_per_epoch
+        )
+    return _result(
+        net, prepared, precision, data, cfg, ranks, device, tally, stopped_early, init_from
+    )
+
+
+def _accum(cfg: TrainConfig) -> int:
+    return cfg.gradient_accumulation_steps
+
+
+def _epoch_steps(data: _Data, cfg: TrainConfig, global_batch: int, epoch: int) -> list[list]:
+    """The epoch's optimizer steps, each a list of global micro-batches (pair indices). The
+    order depends on the seed and epoch alone, so every rank computes the same one."""
+    batches = length_grouped_batches(data.lengths, global_batch, cfg.seed + epoch)
+    return [batches[i : i + _accum(cfg)] for i in range(0, len(batches), _accum(cfg))]
+
+
+@contextmanager
+def _gradient_sync(net: nn.Module, sync: bool):
+    """Gradients meet across ranks on the last micro-batch of a step only."""
+    if sync or not isinstance(net, nn.Module):
+        yield
+    elif hasattr(net, "no_sync"):  # DDP
+        with net.no_sync():
+            yield
+    elif hasattr(net, "set_requires_gradient_sync"):  # FSDP2
+        net.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            net.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
+def _forward_backward(net, prepared, precision, data, group, cfg, ranks, device) -> list[float]:
+    """This rank's forward and backward over the step's micro-batches; returns its
+    [share of the step's loss, pairs, tokens] (summed over ranks by the caller).
+
+    Each micro-batch's loss is the mean over its pairs, whichever rank holds them: a rank's
+    own mean is weighted by its share of the pairs times the ranks (DDP and FSDP average
+    gradients), so N ranks reach the weights that one process reaches with the same global
+    batch."""
+    loss_share, pairs, tokens = 0.0, 0, 0
+    for k, indices in enumerate(group):
+        mine = my_share(indices, ranks)
+        weight = len(mine) * ranks.world_size / len(indices) / len(group)
+        # A rank with no pair in a short last batch runs one with weight 0: every rank must
+        # join the gradient reduction.
+        batch = _to(data.collate([data.train[i] for i in mine or indices[:1]]), device)
+        if precision.eager_up_to:
+            narrow = batch["input_ids"].shape[1] <= precision.eager_up_to
+            set_attention(prepared.model, "eager" if narrow else precision.attention)
+        with _gradient_sync(net, k == len(group) - 1):
+            with _autocast(device, precision.bf16):
+                r = net(batch["input_ids"], batch["attention_mask"])
+            loss = batch_loss(r, batch, cfg)
+            (loss * weight).backward()
+        if precision.masters:
+            precision.masters.collect_grads()
+        if mine:
+            loss_share += loss.item() * weight / ranks.world_size
+            pairs += len(mine)
+            tokens += int(batch["attention_mask"].sum())
+    return [loss_share, pairs, tokens]
+
+
+def _optimizer_step(trained, optimizer, scheduler, masters, cfg: TrainConfig) -> None:
+    if cfg.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(trained, cfg.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
     if masters:
-        masters.finish()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        masters.push()
+
+
+def _evaluate(
+    net, prepared, precision, data, cfg, ranks, device, tally, scheduler, steps_per_epoch
+) -> bool:
+    """Validate and keep the best weights; True (on rank 0) when patience has run out.
+
+    One process and DDP: rank 0 alone, on its whole copy. FSDP: the weights exist only as
+    shards, so every rank validates its share and the sums meet on rank 0."""
+    tally.last_eval_step = tally.step
+    set_attention(prepared.model, precision.attention)
+    fsdp = ranks.distributed and cfg.sharding == "fsdp"
+    with precision.masters.float32() if precision.masters else nullcontext():
+        sums = None
+        if fsdp:
+            sums = sum_over_ranks(
+                _validation_sums(
+                    net, net, data.validation, data.collate, cfg, device, precision.bf16, ranks
+                ),
+                ranks,
+            )
+        elif ranks.leader:
+            inner = unwrapped(net)
+            sums = _validation_sums(
+                inner, inner, data.validation, data.collate, cfg, device, precision.bf16, SINGLE
+            )
+        improved = False
+        if ranks.leader:
+            val_loss = sums[0] / len(data.validation)
+            improved = tally.best_loss is None or val_loss < tally.best_loss
+        if leader_says(improved, ranks):
+            tally.best_state = full_state_dict(net, ranks, only_trainable=True)
+    if not ranks.leader:
+        return False
+    loss_sum, correct, decided = sums
+    tally.history.append(
+        {
+            "step": tally.step,
+            "epoch": round(tally.step / steps_per_epoch, 4),
+            "train_loss": sum(tally.since_eval) / len(tally.since_eval)
+            if tally.since_eval
+            else None,
+            "val_loss": val_loss,
+            "val_accuracy": correct / decided if decided else None,
+            "learning_rate": scheduler.get_last_lr()[0],
+            "pairs_per_second": tally.pairs / tally.seconds if tally.seconds else 0.0,
+        }
+    )
+    tally.since_eval.clear()
+    if improved:
+        tally.best_loss, tally.bad_evals = val_loss, 0
+        return False
+    tally.bad_evals += 1
+    return tally.bad_evals >= cfg.early_stopping_patience
+
+
+def _progress(tally: _Tally, total: int, steps_per_epoch: int, loss: float, due: bool):
+    last = tally.history[-1] if due else {}
+    return Progress(
+        step=tally.step,
+        total=total,
+        epoch=tally.step / steps_per_epoch,
+        loss=loss,
+        pairs_per_second=tally.pairs / tally.seconds,
+        val_loss=last.get("val_loss"),
+        val_accuracy=last.get("val_accuracy"),
+    )
+
+
+def _best_model(net, prepared, precision, cfg, ranks, tally, init_from) -> tuple[Any, Any]:
+    """(model, peft model or None) with the best weights, on rank 0. Under FSDP rank 0
+    builds the model again on the CPU and loads the gathered weights into it."""
+    set_attention(prepared.model, precision.attention)
+    if precision.masters:
+        precision.masters.finish()
+    model, lora = prepared.model, prepared.lora
+    if ranks.distributed and cfg.sharding == "fsdp":
+        if not ranks.leader:
+            return None, None
+        cpu = prepare_model(cfg, "cpu", bf16=False, init_from=init_from)
+        model, lora = cpu.model, cpu.lora
+    if not ranks.leader:
+        return None, None
+    if tally.best_state is not None:
+        loaded = RewardForward(model).load_state_dict(tally.best_state, strict=False)
+        if loaded.unexpected_keys:
+            raise RuntimeError(f"best weights do not fit the model: {loaded.unexpected_keys[:5]}")
+    return model.eval(), lora
+
+
+def _device_figures(device: str, prepared: Prepared, ranks: Ranks, tokens_per_second: float):
+    """(MFU, peak memory per device in GB) on CUDA; (None, None) elsewhere."""
+    if not device.startswith("cuda"):
+        return None, None
+    peaks = gather_to_leader(torch.cuda.max_memory_allocated(device) / 1e9, ranks)
+    peak = gpu_peak_flops(device)
+    mfu = None
+    if peak:
+        mfu = flops_per_token(prepared.model) * tokens_per_second / (peak * ranks.world_size)
+    return mfu, [round(p, 3) for p in peaks]
+
+
+def _result(
+    net, prepared, precision, data, cfg, ranks, device, tally, stopped_early, init_from
+) -> TrainResult:
+    tokens_per_second = tally.tokens / tally.seconds if tally.seconds else 0.0
+    mfu, peaks = _device_figures(device, prepared, ranks, tokens_per_second)
+    model, lora = _best_model(net, prepared, precision, cfg, ranks, tally, init_from)
     return TrainResult(
         model=model,
-        tokenizer=tokenizer,
+        tokenizer=prepared.tokenizer,
         config=cfg,
-        history=history,
-        steps=step,
+        history=tally.history,
+        steps=tally.step,
         device=device,
-        pairs_per_second=pairs_done / step_seconds if step_seconds else 0.0,
-        truncated=train_truncated + val_truncated,
+        pairs_per_second=tally.pairs / tally.seconds if tally.seconds else 0.0,
+        truncated=sum(data.truncated.values()),
         stopped_early=stopped_early,
-        best_val_loss=best_loss,
-        train_seconds=time.perf_counter() - started,
-        tokens_per_second=tokens_done / step_seconds if step_seconds else 0.0,
-        dropped_ties=dropped_ties,
-        truncated_by_split={"train": train_truncated, "validation": val_truncated},
-        step_seconds=step_seconds,
+        best_val_loss=tally.best_loss,
+        train_seconds=0.0,
+        tokens_per_second=tokens_per_second,
+        truncated_by_split=data.truncated,
+        step_seconds=tally.seconds,
+        world_size=ranks.world_size,
+        lora_r=cfg.lora_r or None,
+        trainable_params=prepared.trainable_params,
+        total_params=prepared.total_params,
+        gradient_checkpointing=prepared.checkpointing,
+        mfu=mfu,
+        peak_memory_gb=peaks,
+        lora=lora,
     )
+
+
+def training_figures(result: TrainResult) -> dict[str, Any]:
+    """What a run records about its training (the run's metrics and prefloop.json)."""
+    return {
+        "steps": result.steps,
+        "device": str(result.device),
+        "pairs_per_second": result.pairs_per_second,
+        "train_seconds": result.train_seconds,
+        "best_val_loss": result.best_val_loss,
+        "stopped_early": result.stopped_early,
+        "truncated": result.truncated,
+        "world_size": result.world_size,
+        "lora_r": result.lora_r,
+        "trainable_params": result.trainable_params,
+        "total_params": result.total_params,
+        "tokens_per_s": result.tokens_per_second,
+        "gradient_checkpointing": result.gradient_checkpointing,
+        "mfu": result.mfu,
+        "peak_memory_gb": result.peak_memory_gb,
+    }
 
 
 def save_model(
     result: TrainResult, path: str | os.PathLike, *, metrics: dict, extra: dict | None = None
 ) -> None:
     """Model (safetensors) + tokenizer + prefloop.json; the folder loads with plain
-    AutoModelForSequenceClassification.from_pretrained."""
+    AutoModelForSequenceClassification.from_pretrained. With LoRA the adapter (and head) go to
+    path/adapter/ and the saved model is the merged one (result.model becomes it too)."""
     os.makedirs(path, exist_ok=True)
+    if result.lora is not None:
+        result.model, result.lora = lora_save_and_merge(result.lora, path), None
     result.model.save_pretrained(path)
     result.tokenizer.save_pretrained(path)
     cfg = result.config

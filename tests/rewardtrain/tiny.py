@@ -1,5 +1,5 @@
-"""Tiny offline backbones for tests: a BERT-style encoder and a GPT-2-style decoder built from
-local configs with a small word-level vocabulary (no hub, a few hundred thousand parameters)."""
+"""Tiny offline backbones for tests: a BERT-style encoder, GPT-2- and Llama-style decoders built
+from local configs with a small word-level vocabulary (no hub, a few hundred thousand parameters)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from transformers import (
     BertForSequenceClassification,
     GPT2Config,
     GPT2ForSequenceClassification,
+    LlamaConfig,
+    LlamaForSequenceClassification,
     PreTrainedTokenizerFast,
 )
 
@@ -94,6 +96,29 @@ def make_gpt2(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -
         eos_token_id=tokenizer.eos_token_id,
     )
     GPT2ForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def make_llama(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny random Llama sequence classifier (no pad token: pad = eos) saved as a backbone."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer = gpt2_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        num_labels=1,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
