@@ -85,10 +85,11 @@ def prepare_model(
     checkpointing = _use_checkpointing(cfg, device, model)
     if checkpointing:
         # Non-reentrant: works with frozen inputs (LoRA) and with DDP and FSDP.
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        (enable or model.gradient_checkpointing_enable)(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     lora = None
     if cfg.lora_r:
         lora = lora_resume(model, str(init_from)) if resume_adapter else lora_wrap(model, cfg)
