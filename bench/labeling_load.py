@@ -146,21 +146,15 @@ def lease_plan(slug: str) -> str:
     """EXPLAIN ANALYZE of the leasing query for a labeler who already judged some pairs."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
-    from django.utils import timezone
 
     from annotate.models import Project
-    from annotate.services.queue_sql import candidate_plan
+    from annotate.services.labeling import lease_candidate_plan
 
     project = Project.objects.get(slug=slug)
     labeler = get_user_model().objects.get(username="bench0")
     with transaction.atomic():
-        plan = candidate_plan(
-            project_id=project.pk,
-            labeler_id=labeler.pk,
-            redundancy=project.redundancy,
-            now=timezone.now(),
-            random_order=False,
-            analyze=True,
+        plan = lease_candidate_plan(
+            project=project, labeler=labeler, random_order=False, analyze=True
         )
         transaction.set_rollback(True)
     return plan

@@ -10,7 +10,6 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from annotate.models import Comparison, Lease, Membership, Pair, Project
-from annotate.services.queue_sql import instances
 
 
 @dataclass(frozen=True)
@@ -46,11 +45,13 @@ def project_get_for_labeler(*, labeler: AbstractBaseUser, slug: str) -> Project:
     """The project with this slug if the labeler is on it; else 404 (its existence is not
     revealed to outsiders)."""
     # Read on every lease: written as SQL, it skips composing the join on each request.
-    found = instances(
-        Project,
-        f"""WHERE t.slug = %s AND EXISTS (SELECT 1 FROM {Membership._meta.db_table} m
-                                         WHERE m.project_id = t.id AND m.user_id = %s)""",
-        [slug, labeler.pk],
+    found = list(
+        Project.objects.raw(
+            f"""SELECT * FROM {Project._meta.db_table} t
+                WHERE t.slug = %s AND EXISTS (SELECT 1 FROM {Membership._meta.db_table} m
+                                              WHERE m.project_id = t.id AND m.user_id = %s)""",
+            [slug, labeler.pk],
+        )
     )
     if not found:
         raise Http404("No such project.")

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
-from annotate.services import queue_sql
+from annotate.services import _queue_sql
 from annotate.services.checks import check_lease
 from annotate.services.selection import RANDOM_ORDER, queue_order
 
@@ -72,12 +72,14 @@ def pair_lease_next(
 
     The candidate read is one statement walking the `pair_queue` (or `pair_queue_random`)
     partial index in order and stopping at the first fit, whatever the project's size
-    (annotate/services/queue_sql.py); rows a concurrent labeler is leasing are skipped.
+    (annotate/services/_queue_sql.py); rows a concurrent labeler is leasing are skipped.
     """
     rng = rng or random.Random()
     now = timezone.now()
     with transaction.atomic():
-        current_id = queue_sql.lease_current_id(
+        # A lease is soft state: its commit need not wait for the disk (a judgment's does).
+        _queue_sql.commit_without_flush()
+        current_id = _queue_sql.lease_current_id(
             project_id=project.pk, labeler_id=labeler.pk, now=now
         )
         if current_id is not None:
@@ -91,7 +93,7 @@ def pair_lease_next(
             return check
         random_order = queue_order(project=project, rng=rng) == RANDOM_ORDER
         for _ in range(LEASE_ATTEMPTS):
-            candidate = queue_sql.candidate_next(
+            candidate = _queue_sql.candidate_next(
                 project_id=project.pk,
                 labeler_id=labeler.pk,
                 redundancy=project.redundancy,
@@ -101,7 +103,7 @@ def pair_lease_next(
             if candidate is None:
                 return None
             pair_id, human_count = candidate
-            lease = queue_sql.lease_insert_if_free(
+            lease = _queue_sql.lease_insert_if_free(
                 pair_id=pair_id,
                 human_count=human_count,
                 redundancy=project.redundancy,
@@ -114,6 +116,21 @@ def pair_lease_next(
                 lease.pair.project = project
                 return lease
     return None
+
+
+def lease_candidate_plan(
+    *, project: Project, labeler: AbstractBaseUser, random_order: bool, analyze: bool = False
+) -> str:
+    """The database's plan for the candidate read of pair_lease_next, for this labeler now
+    (tests check that it walks the queue's index; the load benchmark prints it)."""
+    return _queue_sql.candidate_plan(
+        project_id=project.pk,
+        labeler_id=labeler.pk,
+        redundancy=project.redundancy,
+        now=timezone.now(),
+        random_order=random_order,
+        analyze=analyze,
+    )
 
 
 def lease_skip(*, pair: Pair, labeler: AbstractBaseUser) -> None:
@@ -258,12 +275,12 @@ def _comparison_store(
     served_only: bool,
 ) -> Comparison:
     now = timezone.now()
-    locked = queue_sql.pair_lock(pair_id=pair_id, member_id=labeler.pk if served_only else None)
+    locked = _queue_sql.pair_lock(pair_id=pair_id, member_id=labeler.pk if served_only else None)
     if locked is None:
         raise PairNotServed("No such pair.")
     project = locked.project
     # Read after the lock is held, so it sees every comparison and lease committed before.
-    state = queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)
+    state = _queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)
     if served_only and state["existing"] is None and state["lease_left"] is None:
         raise PairNotServed("No such pair.")
     judgment = judge(locked)
@@ -294,7 +311,7 @@ def _comparison_store(
     if not is_gold_check:
         human_count = locked.human_count + 1
         pair_counts = (human_count, human_count < project.redundancy)
-    return queue_sql.judgment_write(
+    return _queue_sql.judgment_write(
         comparison=_comparison_new(
             pair=locked,
             labeler=labeler,
@@ -322,7 +339,7 @@ def _repeat_store(
     existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=True).first()
     if existing is not None:
         raise ComparisonExists(existing.pk)
-    comparison = queue_sql.row_insert(
+    comparison = _queue_sql.row_insert(
         _comparison_new(
             pair=pair,
             labeler=labeler,

@@ -3,15 +3,17 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
-from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
+from annotate.models import Choice, Comparison, Lease, Pair, Project, Prompt, Response, Side
 from annotate.services.labeling import (
     ComparisonExists,
     ComparisonInvalid,
     PairFull,
     choice_from_preferred,
     comparison_create,
+    comparison_submit,
     lease_skip,
     pair_lease_next,
 )
@@ -230,3 +232,51 @@ def test_pairs_of_other_projects_are_never_leased(project, labeler):
     make_pair(other)
     assert pair_lease_next(project=project, labeler=labeler) is None
     assert Pair.objects.filter(project=other, is_open=True).count() == 1
+
+
+def test_a_leased_pair_and_its_content_are_whole_instances(project, labeler):
+    """What the plain-SQL hot path returns reads like any ORM instance: the columns it did
+    not read load on access, they never hold a default."""
+    pair = make_pair(project, "What is 2 + 2?", priority=0.7, model_p_a=0.25)
+    Prompt.objects.filter(pk=pair.prompt_id).update(metadata={"index": 7}, external_id="q-7")
+    Response.objects.filter(pk=pair.response_a_id).update(model_name="m-7b")
+    lease = pair_lease_next(project=project, labeler=labeler)
+    assert lease.pair.pk == pair.pk
+    assert lease.pair.prompt.metadata == {"index": 7}
+    assert lease.pair.prompt.external_id == "q-7"
+    assert lease.pair.response_a.model_name == "m-7b"
+    assert lease.pair.priority == 0.7 and lease.pair.model_p_a == 0.25
+    assert lease.pair.created_at == Pair.objects.get(pk=pair.pk).created_at
+    assert lease == Lease.objects.get(pk=lease.pk) and not lease._state.adding
+    assert lease.created_at == Lease.objects.get(pk=lease.pk).created_at
+
+    comparison = comparison_create(pair=lease.pair, labeler=labeler, choice=Choice.A)
+    assert comparison.pair.priority == 0.7
+    assert comparison.pair.project.instructions == project.instructions
+    assert comparison.pair.project.created_at == project.created_at
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: SET LOCAL ends with each transaction
+def test_only_lease_transactions_skip_waiting_for_the_disk(project, labeler):
+    pair = make_pair(project)
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    if connection.vendor != "postgresql":
+        # SQLite has no such setting; the lease and the judgment still store as usual.
+        lease = pair_lease_next(project=project, labeler=labeler)
+        comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        assert Comparison.objects.get().pair_id == pair.pk
+        return
+    with transaction.atomic():
+        lease = pair_lease_next(project=project, labeler=labeler)
+        assert synchronous_commit() == "off"
+    # The setting ended with the lease's transaction: a judgment's commit waits.
+    assert synchronous_commit() == "on"
+    with transaction.atomic():
+        comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        assert synchronous_commit() == "on"
+    assert Comparison.objects.get().pair_id == pair.pk

@@ -12,10 +12,10 @@ from annotate.models import Choice, Comparison, Lease, Pair, Prompt, Response, S
 from annotate.services.catalog import pair_get_or_create
 from annotate.services.labeling import (
     comparison_create,
+    lease_candidate_plan,
     lease_skip,
     pair_lease_next,
 )
-from annotate.services.queue_sql import candidate_plan
 from annotate.services.selection import (
     MANY_CANDIDATES,
     PRIORITY_ORDER,
@@ -239,12 +239,8 @@ def test_each_order_is_one_walk_of_its_index(project, labeler, order, index):
             with connection.cursor() as cursor:
                 for plan_kind in ("seqscan", "bitmapscan", "sort"):
                     cursor.execute(f"SET LOCAL enable_{plan_kind} = off")
-        plan = candidate_plan(
-            project_id=project.pk,
-            labeler_id=labeler.pk,
-            redundancy=project.redundancy,
-            now=timezone.now(),
-            random_order=order == RANDOM_ORDER,
+        plan = lease_candidate_plan(
+            project=project, labeler=labeler, random_order=order == RANDOM_ORDER
         )
     assert index in plan
     assert "pair_queue_random" not in plan or index == "pair_queue_random"
@@ -267,13 +263,7 @@ def test_a_lease_probes_the_labelers_history_pair_by_pair(project, labeler):
     for _ in range(80):
         lease = pair_lease_next(project=project, labeler=labeler)
         comparison_create(pair=lease.pair, labeler=labeler, choice=Choice.A)
-    plan = candidate_plan(
-        project_id=project.pk,
-        labeler_id=labeler.pk,
-        redundancy=project.redundancy,
-        now=timezone.now(),
-        random_order=False,
-    )
+    plan = lease_candidate_plan(project=project, labeler=labeler, random_order=False)
     if connection.vendor == "postgresql":
         assert "Materialize" not in plan and "Hash" not in plan and "Join Filter" not in plan
         assert "SubPlan" in plan

@@ -1,18 +1,23 @@
 """The statements of the labeling hot path, in plain SQL: find the next Pair for a labeler,
-read a labeler's state on a locked Pair, and write the counters a judgment moves.
+read a labeler's state on a locked Pair, and write the counters a judgment moves. Private to
+annotate/services/labeling.py, the only module that imports it (a test holds that).
 
 Every lease and every submission runs these. Built through the ORM, composing each
 statement cost several times the CPU that the database spent running it, and a labeling
 server is bound by exactly that CPU (bench/labeling_load.py). Written once here, the text is
 also identical from call to call, so PostgreSQL prepares it and plans it once per connection
-(config/settings.py). The rules these statements serve live in annotate/services/labeling.py;
-this module only reads and writes rows, and runs unchanged on PostgreSQL and SQLite.
+(config/settings.py). The rules these statements serve live in labeling.py; this module only
+reads and writes rows, and runs unchanged on PostgreSQL and SQLite.
+
+What it returns is whole: instances made by Model.from_db from the columns read, every
+other column deferred (it loads from the database on first access, as after .only()), never
+an instance whose unread fields hold their defaults.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -129,28 +134,32 @@ def candidate_plan(
 
 def lease_current_id(*, project_id: int, labeler_id: int, now: datetime) -> int | None:
     """The labeler's newest unexpired Lease in the project that still stands: on an open
-    Pair, or a gold or repeat lease (those stand outside the open queue).
-
-    The first statement of every lease transaction, it also lets that transaction commit
-    without waiting for the disk (PostgreSQL): a lease is soft state, the next judgment's
-    commit flushes it anyway, and one lost in a crash only frees its Pair early. Judgments
-    keep waiting for theirs. Under a slow disk the wait was a sixth of the server's time."""
-    db = _db()
-    with db.cursor() as cursor:
-        cursor.execute(_lease_current_sql(db.vendor), [labeler_id, _now(now), project_id])
+    Pair, or a gold or repeat lease (those stand outside the open queue)."""
+    with _db().cursor() as cursor:
+        cursor.execute(_lease_current_sql(), [labeler_id, _now(now), project_id])
         row = cursor.fetchone()
     return row[0] if row else None
 
 
 @cache
-def _lease_current_sql(vendor: str) -> str:
-    current = f"""SELECT l.id FROM {_t(Lease)} l JOIN {_t(Pair)} p ON p.id = l.pair_id
-                  WHERE l.labeler_id = %s AND l.expires_at > %s AND p.project_id = %s
-                    AND (p.is_open OR l.is_repeat OR p.gold <> '')
-                  ORDER BY l.created_at DESC LIMIT 1"""
-    if vendor != "postgresql":
-        return current
-    return f"SELECT ({current}), set_config('synchronous_commit', 'off', true)"
+def _lease_current_sql() -> str:
+    return f"""SELECT l.id FROM {_t(Lease)} l JOIN {_t(Pair)} p ON p.id = l.pair_id
+               WHERE l.labeler_id = %s AND l.expires_at > %s AND p.project_id = %s
+                 AND (p.is_open OR l.is_repeat OR p.gold <> '')
+               ORDER BY l.created_at DESC LIMIT 1"""
+
+
+def commit_without_flush() -> None:
+    """Let the current transaction commit without waiting for its WAL to reach the disk
+    (PostgreSQL; SQLite has no such setting). It lasts until that transaction ends.
+
+    For lease transactions only: a lease is soft state, the next judgment's commit flushes
+    it anyway, and one lost in a crash only frees its Pair early. Judgments keep waiting
+    for theirs. Under a slow disk the wait was a sixth of the server's time."""
+    db = _db()
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def lease_insert_if_free(
@@ -194,8 +203,9 @@ def lease_insert_if_free(
     if row is None:
         return None
     lease_id = row[0]
-    pair = _pair_from_content(pair_id, row[1:]) if with_content else pair_with_content(pair_id)
-    lease = Lease(
+    pair = _pair_from_content(row[1:]) if with_content else pair_with_content(pair_id)
+    lease = _whole(
+        Lease,
         id=lease_id,
         pair_id=pair_id,
         labeler_id=labeler_id,
@@ -223,32 +233,85 @@ def _lease_insert_sql(vendor: str) -> str:
     return f"WITH leased AS ({insert}) {content}"
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+@dataclass(frozen=True)
+class _Columns:
+    """Some columns of one model's table, as a statement reads them (in the model's field
+    order) and as the ORM converts them."""
+
+    model: type[Model]
+    sql: str
+    attnames: tuple[str, ...]
+    converters: tuple[tuple[Any, tuple[Callable, ...]], ...]
+
+    def instance(self, values: Sequence[Any]) -> Model:
+        """The instance these values were read for; the columns not read are deferred."""
+        db = _db()
+        converted = list(values)
+        for i, (expression, steps) in enumerate(self.converters):
+            for convert in steps:
+                converted[i] = convert(converted[i], expression, db)
+        return self.model.from_db(db.alias, self.attnames, converted)
 
 
-# The Pair columns the hot path reads, in the order _pair() takes them.
-_PAIR_COLUMNS = (
-    "p.project_id, p.prompt_id, p.response_a_id, p.response_b_id, p.gold, p.is_open, p.human_count"
+@cache
+def _columns(model: type[Model], alias: str, vendor: str, *read: str) -> _Columns:
+    """`read` (attnames; none: every column) of `model`, under the table alias `alias`; the
+    primary key is always read."""
+    fields = [
+        f for f in model._meta.concrete_fields if not read or f.primary_key or f.attname in read
+    ]
+    unknown = set(read) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
+    db = _db()
+    sql = ", ".join(f"{alias}.{db.ops.quote_name(f.column)}" for f in fields)
+    # What the ORM's compiler applies to each value: the backend's conversions (SQLite's
+    # booleans and aware datetimes) and the field's own (JSON).
+    converters = tuple(
+        (
+            f.cached_col,
+            tuple(db.ops.get_db_converters(f.cached_col))
+            + tuple(f.cached_col.get_db_converters(db)),
+        )
+        for f in fields
+    )
+    return _Columns(model, sql, tuple(f.attname for f in fields), converters)
+
+
+def _whole(model: type[Model], **values: Any) -> Model:
+    """An instance of a row just written, every column known, as if read from the database
+    (a missing column is a KeyError, never a default)."""
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    return model.from_db(_db().alias, attnames, [values[a] for a in attnames])
+
+
+# What the hot path reads of a Pair and of the content shown with it.
+_PAIR_READ = (
+    "project_id",
+    "prompt_id",
+    "response_a_id",
+    "response_b_id",
+    "gold",
+    "is_open",
+    "human_count",
 )
+_PROMPT_READ = ("project_id", "messages")
+_RESPONSE_READ = ("prompt_id", "text")
 
 
-def _pair(pair_id: int, row: tuple) -> Pair:
-    project_id, prompt_id, a_id, b_id, gold, is_open, human_count = row
-    return Pair(
-        id=pair_id,
-        project_id=project_id,
-        prompt_id=prompt_id,
-        response_a_id=a_id,
-        response_b_id=b_id,
-        gold=gold,
-        is_open=bool(is_open),
-        human_count=human_count,
+def _content_columns() -> tuple[_Columns, _Columns, _Columns, _Columns]:
+    vendor = _db().vendor
+    return (
+        _columns(Pair, "p", vendor, *_PAIR_READ),
+        _columns(Prompt, "q", vendor, *_PROMPT_READ),
+        _columns(Response, "a", vendor, *_RESPONSE_READ),
+        _columns(Response, "b", vendor, *_RESPONSE_READ),
     )
 
 
 def _content_sql(columns_before: str = "", tables_before: str = "") -> str:
-    return f"""SELECT {columns_before}{_PAIR_COLUMNS}, q.messages, a.text, b.text
+    selected = ", ".join(columns.sql for columns in _content_columns())
+    return f"""SELECT {columns_before}{selected}
                FROM {tables_before}{_t(Pair)} p
                JOIN {_t(Prompt)} q ON q.id = p.prompt_id
                JOIN {_t(Response)} a ON a.id = p.response_a_id
@@ -256,35 +319,44 @@ def _content_sql(columns_before: str = "", tables_before: str = "") -> str:
                WHERE p.id = %s"""
 
 
-def _pair_from_content(pair_id: int, row: tuple) -> Pair:
-    pair = _pair(pair_id, row[:7])
-    messages, a, b = row[7:]
-    pair.prompt = Prompt(id=pair.prompt_id, project_id=pair.project_id, messages=_json(messages))
-    pair.response_a = Response(id=pair.response_a_id, prompt_id=pair.prompt_id, text=a)
-    pair.response_b = Response(id=pair.response_b_id, prompt_id=pair.prompt_id, text=b)
+def _split(row: Sequence[Any], *parts: _Columns) -> list[Model]:
+    """One instance per part, each from its own slice of the row."""
+    found, start = [], 0
+    for columns in parts:
+        end = start + len(columns.attnames)
+        found.append(columns.instance(row[start:end]))
+        start = end
+    return found
+
+
+def _pair_from_content(row: Sequence[Any]) -> Pair:
+    pair, prompt, a, b = _split(row, *_content_columns())
+    pair.prompt, pair.response_a, pair.response_b = prompt, a, b
     return pair
 
 
 def pair_with_content(pair_id: int) -> Pair:
     """A Pair with its Prompt and both Responses attached, in one read."""
-    with connection.cursor() as cursor:
+    with _db().cursor() as cursor:
         cursor.execute(_content_sql(), [pair_id])
-        return _pair_from_content(pair_id, cursor.fetchone())
+        return _pair_from_content(cursor.fetchone())
 
 
 def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
     """The Pair with its Project attached, the Pair row-locked; with `member_id`, only if it
     is on one of that user's projects. None when there is no such Pair."""
+    db = _db()
+    pair_columns = _columns(Pair, "p", db.vendor, *_PAIR_READ)
+    project_columns = _columns(Project, "pr", db.vendor)
     member = ""
     params: list[Any] = [pair_id]
     if member_id is not None:
         member = f""" AND EXISTS (SELECT 1 FROM {_t(Membership)} m
                                   WHERE m.project_id = p.project_id AND m.user_id = %s)"""
         params.append(member_id)
-    project_columns = _model_columns(Project, "pr", connection.vendor)[0]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(
-            f"""SELECT {_PAIR_COLUMNS}, {project_columns}
+            f"""SELECT {pair_columns.sql}, {project_columns.sql}
                 FROM {_t(Pair)} p JOIN {_t(Project)} pr ON pr.id = p.project_id
                 WHERE p.id = %s{member}{_row_lock("p")}""",
             params,
@@ -292,8 +364,8 @@ def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    pair = _pair(pair_id, row[:7])
-    pair.project = _from_row(Project, "pr", row[7:])
+    pair, project = _split(row, pair_columns, project_columns)
+    pair.project = project
     return pair
 
 
@@ -366,36 +438,6 @@ def judgment_write(
 
 def _project_counted_sql() -> str:
     return f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s"
-
-
-@cache
-def _model_columns(
-    model: type[Model], alias: str, vendor: str
-) -> tuple[str, tuple, tuple[str, ...]]:
-    fields = model._meta.concrete_fields
-    columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
-    # The conversions the ORM applies to each column (JSON, SQLite's datetimes, ...).
-    converters = tuple((f.cached_col, f.cached_col.get_db_converters(connection)) for f in fields)
-    return columns, converters, tuple(f.attname for f in fields)
-
-
-def _from_row(model: type[Model], alias: str, row: tuple | list) -> Model:
-    db = _db()
-    _, converters, attnames = _model_columns(model, alias, db.vendor)
-    values = list(row)
-    for i, (column, steps) in enumerate(converters):
-        for convert in steps:
-            values[i] = convert(values[i], column, db)
-    return model.from_db(db.alias, attnames, values)
-
-
-def instances(model: type[Model], where: str, params: list[Any]) -> list[Model]:
-    """Instances of `model` whose rows (table alias `t`) match `where`, read with one plain
-    statement and converted as the ORM converts them."""
-    columns = _model_columns(model, "t", connection.vendor)[0]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {_t(model)} t {where}", params)
-        return [_from_row(model, "t", row) for row in cursor.fetchall()]
 
 
 @cache
