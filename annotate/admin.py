@@ -88,7 +88,7 @@ class ProjectAdmin(admin.ModelAdmin):
             return "Save the project first."
         links = [
             ("project-import", "Import a file of pairs or judgments"),
-            ("project-export", "Export the dataset or a model"),
+            ("project-export", "Export the dataset"),
             ("training-page", "Training"),
             ("project-quality", "Quality"),
             ("project-review", "Review queue"),

@@ -1,4 +1,5 @@
-"""The staff export page: a form whose download is the export API, and the model versions."""
+"""The staff export page: a form whose download is the export API. Model versions are
+downloaded from the project's training page (rewardtrain)."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -6,8 +7,7 @@ from django.shortcuts import render
 
 from annotate.exporters import FORMAT_NAMES, SHAPES
 from annotate.services.exports import SOURCES, project_for_export
-from rewardtrain.models import ModelVersion
-from rewardtrain.splits import SPLITS
+from annotate.splits import SPLITS
 
 
 @login_required
@@ -22,6 +22,5 @@ def project_export(request: HttpRequest, slug: str) -> HttpResponse:
             "shapes": SHAPES,
             "sources": SOURCES,
             "splits": SPLITS,
-            "versions": ModelVersion.objects.filter(project=project).order_by("-version"),
         },
     )

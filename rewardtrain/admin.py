@@ -1,14 +1,14 @@
-"""Admin of the reward model: a "Retrain now" action on projects; training runs (cancel),
+"""Admin of the reward model: projects with a "Retrain now" action; training runs (cancel),
 model versions (activate: rollback) and evaluations, otherwise read-only."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-import annotate.admin  # noqa: F401 - registers ProjectAdmin, which the action is added to
-from annotate.models import Project
 from rewardtrain.dashboard import request_message
-from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.models import Evaluation, ModelVersion, ProjectTraining, TrainingRun
 from rewardtrain.services import run_cancel
 from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
 
@@ -30,16 +30,28 @@ def retrain_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
         )
 
 
-project_admin = admin.site.get_model_admin(Project)
-project_admin.actions = [*(project_admin.actions or []), retrain_now]
-
-
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(ProjectTraining)
+class ProjectTrainingAdmin(ReadOnlyAdmin):
+    """Each project's training at a glance; the project itself is edited under Labeling."""
+
+    list_display = ["name", "slug", "auto_retrain", "comparison_count", "training_page"]
+    search_fields = ["name", "slug"]
+    actions = [retrain_now]
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Training page")
+    def training_page(self, obj: ProjectTraining) -> str:
+        return format_html('<a href="{}">Training</a>', reverse("training-page", args=[obj.slug]))
 
 
 @admin.register(TrainingRun)

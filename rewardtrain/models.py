@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from annotate.models import Project
+
 
 class TrainingRun(models.Model):
     class Status(models.TextChoices):
@@ -117,3 +119,13 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"Evaluation of {self.model_version} ({self.kind})"
+
+
+class ProjectTraining(Project):
+    """A Project as the reward model's admin lists it, with the "Retrain now" action: a proxy
+    (no table of its own), so that annotate's ProjectAdmin stays annotate's."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "project training"
+        verbose_name_plural = "project training"

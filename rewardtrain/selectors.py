@@ -10,9 +10,9 @@ from django.conf import settings
 
 from annotate.models import Project
 from annotate.selectors.dataset import DatasetFilter, DatasetStats, preference_rows
+from annotate.splits import SPLITS, snapshot
 from rewardtrain.config import TrainConfig
 from rewardtrain.models import ModelVersion, TrainingRun
-from rewardtrain.splits import SPLITS, snapshot
 
 
 def run_active(*, project: Project) -> TrainingRun | None:

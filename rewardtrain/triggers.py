@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis.exceptions
 from django.db import transaction
@@ -183,6 +184,11 @@ def new_pairs_score(*, project: Project) -> bool:
         logger.warning("Scoring of new pairs of %s not queued: %s", project.slug, exc)
         return False
     return True
+
+
+def on_pairs_imported(sender: type, *, project: Project, **kwargs: Any) -> None:
+    """Receiver of annotate's pairs_imported (connected in rewardtrain/apps.py)."""
+    new_pairs_score(project=project)
 
 
 def version_rollback(*, version: ModelVersion) -> bool:

@@ -19,7 +19,7 @@ from annotate.services.exports import (
     export_options,
     project_for_export,
 )
-from rewardtrain.splits import SPLITS
+from annotate.splits import SPLITS
 
 
 class ExportQueryNegotiation(DefaultContentNegotiation):

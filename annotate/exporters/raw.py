@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 from django.conf import settings
 
-from rewardtrain.splits import split_of
+from annotate.splits import split_of
 
 from .base import ExportContext
 

@@ -24,7 +24,7 @@ from typing import Any
 from django.db.models import Q
 
 from annotate.models import Choice, Comparison, Membership, Pair, Project
-from rewardtrain.splits import split_of
+from annotate.splits import split_of
 
 CHUNK = 2000
 

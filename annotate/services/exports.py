@@ -24,7 +24,7 @@ from annotate.exporters.card import dataset_card
 from annotate.models import Project
 from annotate.selectors.dataset import DatasetFilter, DatasetStats, preference_rows
 from annotate.selectors.exports import comparison_rows
-from rewardtrain.splits import SPLITS, SnapshotHasher
+from annotate.splits import SPLITS, SnapshotHasher
 
 SOURCES = ("all", "human", "imported")
 # Rows written between two hand-offs of the bytes to a streaming response.
@@ -291,7 +291,7 @@ class DatasetExport:
             "data_bytes": self.data_bytes,
             "filters": opts,
             "counts": counts,
-            # The trainer's rule (rewardtrain.splits.SnapshotHasher) over the preference rows
+            # The trainer's rule (annotate.splits.SnapshotHasher) over the preference rows
             # this export holds (or, for raw rows, that its comparisons make).
             "snapshot": {
                 **self.hasher.result(),

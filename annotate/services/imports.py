@@ -27,6 +27,7 @@ from annotate.importers.readers import read_rows
 from annotate.models import Choice, Comparison, ImportBatch, Pair, Project, Prompt, Response, Side
 from annotate.services.bulk import analyze, insert_rows
 from annotate.services.catalog import prompt_hash, response_hash
+from annotate.signals import pairs_imported
 
 BATCH_ROWS = 500
 
@@ -92,16 +93,10 @@ def import_file(
             created_by=created_by,
         )
         if result.pairs_created:
-            # New pairs get scores from the active reward model (if any) once they exist
-            # for the worker to read.
-            transaction.on_commit(lambda: _score_new_pairs(project))
+            # Once the new pairs exist for other processes to read, whoever ranks pairs (the
+            # reward model app) is told, without this app knowing who that is.
+            transaction.on_commit(lambda: pairs_imported.send(sender=Project, project=project))
     return result
-
-
-def _score_new_pairs(project: Project) -> None:
-    from rewardtrain.triggers import new_pairs_score  # the reward model app builds on this one
-
-    new_pairs_score(project=project)
 
 
 def _rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotate.models import Project
+from annotate.splits import snapshot
 from rewardtrain import selectors
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services.versions import (
@@ -29,7 +30,6 @@ from rewardtrain.services.versions import (
     json_safe,
     scorer_for,
 )
-from rewardtrain.splits import snapshot
 
 logger = logging.getLogger(__name__)
 

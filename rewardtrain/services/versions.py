@@ -13,9 +13,9 @@ from typing import Any
 from django.db import transaction
 
 from annotate.models import Project
+from annotate.splits import snapshot
 from rewardtrain import selectors
 from rewardtrain.models import Evaluation, ModelVersion
-from rewardtrain.splits import snapshot
 
 # Rows scored per call while evaluating: between calls the run's heartbeat is written, so a
 # long evaluation is not taken for a dead worker.

@@ -94,5 +94,6 @@ def test_export_page_is_staff_only(judged, client, staff, labeler):
     html = page.content.decode()
     assert 'action="/api/projects/demo/export/"' in html
     assert '<option value="trl-conversational">' in html
+    assert 'href="/projects/demo/training/"' in html  # where the models download
     client.logout()
     assert client.get("/projects/demo/export/").status_code == 302  # to the login page

@@ -20,8 +20,8 @@ from django.db import connection
 from annotate.hashing import content_hash, user_message
 from annotate.models import Choice, Pair, Project
 from annotate.services.labeling import comparison_create
+from annotate.splits import split_of
 from config.celery import app
-from rewardtrain.splits import split_of
 from tests.factories import PromptFactory, ResponseFactory
 from tests.rewardtrain.tiny import make_bert
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from annotate.models import Comparison, Membership
 from annotate.selectors.dataset import DatasetFilter, DatasetStats, preference_rows
-from rewardtrain.splits import snapshot, split_of
+from annotate.splits import snapshot, split_of
 from tests.factories import StaffFactory, UserFactory, make_pair
 
 pytestmark = pytest.mark.django_db

@@ -110,6 +110,8 @@ def test_exported_folder_scores_as_the_apps_scorer(project, versions, tmp_path):
 
 def test_staff_download_streams_the_folder_as_a_zip(client, staff, project, versions, tmp_path):
     client.force_login(staff)
+    training_page = client.get("/projects/demo/training/").content.decode()
+    assert 'href="/projects/demo/models/1/download/"' in training_page
     response = client.get("/projects/demo/models/1/download/")
     assert response.status_code == 200 and response.streaming
     assert response["Content-Disposition"] == 'attachment; filename="demo-reward-model-v1.zip"'

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotate.models import Comparison, Project
+from annotate.services.imports import import_file
 from config.celery import app
 from config.redis_server import start_local_redis
 from rewardtrain import tasks
@@ -281,7 +282,7 @@ def test_evaluate_active_all_queues_one_task_per_project_with_an_active_model(
 def test_admin_action_retrain_now(project, staff, broker, client):  # noqa: F811
     client.force_login(staff)
     page = client.post(
-        "/admin/annotate/project/",
+        "/admin/rewardtrain/projecttraining/",
         {"action": "retrain_now", "_selected_action": [project.pk]},
         follow=True,
     )
@@ -302,3 +303,23 @@ def test_stale_task_fails_running_runs_without_a_heartbeat(project, settings):
     lost.refresh_from_db()
     assert lost.status == Status.FAILED
     assert "no heartbeat" in lost.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_of_new_pairs_queues_their_scoring_once_a_model_is_active(
+    project,
+    broker,  # noqa: F811
+    tmp_path,
+):
+    """annotate announces the import (annotate.signals.pairs_imported); this app, listening,
+    queues the scoring of the new pairs with the active model."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"prompt": "Q", "response_a": "a", "response_b": "b"}\n')
+    import_file(project=project, path=path)
+    assert queued_messages(broker, "default") == 0  # no active model: nothing to score with
+    ModelVersion.objects.create(project=project, version=1, path="/nowhere", is_active=True)
+    path.write_text('{"prompt": "Q2", "response_a": "a", "response_b": "b"}\n')
+    import_file(project=project, path=path)
+    assert queued_messages(broker, "default") == 1
+    import_file(project=project, path=path)  # nothing new: nothing announced
+    assert queued_messages(broker, "default") == 1

@@ -13,7 +13,7 @@ from annotate.services.exports import (
     dataset_export,
     export_options,
 )
-from rewardtrain.splits import SPLITS
+from annotate.splits import SPLITS
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Dataset splits and snapshots, shared by training and export (plain Python, no Django).
+"""Dataset splits and snapshots, shared by export and training (plain Python, no Django).
 
 A pair's split is a stable hash of its prompt, so a prompt never sits in two splits and a
 pair keeps its split as the data grows.
