@@ -11,6 +11,7 @@ from annotate.selectors.labeling import (
     projects_for_labeler,
     projects_for_staff,
 )
+from annotate.services.labeling import labeler_exclusion
 
 
 @login_required
@@ -31,6 +32,7 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
             "project": project,
             "instructions_html": markdown_to_safe_html(project.instructions),
             "scale": project_scale(project),
+            "excluded": labeler_exclusion(project=project, labeler=request.user),
         },
     )
 

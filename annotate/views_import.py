@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -13,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from annotate.importers.detect import IMPORTERS
 from annotate.selectors.imports import import_batches_recent
 from annotate.services.imports import ImportRejected, import_upload, project_for_import
+from annotate.uploads import CappedUploadHandler, UploadTooLarge
 
 
 class ImportForm(forms.Form):
@@ -28,9 +28,17 @@ class ImportForm(forms.Form):
 @login_required
 def project_import(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for_import(user=request.user, slug=slug)
-    # Uploads go to a temporary file on disk, never into memory, whatever their size.
-    request.upload_handlers = [TemporaryFileUploadHandler(request)]
-    return _project_import(request, project)
+    # Uploads go to a temporary file on disk, never into memory, up to MAX_UPLOAD_BYTES.
+    request.upload_handlers = [CappedUploadHandler(request)]
+    try:
+        return _project_import(request, project)
+    except UploadTooLarge as exc:
+        return render(
+            request,
+            "annotate/import.html",
+            _context(project, ImportForm(), None, ImportRejected(str(exc.detail))),
+            status=413,
+        )
 
 
 @csrf_protect
@@ -57,15 +65,16 @@ def _project_import(request: HttpRequest, project) -> HttpResponse:
     else:
         form = ImportForm()
     return render(
-        request,
-        "annotate/import.html",
-        {
-            "project": project,
-            "form": form,
-            "result": result,
-            "rejected": rejected,
-            "shapes": [(i.NAME, i.SHAPE) for i in IMPORTERS],
-            "batches": import_batches_recent(project=project),
-        },
-        status=status,
+        request, "annotate/import.html", _context(project, form, result, rejected), status=status
     )
+
+
+def _context(project, form, result, rejected) -> dict:
+    return {
+        "project": project,
+        "form": form,
+        "result": result,
+        "rejected": rejected,
+        "shapes": [(i.NAME, i.SHAPE) for i in IMPORTERS],
+        "batches": import_batches_recent(project=project),
+    }

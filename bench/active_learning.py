@@ -154,6 +154,8 @@ def setup_django(workdir: Path) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ["MODELS_DIR"] = str(workdir / "models")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # A benchmark is a development run: the development key and settings.
+    os.environ.setdefault("DEBUG", "1")
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -42,6 +42,8 @@ def text(rng: random.Random, words: int) -> str:
 def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # A benchmark is a development run: the development key and settings.
+    os.environ.setdefault("DEBUG", "1")
     import django
 
     django.setup()

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import statistics
@@ -44,6 +45,8 @@ def free_port() -> int:
 def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # A benchmark is a development run: the development key and settings.
+    os.environ.setdefault("DEBUG", "1")
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -366,7 +369,17 @@ def main() -> int:
         )
 
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "0", "LOG_LEVEL": "WARNING"}
+        # Production settings, served over plain HTTP on the loopback (no TLS proxy here).
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "LOG_LEVEL": "WARNING",
+        }
         server = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "gunicorn"),

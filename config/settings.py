@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.security import proxy_ssl_header, secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state (SQLite file, trained models, the embedded Redis) lives here, outside git.
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var"))
@@ -21,11 +23,23 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-# A fixed development key is only acceptable because DEBUG defaults to on; production sets both.
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-set-SECRET_KEY-in-production")
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: `make run` and the test suite set DEBUG=1, production never does.
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = secret_key(
+    os.environ.get("SECRET_KEY", ""), debug=DEBUG, dev_key_file=DATA_DIR / "dev-secret-key"
+)
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# HTTPS. Production defaults are the safe ones; a proxy that terminates TLS (deploy/nginx)
+# says so with SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("SECURE_PROXY_SSL_HEADER", ""))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,12 +58,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic), before any other work on the request.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees every error answer of an /api/ route, DRF's or Django's.
+    "annotate.api.errors.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -116,6 +134,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Production serves what `manage.py collectstatic` wrote: names carry a hash of the content
+# (cached for a year by browsers, never stale), with gzip and brotli copies made once.
+# Development serves the source files as they change.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 
 # Django's database sessions (the default engine): the database is their only copy, so a
@@ -137,6 +166,12 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "annotate.api.negotiation.OnlyRendererNegotiation",
+    "DEFAULT_PARSER_CLASSES": [
+        "annotate.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "annotate.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "prefloop API",
@@ -148,9 +183,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Uploads of large import files go to disk, never into memory.
+# Uploads of large import files go to disk, never into memory, up to MAX_UPLOAD_BYTES
+# (1 GiB by default; the nginx site lets bodies of that size through).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
+MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(1 << 30)))
 
 # --- Reward model ---
 MODELS_DIR = Path(os.environ.get("MODELS_DIR", DATA_DIR / "models"))

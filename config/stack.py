@@ -30,6 +30,8 @@ def manage(*args: str, env: dict[str, str]) -> None:
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # The development server with demo accounts: never production settings.
+    env["DEBUG"] = "1"
     data_dir = Path(env.get("DATA_DIR", BASE_DIR / "var"))
     data_dir.mkdir(parents=True, exist_ok=True)
 

@@ -4,6 +4,8 @@ streamed as it is written."""
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -51,6 +53,14 @@ class DatasetExportApi(APIView):
         include_excluded = serializers.BooleanField(default=False)
         real_usernames = serializers.BooleanField(default=False)
 
+    @extend_schema(
+        summary="Download a project's dataset as a zip (staff)",
+        description="The data file, manifest.json and a dataset card, streamed.",
+        parameters=[InputSerializer],
+        responses={
+            (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+        },
+    )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         project = project_for_export(user=request.user, slug=slug)
         params = self.InputSerializer(data=request.query_params)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -13,15 +12,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.services.imports import ImportRejected, import_upload, project_for_import
+from annotate.uploads import CappedUploadHandler
 
 
 class DiskMultiPartParser(MultiPartParser):
-    """Multipart whose files always go to a temporary file on disk, never into memory: an
-    import can be hundreds of megabytes."""
+    """Multipart whose files always go to a temporary file on disk, never into memory (an
+    import can be hundreds of megabytes), up to MAX_UPLOAD_BYTES."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = parser_context["request"]
-        request.upload_handlers = [TemporaryFileUploadHandler(request)]
+        request.upload_handlers = [CappedUploadHandler(request)]
         return super().parse(stream, media_type, parser_context)
 
 
@@ -51,11 +51,13 @@ class ImportCreateApi(APIView):
         pairs_created = serializers.IntegerField()
         comparisons_created = serializers.IntegerField()
         duplicates_skipped = serializers.IntegerField()
-        errors = LineError(many=True)
+        errors = LineError(many=True, help_text="The first 1,000 bad lines.")
+        error_count = serializers.IntegerField(help_text="How many lines were bad in all.")
 
     class RejectedSerializer(serializers.Serializer):
         detail = serializers.CharField()
-        errors = LineError(many=True)
+        errors = LineError(many=True, help_text="The first 1,000 bad lines.")
+        error_count = serializers.IntegerField(help_text="How many lines were bad in all.")
 
     @extend_schema(
         summary="Import a file of pairs or preference judgments",
@@ -87,7 +89,11 @@ class ImportCreateApi(APIView):
                 created_by=request.user,
             )
         except ImportRejected as exc:
-            body = {"detail": exc.message, "errors": line_errors(exc.errors)}
+            body = {
+                "detail": exc.message,
+                "errors": line_errors(exc.errors),
+                "error_count": exc.error_count,
+            }
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         data = {**result.__dict__, "errors": line_errors(result.errors)}
         return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)

@@ -34,6 +34,7 @@ from annotate.selectors.labeling import (
 from annotate.services.labeling import (
     ComparisonExists,
     ComparisonInvalid,
+    LabelerExcluded,
     PairFull,
     PairNotServed,
     comparison_submit,
@@ -79,6 +80,9 @@ class PairNextApi(APIView):
         responses={
             200: LeasedPairSerializer,
             204: OpenApiResponse(description="Nothing is left for this labeler."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Staff excluded the caller from the project."
+            ),
             404: ErrorSerializer,
         },
         summary="Lease the next pair to judge",
@@ -86,7 +90,12 @@ class PairNextApi(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         project = project_get_for_labeler(labeler=request.user, slug=slug)
-        lease = pair_lease_next(project=project, labeler=request.user)
+        try:
+            lease = pair_lease_next(project=project, labeler=request.user)
+        except LabelerExcluded as error:
+            return Response(
+                {"detail": str(error), "code": "excluded"}, status=status.HTTP_403_FORBIDDEN
+            )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(leased_pair_payload(lease))

@@ -1,5 +1,6 @@
 """CSV, in either shape (`trl` or `raw`): nested values as JSON text, booleans as true/false,
-missing values as empty cells."""
+missing values as empty cells. Text that a spreadsheet would run as a formula gets a leading
+apostrophe (JSONL and Parquet keep every text exactly)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import json
 from datetime import datetime
 from typing import Any, BinaryIO
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets: a
+# labeler's comment `=HYPERLINK(...)` or a model's reply would run when the file is opened
+# (OWASP's "CSV injection"). The apostrophe makes it text and is not shown.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 def _cell(value: Any) -> Any:
     if value is None:
@@ -16,9 +26,11 @@ def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
+        return neutralise(json.dumps(value, ensure_ascii=False))
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str):
+        return neutralise(value)
     return value
 
 

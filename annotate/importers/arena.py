@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from annotate import json_limits
+
 from .base import (
     Candidate,
     Judgment,
@@ -32,7 +34,9 @@ def _json_cell(value: Any) -> Any:
     """A CSV cell that holds JSON is decoded; anything else is returned as it is."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
-            return json.loads(value)
+            return json_limits.loads(value)
+        except json_limits.TooDeep as exc:
+            raise RowInvalid(f"a cell is refused: {exc}") from None
         except json.JSONDecodeError:
             return value
     return value

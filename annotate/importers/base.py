@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from annotate import json_limits
 from annotate.hashing import user_message
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
@@ -93,7 +94,9 @@ def metadata_field(row: dict[str, Any], extra: dict[str, Any] | None = None) -> 
         value = {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_limits.loads(value)
+        except json_limits.TooDeep as exc:
+            raise RowInvalid(f"metadata is refused: {exc}") from None
         except json.JSONDecodeError:
             raise RowInvalid("metadata must be a JSON object") from None
     if not isinstance(value, dict):

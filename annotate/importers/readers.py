@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from annotate import json_limits
+
 CHUNK = 1 << 16
-# Replies longer than csv's default 128 KiB cell limit are ordinary in LLM data.
-csv.field_size_limit(1 << 28)
+# The longest line (JSON Lines), CSV record or JSON array element read, in characters: a
+# file that is one huge line would otherwise be held in memory whole. Replies longer than
+# csv's default 128 KiB cell limit are ordinary in LLM data; 64 MiB is far past any real row.
+MAX_LINE_CHARS = 64 << 20
 
 
 @dataclass
@@ -36,12 +40,17 @@ def container_of(path: str | Path) -> str:
                 return {"[": "json", "{": "jsonl"}.get(stripped[0], "csv")
 
 
-def read_rows(path: str | Path) -> Iterator[RawRow]:
+def read_rows(path: str | Path, max_line: int | None = None) -> Iterator[RawRow]:
+    max_line = max_line or MAX_LINE_CHARS
     container = container_of(path)
     if container == "empty":
         return iter(())
     reader = {"json": _json_array, "jsonl": _json_lines, "csv": _csv}[container]
-    return reader(path)
+    return reader(path, max_line)
+
+
+def _too_long(max_line: int) -> str:
+    return f"is longer than {max_line:,} characters"
 
 
 def _object(line: int, value: Any) -> RawRow:
@@ -50,41 +59,65 @@ def _object(line: int, value: Any) -> RawRow:
     return RawRow(line, value)
 
 
-def _json_lines(path: str | Path) -> Iterator[RawRow]:
+def _json_lines(path: str | Path, max_line: int) -> Iterator[RawRow]:
     with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, 1):
+        number = 0
+        while line := f.readline(max_line + 1):
+            number += 1
+            if len(line) > max_line:
+                # The rest of the line is read in pieces and dropped, never held whole.
+                while (rest := f.readline(CHUNK)) and not rest.endswith("\n"):
+                    pass
+                yield RawRow(number, None, _too_long(max_line))
+                continue
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                value = json_limits.loads(line)
             except json.JSONDecodeError as exc:
                 yield RawRow(number, None, f"is not valid JSON ({exc.msg}, column {exc.colno})")
+                continue
+            except json_limits.TooDeep as exc:
+                yield RawRow(number, None, f"is refused: {exc}")
                 continue
             yield _object(number, value)
 
 
-def _csv(path: str | Path) -> Iterator[RawRow]:
+def _csv(path: str | Path, max_line: int) -> Iterator[RawRow]:
+    csv.field_size_limit(max_line)
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None:
+        try:
+            if reader.fieldnames is None:
+                return
+        except csv.Error as exc:
+            yield RawRow(1, None, f"is not a CSV header ({exc})")
             return
-        header = reader.fieldnames
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        if duplicates:
-            yield RawRow(1, None, f"the header repeats columns: {', '.join(duplicates)}")
-            return
-        end = reader.line_num
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if None in row:
-                yield RawRow(start, None, f"has {len(row[None])} more cells than the header")
-            elif any(value is None for value in row.values()):
-                yield RawRow(start, None, "has fewer cells than the header")
-            else:
-                yield RawRow(start, row)
+        try:
+            yield from _csv_records(reader)
+        except csv.Error as exc:
+            # A cell over the limit (or a broken quote) leaves the reader lost in the file.
+            yield RawRow(reader.line_num, None, f"is refused ({exc}); reading stopped")
 
 
-def _json_array(path: str | Path) -> Iterator[RawRow]:
+def _csv_records(reader: csv.DictReader) -> Iterator[RawRow]:
+    header = reader.fieldnames
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        yield RawRow(1, None, f"the header repeats columns: {', '.join(duplicates)}")
+        return
+    end = reader.line_num
+    for row in reader:
+        start, end = end + 1, reader.line_num
+        if None in row:
+            yield RawRow(start, None, f"has {len(row[None])} more cells than the header")
+        elif any(value is None for value in row.values()):
+            yield RawRow(start, None, "has fewer cells than the header")
+        else:
+            yield RawRow(start, row)
+
+
+def _json_array(path: str | Path, max_line: int) -> Iterator[RawRow]:
     """Elements of a top-level JSON array, decoded one by one from a growing buffer."""
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8-sig") as f:
@@ -130,10 +163,19 @@ def _json_array(path: str | Path) -> Iterator[RawRow]:
             while True:
                 try:
                     value, end = decoder.raw_decode(buf, pos)
+                    json_limits.check_depth(value)
                 except json.JSONDecodeError as exc:
+                    if len(buf) - pos > max_line:
+                        yield RawRow(line, None, f"{_too_long(max_line)}; reading stopped")
+                        return
                     if more():
                         continue
                     yield RawRow(line, None, f"is not valid JSON ({exc.msg}); reading stopped")
+                    return
+                except (RecursionError, json_limits.TooDeep):
+                    yield RawRow(
+                        line, None, f"is refused: {json_limits.TooDeep()}; reading stopped"
+                    )
                     return
                 if end == len(buf) and more():
                     continue

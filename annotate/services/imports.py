@@ -30,15 +30,21 @@ from annotate.services.catalog import prompt_hash, response_hash
 from annotate.signals import pairs_imported
 
 BATCH_ROWS = 500
+# Bad lines listed in an answer and kept on the batch; the count covers them all.
+MAX_ERRORS_LISTED = 1000
 
 
 class ImportRejected(Exception):
-    """Nothing was imported. `errors` lists (line, message) for every bad line."""
+    """Nothing was imported. `errors` lists (line, message) for the first MAX_ERRORS_LISTED
+    bad lines; `error_count` counts them all."""
 
-    def __init__(self, message: str, errors: list[tuple[int, str]] | None = None):
+    def __init__(
+        self, message: str, errors: list[tuple[int, str]] | None = None, error_count: int = 0
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
+        self.error_count = max(error_count, len(self.errors))
 
 
 @dataclass
@@ -49,7 +55,13 @@ class ImportResult:
     comparisons_created: int = 0
     duplicates_skipped: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    error_count: int = 0
     batch_id: int | None = None
+
+    def add_error(self, line: int, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_LISTED:
+            self.errors.append((line, message))
 
 
 @dataclass
@@ -146,7 +158,7 @@ def _import(
     analyze_at = 4 * BATCH_ROWS
     for line, data, error in _rows(path):
         if data is None:
-            errors.append((line, error))
+            result.add_error(line, error)
             writing = writing and skip_invalid
             continue
         if importer is None:
@@ -162,7 +174,7 @@ def _import(
         try:
             row = importer.parse(data)
         except RowInvalid as exc:
-            errors.append((line, str(exc)))
+            result.add_error(line, str(exc))
             writing = writing and skip_invalid
             continue
         if not writing:
@@ -187,14 +199,19 @@ def _import(
             "The file holds no rows that could be read; nothing was imported. "
             f"Known shapes:\n{known_shapes()}",
             errors,
+            result.error_count,
         )
     if errors and not skip_invalid:
-        plural = "s" if len(errors) != 1 else ""
-        raise ImportRejected(f"{len(errors)} bad line{plural}; nothing was imported.", errors)
+        count = result.error_count
+        plural = "s" if count != 1 else ""
+        listed = f" (the first {len(errors):,} are listed)" if count > len(errors) else ""
+        raise ImportRejected(
+            f"{count:,} bad line{plural}{listed}; nothing was imported.", errors, count
+        )
     if pending:
         _write_batch(project, batch, pending, result)
     if not result.rows:
-        raise ImportRejected("No good rows; nothing was imported.", errors)
+        raise ImportRejected("No good rows; nothing was imported.", errors, result.error_count)
 
     Project.objects.filter(pk=project.pk).update(
         pair_count=F("pair_count") + result.pairs_created,

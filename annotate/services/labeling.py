@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotate.models import Choice, Comparison, Lease, Pair, Project, Side
+from annotate.models import Choice, Comparison, Lease, Membership, Pair, Project, Side
 from annotate.services import _queue_sql
 from annotate.services.checks import check_lease
 from annotate.services.selection import RANDOM_ORDER, queue_order
@@ -51,6 +51,26 @@ class PairNotServed(LabelingError):
     """No such Pair for this labeler: not on their projects, or never served to them."""
 
 
+class LabelerExcluded(LabelingError):
+    """Staff excluded this labeler from the project: no more pairs, and the reason why."""
+
+
+def labeler_exclusion(*, project: Project, labeler: AbstractBaseUser) -> str | None:
+    """Why staff excluded the labeler from the project (a message for them), or None."""
+    reason = (
+        Membership.objects.filter(project=project, user=labeler, excluded=True)
+        .values_list("excluded_reason", flat=True)
+        .first()
+    )
+    if reason is None:
+        return None
+    why = f" The reason given: {reason}" if reason else ""
+    return (
+        "Staff excluded you from this project, so it has no more pairs for you; your "
+        f"earlier judgments stay stored.{why}"
+    )
+
+
 @dataclass(frozen=True)
 class Judgment:
     """A validated judgment, ready to store."""
@@ -63,7 +83,8 @@ class Judgment:
 def pair_lease_next(
     *, project: Project, labeler: AbstractBaseUser, rng: random.Random | None = None
 ) -> Lease | None:
-    """Lease the next Pair for this labeler, or None when nothing is left for them.
+    """Lease the next Pair for this labeler, or None when nothing is left for them;
+    LabelerExcluded when staff excluded them from the project.
 
     A labeler holding an unexpired lease gets the same Pair back, so a reload never skips
     work. The project's selection picks the queue order (annotate/services/selection.py).
@@ -74,6 +95,9 @@ def pair_lease_next(
     partial index in order and stopping at the first fit, whatever the project's size
     (annotate/services/_queue_sql.py); rows a concurrent labeler is leasing are skipped.
     """
+    excluded = labeler_exclusion(project=project, labeler=labeler)
+    if excluded:
+        raise LabelerExcluded(excluded)
     rng = rng or random.Random()
     now = timezone.now()
     with transaction.atomic():

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.http import Http404
 
 from annotate.models import Choice, Comparison, Membership, Pair, Project
 from annotate.services.projects import memberships_set_excluded
@@ -84,7 +85,7 @@ def pair_mark_ambiguous(*, pair: Pair, staff: AbstractBaseUser) -> Pair:
 def membership_exclude(*, project: Project, user: AbstractBaseUser, reason: str = "") -> Membership:
     """Exclude a labeler: their comparisons stay stored and visible on the quality page but
     leave training and export by default. Reversible with membership_include."""
-    membership, _ = Membership.objects.get_or_create(project=project, user=user)
+    membership = _membership(project=project, user=user)
     memberships_set_excluded(memberships=[membership], excluded=True, reason=reason)
     membership.refresh_from_db()
     return membership
@@ -92,7 +93,16 @@ def membership_exclude(*, project: Project, user: AbstractBaseUser, reason: str 
 
 def membership_include(*, project: Project, user: AbstractBaseUser) -> Membership:
     """Take an excluded labeler back: their comparisons count again."""
-    membership, _ = Membership.objects.get_or_create(project=project, user=user)
+    membership = _membership(project=project, user=user)
     memberships_set_excluded(memberships=[membership], excluded=False)
     membership.refresh_from_db()
     return membership
+
+
+def _membership(*, project: Project, user: AbstractBaseUser) -> Membership:
+    """The user's membership of the project; 404 for anyone else. Exclusion is a flag on a
+    membership: creating one here would give an outsider access to the project."""
+    found = Membership.objects.filter(project=project, user=user).first()
+    if found is None:
+        raise Http404(f"{user} is not a member of this project.")
+    return found

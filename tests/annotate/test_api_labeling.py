@@ -143,7 +143,8 @@ def test_a_malformed_submission_names_each_bad_field(api, project):
     bad = {"pair_id": "x", "preferred": "tie", "time_spent_ms": -5, "reasons": "safe"}
     response = api.post("/api/comparisons/", bad, format="json")
     assert response.status_code == 400
-    assert set(response.json()) == {"pair_id", "time_spent_ms", "reasons"}
+    assert set(response.json()) == {"detail", "pair_id", "time_spent_ms", "reasons"}
+    assert response.json()["detail"].startswith("pair_id: A valid integer is required.")
     # A body that is not an object at all, twice (the parser holds no state between calls).
     for _ in range(2):
         response = api.post("/api/comparisons/", [pair.pk, "tie"], format="json")

@@ -306,3 +306,48 @@ def test_command(judged, tmp_path):
             "--min-agreement",
             "0.5",
         )
+
+
+FORMULAS = {
+    "comment": '=HYPERLINK("http://evil.example/","x")',
+    "prompt": "+1+1 is what?",
+    "a": "-2 is less than zero",
+    "b": "@SUM(A1:A9)",
+}
+
+
+def test_csv_neutralises_formulas_while_jsonl_and_parquet_keep_text(project, labeler, tmp_path):
+    import pyarrow.parquet as pq
+
+    from tests.annotate.export_data import judge
+    from tests.factories import make_pair
+
+    pair = make_pair(project, FORMULAS["prompt"], a=FORMULAS["a"], b=FORMULAS["b"])
+    judge(pair, labeler, "a", comment=FORMULAS["comment"], reasons=[])
+    tabbed = make_pair(project, "\tindented", a="\rcarriage", b="plain = fine")
+    judge(tabbed, labeler, "b", comment="", reasons=[])
+
+    out, _ = export_project(project, tmp_path, "raw.csv", format="csv", shape="raw")
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"), newline="")))
+    assert rows[0]["comment"] == "'" + FORMULAS["comment"]
+    assert (rows[0]["response_a"], rows[0]["response_b"]) == (
+        "'" + FORMULAS["a"],
+        "'" + FORMULAS["b"],
+    )
+    assert rows[1]["response_a"] == "'\rcarriage" and rows[1]["response_b"] == "plain = fine"
+    out, _ = export_project(project, tmp_path, "trl.csv", format="csv")
+    trl = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"), newline="")))
+    assert trl[0]["prompt"] == "'" + FORMULAS["prompt"] and trl[1]["prompt"] == "'\tindented"
+
+    out, _ = export_project(project, tmp_path, "raw.jsonl", format="raw")
+    first = read_jsonl(out)[0]
+    assert first["comment"] == FORMULAS["comment"] and first["response_b"] == FORMULAS["b"]
+    out, _ = export_project(project, tmp_path, "raw.parquet", format="parquet", shape="raw")
+    table = pq.read_table(out).to_pylist()
+    assert table[0]["comment"] == FORMULAS["comment"] and table[1]["response_a"] == "\rcarriage"
+
+
+def export_project(project, tmp_path, name, **options):
+    out = tmp_path / name
+    manifest = dataset_export(project=project, options=ExportOptions(**options), out=out)
+    return out, manifest

@@ -98,6 +98,7 @@ def test_api_staff_import_answers_201_with_the_counts(project, staff, tmp_path):
         "comparisons_created": 2,
         "duplicates_skipped": 0,
         "errors": [],
+        "error_count": 0,
     }
     batch = ImportBatch.objects.get()
     assert (batch.file_name, batch.created_by) == ("trl.jsonl", staff)
@@ -113,6 +114,7 @@ def test_api_bad_file_is_400_with_every_line(project, staff, tmp_path):
     assert response.json() == {
         "detail": "1 bad line; nothing was imported.",
         "errors": [{"line": 2, "message": "chosen is missing"}],
+        "error_count": 1,
     }
     assert not Pair.objects.exists()
 
@@ -175,3 +177,56 @@ def test_page_checks_csrf(project, staff, tmp_path):
     with open(jsonl(tmp_path / "t.jsonl", [GOOD[0]]), "rb") as f:
         assert client.post("/projects/demo/import/", {"file": f}).status_code == 403
     assert not Pair.objects.exists()
+
+
+@pytest.mark.django_db
+def test_input_limits_name_the_bad_line_and_cap_the_error_list(project, staff, tmp_path):
+    from annotate.importers import readers
+
+    client = APIClient()
+    client.force_authenticate(staff)
+    deep = tmp_path / "deep.jsonl"
+    nested = '{"prompt": "p", "chosen": "a", "rejected": "b", "metadata": %s}' % (
+        '{"k": ' * 5000 + "1" + "}" * 5000
+    )
+    deep.write_text(json.dumps(GOOD[0]) + "\n" + nested + "\n" + "[" * 5000 + "\n")
+    response = upload(client, deep)
+    assert response.status_code == 400
+    assert [e["line"] for e in response.json()["errors"]] == [2, 3]
+    assert all("nested deeper than 64 levels" in e["message"] for e in response.json()["errors"])
+
+    many = tmp_path / "many.jsonl"
+    many.write_text(json.dumps(GOOD[0]) + "\n" + "{}\n" * 2500)
+    body = upload(client, many).json()
+    assert body["error_count"] == 2500 and len(body["errors"]) == 1000
+    assert body["detail"] == "2,500 bad lines (the first 1,000 are listed); nothing was imported."
+    assert body["errors"][-1]["line"] == 1001
+
+    rows = [json.dumps(GOOD[0]), json.dumps({**GOOD[2], "prompt": "x" * 5000}), "{}"]
+    long_line = tmp_path / "long.jsonl"
+    long_line.write_text("\n".join(rows) + "\n")
+    read = list(readers.read_rows(long_line, max_line=1000))
+    assert [(r.line, r.error) for r in read[1:]] == [
+        (2, "is longer than 1,000 characters"),
+        (3, ""),
+    ]
+    assert not Pair.objects.exists()
+
+
+@pytest.mark.django_db
+def test_upload_over_max_upload_bytes_is_413_and_imports_nothing(
+    project, staff, tmp_path, settings
+):
+    settings.MAX_UPLOAD_BYTES = 2000
+    client = APIClient()
+    client.force_authenticate(staff)
+    path = jsonl(tmp_path / "big.jsonl", [{**GOOD[0], "prompt": f"q{i}"} for i in range(60)])
+    response = upload(client, path)
+    assert response.status_code == 413
+    assert "larger than MAX_UPLOAD_BYTES (2,000 bytes)" in response.json()["detail"]
+    page = APIClient()
+    page.force_login(staff)
+    with open(path, "rb") as f:
+        answer = page.post("/projects/demo/import/", {"file": f}, format="multipart")
+    assert answer.status_code == 413 and b"MAX_UPLOAD_BYTES" in answer.content
+    assert not Pair.objects.exists() and not ImportBatch.objects.exists()

@@ -40,7 +40,15 @@ def test_add_labelers_needs_an_existing_project(db):
         run("add_labelers", "--project", "nope", "dave")
 
 
-def test_seed_demo_is_idempotent_and_labelable(monkeypatch):
+def test_seed_demo_refuses_with_debug_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only with DEBUG=1"):
+        run("seed_demo")
+    assert not User.objects.exists() and not Project.objects.exists()
+
+
+def test_seed_demo_is_idempotent_and_labelable(monkeypatch, settings):
+    settings.DEBUG = True  # as make run sets it
     monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
     monkeypatch.delenv("DEMO_LABELER_PASSWORD", raising=False)
     first = run("seed_demo")

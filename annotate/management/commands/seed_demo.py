@@ -8,8 +8,9 @@ and prints how to log in. Passwords come from DEMO_ADMIN_PASSWORD and DEMO_LABEL
 import os
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 import annotate
 from annotate.services.catalog import project_get_or_create
@@ -32,6 +33,13 @@ class Command(BaseCommand):
     help = "Create the demo project (40+ pairs), an admin and a labeler. Safe to run again."
 
     def handle(self, *args, **options) -> None:
+        if not settings.DEBUG:
+            # Accounts with passwords printed in the README have no place on a real server.
+            raise CommandError(
+                "seed_demo creates accounts with known passwords and runs only with DEBUG=1 "
+                "(make run sets it). On a server, create accounts with createsuperuser and "
+                "add_labelers."
+            )
         admin_password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin-demo-pass")
         labeler_password = os.environ.get("DEMO_LABELER_PASSWORD", "labeler-demo-pass")
         admin, admin_new = self._account("admin", admin_password, staff=True)

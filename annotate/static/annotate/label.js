@@ -106,7 +106,10 @@
       const r = await api(app.dataset.nextUrl);
       if (r.status === 204) showDone();
       else if (r.ok) showPair(await r.json());
-      else say(`Could not load the next pair (HTTP ${r.status}). Reload the page to retry.`, true);
+      else if (r.status === 403) {
+        const answer = await r.json().catch(() => ({}));
+        say(answer.detail || "You cannot label this project.", true);
+      } else say(`Could not load the next pair (HTTP ${r.status}). Reload the page to retry.`, true);
     } catch (e) {
       say("The server did not answer. Reload the page to retry.", true);
     } finally {
