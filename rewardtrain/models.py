@@ -87,6 +87,8 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["-version"]
+        # Given to the accounts of RL trainers that call the reward server (serve_rewards).
+        permissions = [("may_score", "May score with the reward server")]
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="model_version_unique"),
             models.UniqueConstraint(

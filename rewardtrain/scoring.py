@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rewardtrain.model import encode_many, rewards
+from rewardtrain.model import _needs_special_tokens, encode_many, rewards
 
 
 class RewardScorer:
@@ -36,26 +36,63 @@ class RewardScorer:
                 max_length = json.load(f).get("max_length", max_length)
         return cls(model, tokenizer, device, max_length)
 
-    @torch.inference_mode()
-    def score(self, prompts: list[Any], responses: list[str], batch_size: int = 64) -> list[float]:
+    def encode(self, prompts: list[Any], responses: list[str]) -> list[list[int]]:
+        """Token ids of each (prompt, response), formatted and cut as in training."""
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses differ in length")
         if not responses:
             return []
-        encoded = encode_many(self.tokenizer, prompts, responses, self.max_length)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+        return [e.ids for e in encode_many(self.tokenizer, prompts, responses, self.max_length)]
+
+    def encode_texts(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of texts scored as given (already formatted by the caller, such as an RL
+        trainer's rendered query), with the tokenizer's special tokens as in training; too-long
+        texts lose their start, as a too-long response does in training."""
+        if not texts:
+            return []
+        enc = self.tokenizer(
+            texts,
+            add_special_tokens=_needs_special_tokens(self.tokenizer),
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        special = set(self.tokenizer.all_special_ids)
+        out = []
+        for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
+            ids = list(ids)
+            if len(ids) > self.max_length:
+                # Leading special tokens ([CLS], BOS) stay, as encode_many keeps them.
+                lead = 0
+                while lead < len(ids) and ids[lead] in special and tuple(offsets[lead]) == (0, 0):
+                    lead += 1
+                keep = max(self.max_length - lead, 1)
+                ids = (ids[:lead] + ids[lead:][-keep:])[-self.max_length :]
+            out.append(ids)
+        return out
+
+    @torch.inference_mode()
+    def score_ids(self, rows: list[list[int]]) -> list[float]:
+        """Rewards of token-id rows in one padded forward (callers group rows of similar
+        length: the padding is the widest row's)."""
+        if not rows:
+            return []
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        return rewards(self.model, ids.to(self.device), mask.to(self.device)).tolist()
+
+    def score(self, prompts: list[Any], responses: list[str], batch_size: int = 64) -> list[float]:
+        encoded = self.encode(prompts, responses)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = [0.0] * len(encoded)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            width = max(len(encoded[i].ids) for i in chunk)
-            ids = torch.full((len(chunk), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, i in enumerate(chunk):
-                n = len(encoded[i].ids)
-                ids[row, :n] = torch.tensor(encoded[i].ids)
-                mask[row, :n] = 1
-            values = rewards(self.model, ids.to(self.device), mask.to(self.device))
-            for i, v in zip(chunk, values.tolist(), strict=True):
+            values = self.score_ids([encoded[i] for i in chunk])
+            for i, v in zip(chunk, values, strict=True):
                 out[i] = v
         return out
 

@@ -1,0 +1,134 @@
+"""`serve()`: the reward server for one project, wired and run in this process under uvicorn
+(not inside the web workers: the model and its batches own this process's cores or GPU)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+
+from annotate.models import Project
+from rewardtrain.serving.active import ActiveModel
+from rewardtrain.serving.app import RewardsApp
+from rewardtrain.serving.auth import TokenAuth
+from rewardtrain.serving.batcher import Batcher
+
+DEFAULT_PORT = 8100
+DEFAULT_MAX_WAIT_MS = 5.0
+DEFAULT_MAX_ITEMS = 1024
+# Padded tokens per forward (rows x longest row). On a CPU bigger batches gain nothing once
+# the matmuls are large; a GPU wants more rows in flight.
+DEFAULT_MAX_BATCH_TOKENS = {"cpu": 16384, "cuda": 65536}
+
+
+class ServeError(ValueError):
+    """Settings the server cannot start with."""
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise ServeError(f"unknown device {device!r}: use cpu or cuda") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ServeError(f"device {device!r} asked for, but this machine has no CUDA device")
+    if kind not in ("cpu", "cuda"):
+        raise ServeError(f"unknown device {device!r}: use cpu or cuda")
+    return device
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    *,
+    project: Project,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    device: str = "",
+    max_batch_tokens: int | None = None,
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    no_auth: bool = False,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Load the project's active model, listen, and serve until SIGINT or SIGTERM."""
+    import uvicorn
+
+    if no_auth and not is_loopback(host):
+        raise ServeError(
+            f"--no-auth listens on the loopback interface only, not {host}: "
+            "drop --host, or keep auth and give trainers an API token"
+        )
+    for name, value in (("--max-items", max_items), ("--max-batch-tokens", max_batch_tokens)):
+        if value is not None and value < 1:
+            raise ServeError(f"{name} must be at least 1")
+    if max_wait_ms < 0:
+        raise ServeError("--max-wait-ms cannot be negative")
+    device = resolve_device(device)
+    tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device.split(":")[0]]
+
+    active = ActiveModel(project_id=project.pk, device=device)
+    active.refresh()
+    batcher = Batcher(active, max_batch_tokens=tokens, max_wait_s=max_wait_ms / 1000)
+    auth = None if no_auth else TokenAuth()
+    app = RewardsApp(
+        batcher=batcher,
+        model=active,
+        project=project.slug,
+        device=device,
+        auth=auth,
+        max_items=max_items,
+        model_error=lambda: active.error,
+    )
+    sock = _listen(host, port)
+    bound = sock.getsockname()[1]
+    current = active()
+    say(
+        f"Project {project.slug}: model version {current.version} on {device}"
+        if current
+        else f"Project {project.slug}: no active model yet; answering 503 until one is activated"
+    )
+    say(
+        "No auth: listening on the loopback interface only; anyone on this machine can score."
+        if no_auth
+        else "Auth: API tokens of staff or of users with the 'may score' permission."
+    )
+    say(f"Batches of up to {tokens} padded tokens, waiting up to {max_wait_ms:g} ms.")
+    shown = f"[{host}]" if ":" in host else host
+    say(f"Listening on http://{shown}:{bound} (POST /v1/rewards, POST /get_reward, GET /health)")
+    batcher.start()
+    active.start()
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        active.stop()
+        batcher.stop()
+        if auth is not None:
+            auth.close()
+        sock.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
