@@ -80,6 +80,8 @@ def serve(
 
     active = ActiveModel(project_id=project.pk, device=device)
     active.refresh()
+    if active() is None:
+        _import_model_code()
     batcher = Batcher(active, max_batch_tokens=tokens, max_wait_s=max_wait_ms / 1000)
     auth = None if no_auth else TokenAuth()
     app = RewardsApp(
@@ -118,6 +120,14 @@ def serve(
         if auth is not None:
             auth.close()
         sock.close()
+
+
+def _import_model_code() -> None:
+    """Import what loading a model needs (seconds of work on a busy machine) before there is a
+    model to load, so that the first activation is served within seconds."""
+    import transformers.modeling_utils  # noqa: F401
+    import transformers.models.auto.modeling_auto  # noqa: F401
+    import transformers.tokenization_utils_fast  # noqa: F401
 
 
 def _listen(host: str, port: int) -> socket.socket:
