@@ -130,6 +130,7 @@ def test_rewards_equal_score_pairs_behind_token_auth(
     assert post(rewards_url, one, token=staff_token)[0] == 200
 
 
+@pytest.mark.slow
 def test_openrlhf_concurrent_clients_and_a_promotion_without_failed_requests(
     project, versions, start_server
 ):
