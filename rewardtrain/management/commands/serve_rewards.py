@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-batch-tokens",
             type=int,
-            help="Padded tokens per forward (default 16384 on cpu, 65536 on cuda).",
+            help="Padded tokens per forward (default 1024 on cpu, 65536 on cuda).",
         )
         parser.add_argument(
             "--max-wait-ms",
