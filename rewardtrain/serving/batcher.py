@@ -128,7 +128,10 @@ class Batcher:
         future: asyncio.Future[Scored] = loop.create_future()
 
         def finish(outcome: Scored | BaseException) -> None:
-            loop.call_soon_threadsafe(_settle, future, outcome)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # the event loop has closed: nobody is waiting any more
+                pass
 
         job = _Job(prompts, responses, finish, remaining=len(responses))
         job.rewards = [0.0] * len(responses)
