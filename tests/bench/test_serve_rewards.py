@@ -25,6 +25,6 @@ def test_serve_rewards_bench_smoke():
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for kind in ("naive", "batched"):
-        assert f"run 1 {kind}" in out and " 0 errors" in out
+        assert f"run 1 {kind}" in out and " 0 errors)" in out
     assert "largest reward difference" in out
     assert "batched / naive: items/s" in out and "p99" in out
