@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rewardtrain', '0001_initial'),
+        ('rewardtrain', '0002_project_training'),
     ]
 
     operations = [
