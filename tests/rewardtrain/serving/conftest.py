@@ -82,7 +82,7 @@ class Server:
 
 
 @pytest.fixture
-def start_server(settings):
+def start_server(settings, transactional_db):
     """Start serve_rewards processes on the test database; all stop at the end of the test."""
     servers: list[Server] = []
 
