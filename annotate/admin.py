@@ -4,6 +4,8 @@ Tables that grow large (pairs, comparisons, leases, prompts, responses) use raw-
 instead of dropdowns of every row, and skip the full COUNT(*) under filtered lists.
 """
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -210,3 +212,19 @@ class ComparisonAdmin(admin.ModelAdmin):
     list_select_related = ["project", "labeler"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+
+# Login lockouts (django-axes): one row per username and address with failures. Unlocking
+# forgets the row's failures, so the next sign-in from there is judged afresh.
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LoginAttemptAdmin(AccessAttemptAdmin):
+    actions = [*AccessAttemptAdmin.actions, "unlock"]
+
+    @admin.action(description="Unlock: forget these failed sign-ins", permissions=["delete"])
+    def unlock(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        unlocked = sorted({f"{a.username} from {a.ip_address}" for a in queryset})
+        queryset.delete()
+        self.message_user(request, f"Unlocked: {', '.join(unlocked)}.", messages.SUCCESS)

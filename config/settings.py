@@ -5,6 +5,7 @@ PostgreSQL and a Redis server in production.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "annotate",
     "rewardtrain",
 ]
@@ -66,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a sign-in refused for too many failures into the lockout answer (429).
+    "axes.middleware.AxesMiddleware",
     # Last, so that it sees every error answer of an /api/ route, DRF's or Django's.
     "annotate.api.errors.ApiJsonErrorsMiddleware",
 ]
@@ -122,9 +126,35 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["OPTIONS"] = _options
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's four standard checks, for every password set: the admin's forms, createsuperuser,
+# changepassword, add_labelers and seed_demo.
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login protection (django-axes) on every sign-in: the login page, the admin's and
+# POST /api/token/. After LOGIN_FAILURE_LIMIT failures for one username from one address, that
+# pair is refused (429), even with the right password, until LOGIN_COOLOFF_MINUTES pass
+# without another try or staff delete the attempt in the admin (Axes > Access attempts).
+# Keyed on username and address together, so an attacker cannot lock a user out from
+# elsewhere, nor try one password against many users from one address unnoticed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "30")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "annotate.login_protection.lockout_response"
+# Behind a proxy every request comes from the proxy's address: the client's is in the header
+# the proxy sets (deploy/nginx sets X-Real-IP; then CLIENT_IP_HEADER=HTTP_X_REAL_IP). Only a
+# header the proxy overwrites can be trusted, never one the client may send.
+CLIENT_IP_HEADER = os.environ.get("CLIENT_IP_HEADER", "")
+AXES_CLIENT_IP_CALLABLE = "annotate.login_protection.client_ip"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -159,6 +189,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "annotate.api.authentication.BearerTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The browsable API is a development aid; in production every request skips building it.

@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from annotate.api import exports, imports, labeling, quality
+from annotate.api import exports, imports, labeling, quality, tokens
 
 urlpatterns: list = [
+    path("token/", tokens.TokenObtainApi.as_view(), name="api-token"),
     path("projects/", labeling.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<slug:slug>/next/", labeling.PairNextApi.as_view(), name="api-pair-next"),
     path("pairs/<int:pair_id>/skip/", labeling.PairSkipApi.as_view(), name="api-pair-skip"),

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotate.models import Membership, Project
+from annotate.services.accounts import password_check
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,14 @@ def labelers_add(
     """Put these users on the project, creating the accounts that don't exist.
 
     New accounts get `password`, or a generated one that is returned so it can be shown once.
-    Existing accounts keep their password.
+    Existing accounts keep their password. A given password that fails the password
+    validators raises PasswordRefused before any account is made.
     """
     User = get_user_model()
+    if password is not None:
+        for username in usernames:
+            if not User.objects.filter(username=username).exists():
+                password_check(password=password, username=username)
     added = []
     for username in dict.fromkeys(usernames):
         user = User.objects.filter(username=username).first()

@@ -70,3 +70,29 @@ def test_seed_demo_is_idempotent_and_labelable(monkeypatch, settings):
     comparison_create(pair=lease.pair, labeler=labeler, choice="tie")
     assert Comparison.objects.count() == 1
     assert projects_for_labeler(labeler=labeler)[0].mine == 1
+
+
+@pytest.mark.parametrize(
+    ("password", "rule"),
+    [
+        ("short1", "too short"),
+        ("password123", "too common"),
+        ("84736291057", "entirely numeric"),
+        ("bob-the-builder", "too similar to the username"),
+    ],
+)
+def test_add_labelers_refuses_a_weak_password_and_creates_nothing(project, password, rule):
+    with pytest.raises(CommandError, match=rule) as refused:
+        run("add_labelers", "--project", "demo", "bob-the-builder", "--password", password)
+    assert "Password refused for 'bob-the-builder'" in str(refused.value)
+    assert "Nothing was created" in str(refused.value)
+    assert not User.objects.filter(username="bob-the-builder").exists()
+    assert Membership.objects.filter(project=project).count() == 1  # alice only
+
+
+def test_seed_demo_refuses_a_weak_demo_password(monkeypatch, settings):
+    settings.DEBUG = True
+    monkeypatch.setenv("DEMO_ADMIN_PASSWORD", "12345678")
+    with pytest.raises(CommandError, match="Password refused for 'admin'.*DEMO_"):
+        run("seed_demo")
+    assert not User.objects.exists() and not Project.objects.exists()

@@ -17,7 +17,8 @@ PASSWORD = "pw-for-tests"  # tests/factories.py
 @pytest.fixture
 def signed_in(labeler, project):
     client = Client()
-    assert client.login(username=labeler.username, password=PASSWORD)
+    answer = client.post("/accounts/login/", {"username": labeler.username, "password": PASSWORD})
+    assert answer.status_code == 302
     assert client.get("/api/projects/").status_code == 200
     return client
 

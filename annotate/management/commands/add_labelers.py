@@ -4,6 +4,7 @@ project, creating the accounts that are missing."""
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.models import Project
+from annotate.services.accounts import PasswordRefused
 from annotate.services.projects import labelers_add
 
 
@@ -21,7 +22,11 @@ class Command(BaseCommand):
         found = Project.objects.filter(slug=project).first()
         if found is None:
             raise CommandError(f"No project with slug {project!r}.")
-        for added in labelers_add(project=found, usernames=usernames, password=password):
+        try:
+            added_all = labelers_add(project=found, usernames=usernames, password=password)
+        except PasswordRefused as error:
+            raise CommandError(f"{error} Nothing was created.") from None
+        for added in added_all:
             if added.generated_password:
                 account = f"created, password: {added.generated_password}"
             elif added.account_created:

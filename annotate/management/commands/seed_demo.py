@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 import annotate
+from annotate.services.accounts import PasswordRefused, password_check
 from annotate.services.catalog import project_get_or_create
 from annotate.services.imports import import_file
 from annotate.services.projects import membership_create
@@ -42,6 +43,12 @@ class Command(BaseCommand):
             )
         admin_password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin-demo-pass")
         labeler_password = os.environ.get("DEMO_LABELER_PASSWORD", "labeler-demo-pass")
+        # The demo passwords pass the same validators as any other (the defaults do).
+        for username, password in (("admin", admin_password), ("labeler", labeler_password)):
+            try:
+                password_check(password=password, username=username)
+            except PasswordRefused as error:
+                raise CommandError(f"{error} Choose another DEMO_*_PASSWORD.") from None
         admin, admin_new = self._account("admin", admin_password, staff=True)
         labeler, labeler_new = self._account("labeler", labeler_password, staff=False)
 
