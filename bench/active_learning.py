@@ -1,7 +1,8 @@
 """Does active learning save labels? Random, uncertainty and mixed selection label the same
 synthetic pool through the real services, and the reward model's test accuracy is compared.
 
-    .venv/bin/python bench/active_learning.py [--quick] [--seeds 3] [--labels 1500] [--every 100]
+    .venv/bin/python bench/active_learning.py [--quick | --smoke] [--seeds 5] [--labels 1500]
+        [--every 100] [--figure PATH]
 
 The world, per seed: 30 feature words with hidden weights, 6 strong ones (+-3.5 to +-4) and 24
 weak ones drawn from N(0, 0.5); a response is 5 distinct feature words, its true reward the
@@ -19,10 +20,12 @@ the active version, on a tiny BERT built here), the new version activated (a fix
 schedule: the newest model always serves), rescore_pairs (which sets each open Pair's
 priority), and an evaluation on the test set.
 
-Prints per strategy the labels it needs to reach the accuracy random selection has at the end
-(mean over seeds, interpolated between checkpoints) and the ratio to random's labels; writes a
-learning-curve PNG (mean and min-max band over seeds) to bench/out/ and a copy for the README
-to annotate/static/annotate/active-learning.png. The last line is one JSON object.
+Prints per strategy and seed the labels it needs to reach the accuracy random selection has
+at the end on the same seed (interpolated between checkpoints), as a ratio to random's labels,
+and that ratio's mean and range over the seeds; the best strategy is the one with the lowest
+mean. Writes a learning-curve PNG (mean and min-max band over seeds) to --figure (default: in
+the system's temporary folder; the README's figure is annotate/static/annotate/active-learning.png).
+The last line is one JSON object. --smoke runs two seeds of a tiny budget in seconds.
 """
 
 from __future__ import annotations
@@ -40,8 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-README_FIGURE = ROOT / "annotate" / "static" / "annotate" / "active-learning.png"
+DEFAULT_FIGURE = Path(tempfile.gettempdir()) / "prefloop-bench" / "active_learning.png"
 STRATEGIES = ("random", "uncertainty", "mixed")
 TARGET_RATIO = 0.7
 LABELER_ACCURACY = 0.75
@@ -79,7 +81,9 @@ class SyntheticPair:
         return self.true_a > self.true_b
 
 
-def world(seed: int, pool_size: int) -> tuple[list[SyntheticPair], list[SyntheticPair]]:
+def world(
+    seed: int, pool_size: int, test_size: int = TEST_PAIRS
+) -> tuple[list[SyntheticPair], list[SyntheticPair]]:
     """(pool, test) of one seed's world."""
     rng = random.Random(seed)
     weights = STRONG + [rng.gauss(0.0, WEAK_SD) for _ in range(FEATURES - len(STRONG))]
@@ -97,7 +101,7 @@ def world(seed: int, pool_size: int) -> tuple[list[SyntheticPair], list[Syntheti
         return SyntheticPair(f"q{i % 20} q{(i // 20) % 20} q{(i // 400) % 20}", a, b, ta, tb)
 
     pool = [pair(i) for i in range(pool_size)]
-    test = [pair(pool_size + i) for i in range(TEST_PAIRS)]
+    test = [pair(pool_size + i) for i in range(test_size)]
     return pool, test
 
 
@@ -165,14 +169,16 @@ def setup_django(workdir: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def seed_project(slug: str, strategy: str, seed: int, pool: list[SyntheticPair], backbone: str):
+def seed_project(
+    slug: str, strategy: str, seed: int, pool: list[SyntheticPair], backbone: str, epochs: int
+):
     """A project holding the pool (bulk-created; pair i keeps index i in `metadata`)."""
     from django.contrib.auth import get_user_model
 
     from annotate.hashing import content_hash, user_message
     from annotate.models import Membership, Pair, Project, Prompt, Response
 
-    training = {**TRAINING, "seed": seed}
+    training = {**TRAINING, "seed": seed, "epochs": epochs}
     project = Project.objects.create(
         name=slug,
         slug=slug,
@@ -237,6 +243,7 @@ def run_strategy(
     backbone: str,
     budget: int,
     every: int,
+    epochs: int = TRAINING["epochs"],
 ) -> list[tuple[int, float]]:
     """The active-learning loop for one strategy and seed: [(labels, test accuracy)]."""
     from annotate.models import Choice
@@ -250,7 +257,7 @@ def run_strategy(
         version_activate,
     )
 
-    project, users = seed_project(f"{strategy}-{seed}", strategy, seed, pool, backbone)
+    project, users = seed_project(f"{strategy}-{seed}", strategy, seed, pool, backbone, epochs)
     rng = random.Random(seed)
     curve = []
     labels = 0
@@ -289,7 +296,7 @@ def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | No
     return None
 
 
-def plot(curves: dict[str, dict[int, list[float]]], budget: int, seeds: int) -> None:
+def plot(curves: dict[str, dict[int, list[float]]], budget: int, seeds: int, figure: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -318,22 +325,50 @@ def plot(curves: dict[str, dict[int, list[float]]], budget: int, seeds: int) -> 
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    OUT.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT / "active_learning.png")
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure)
     plt.close(fig)
-    shutil.copyfile(OUT / "active_learning.png", README_FIGURE)
+
+
+def seed_ratios(curves: dict[str, list[tuple[int, float]]], budget: int) -> dict[str, float | None]:
+    """One seed's label ratio per strategy: the labels it needs to reach random's final
+    accuracy on this seed, over random's labels (None: never within the budget)."""
+    target = curves["random"][-1][1]
+    ratios = {}
+    for strategy, curve in curves.items():
+        needed = labels_to_reach(curve, target)
+        ratios[strategy] = None if needed is None else needed / budget
+    return ratios
+
+
+def summary(ratios: list[float | None]) -> dict[str, float | int]:
+    """Mean and range over seeds; a seed that never reached random's accuracy counts as 1.0
+    (it needed more labels than random did, so the mean is then a lower bound)."""
+    counted = [1.0 if r is None else r for r in ratios]
+    return {
+        "mean": sum(counted) / len(counted),
+        "min": min(counted),
+        "max": max(counted),
+        "never": sum(r is None for r in ratios),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer labels: under 10 minutes")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer labels: minutes")
+    parser.add_argument("--smoke", action="store_true", help="two seeds, a tiny budget: seconds")
+    parser.add_argument("--seeds", type=int, default=None, help="default 5 (smoke: 2)")
     parser.add_argument("--labels", type=int, default=None, help="labels per strategy")
-    parser.add_argument("--every", type=int, default=100, help="retrain every this many labels")
+    parser.add_argument("--every", type=int, default=None, help="retrain every this many labels")
     parser.add_argument("--pool", type=int, default=None, help="pairs in the pool")
+    parser.add_argument("--figure", type=Path, default=DEFAULT_FIGURE, help="the PNG to write")
     args = parser.parse_args()
-    budget = args.labels or (600 if args.quick else 1500)
-    pool_size = args.pool or (2000 if args.quick else 3000)
+    seeds = args.seeds or (2 if args.smoke else 5)
+    budget = args.labels or (120 if args.smoke else 600 if args.quick else 1500)
+    every = args.every or (60 if args.smoke else 100)
+    pool_size = args.pool or (200 if args.smoke else 2000 if args.quick else 3000)
+    test_size = 200 if args.smoke else TEST_PAIRS
+    epochs = 3 if args.smoke else TRAINING["epochs"]
 
     import torch
 
@@ -341,18 +376,21 @@ def main() -> None:
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix="prefloop-al-"))
     started = time.perf_counter()
+    curves: dict[str, dict[int, list[float]]] = {s: {} for s in STRATEGIES}
+    per_seed: dict[str, list[float | None]] = {s: [] for s in STRATEGIES}
     try:
         setup_django(workdir)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         backbone = make_backbone(workdir / "backbone")
-        curves: dict[str, dict[int, list[float]]] = {s: {} for s in STRATEGIES}
-        for seed in range(args.seeds):
-            pool, test = world(seed, pool_size)
+        for seed in range(seeds):
+            pool, test = world(seed, pool_size, test_size)
+            seed_curves = {}
             for strategy in STRATEGIES:
                 tick = time.perf_counter()
-                curve = run_strategy(strategy, seed, pool, test, backbone, budget, args.every)
+                curve = run_strategy(strategy, seed, pool, test, backbone, budget, every, epochs)
+                seed_curves[strategy] = curve
                 for labels, acc in curve:
                     curves[strategy].setdefault(labels, []).append(acc)
                 print(
@@ -361,51 +399,67 @@ def main() -> None:
                     + f"  ({time.perf_counter() - tick:.0f} s)",
                     flush=True,
                 )
+            ratios = seed_ratios(seed_curves, budget)
+            for strategy, ratio in ratios.items():
+                per_seed[strategy].append(ratio)
+            print(
+                f"seed {seed} label ratio to reach random's {seed_curves['random'][-1][1]:.3f}: "
+                + ", ".join(
+                    f"{s} {'never' if r is None else f'{r:.2f}'}" for s, r in ratios.items()
+                ),
+                flush=True,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    final = {s: sum(points[budget]) / seeds for s, points in curves.items()}
+    stats = {s: summary(per_seed[s]) for s in STRATEGIES}
+    print(f"\nlabel ratio over {seeds} seeds (labels to reach random's final accuracy on the same")
+    print(f"seed, over random's {budget}; a seed that never gets there counts as 1.0):")
+    for s in STRATEGIES:
+        st = stats[s]
+        never = f", {st['never']} seed(s) never" if st["never"] else ""
+        print(
+            f"{s:<11} final accuracy {final[s]:.3f}  ratio mean {st['mean']:.3f}"
+            f"  range {st['min']:.2f}-{st['max']:.2f}{never}"
+        )
+    best = min(("uncertainty", "mixed"), key=lambda s: stats[s]["mean"])
+    label_ratio = stats[best]["mean"]
+    verdict = "meets" if label_ratio <= TARGET_RATIO else "misses"
+    print(
+        f"best: {best}, label ratio mean {label_ratio:.3f} "
+        f"(range {stats[best]['min']:.2f}-{stats[best]['max']:.2f}; {verdict} the target "
+        f"<= {TARGET_RATIO}); {time.perf_counter() - started:.0f} s"
+    )
+    plot(curves, budget, seeds, args.figure)
+    print(f"learning curves: {args.figure}")
     mean_curves = {
         s: [(n, sum(v) / len(v)) for n, v in sorted(points.items())] for s, points in curves.items()
     }
-    final = {s: c[-1][1] for s, c in mean_curves.items()}
-    target = final["random"]
-    needed = {s: labels_to_reach(c, target) for s, c in mean_curves.items()}
-    ratio = {s: (n / budget if n is not None else None) for s, n in needed.items()}
-    print(f"\nrandom selection reaches {target:.3f} test accuracy after {budget} labels")
-    for s in STRATEGIES:
-        if needed[s] is None:
-            print(f"{s:<11} final {final[s]:.3f}: never reaches {target:.3f} within {budget}")
-        else:
-            print(
-                f"{s:<11} final {final[s]:.3f}: reaches {target:.3f} after "
-                f"{needed[s]:.0f} labels = {ratio[s]:.2f} x random's"
-            )
-    candidates = [ratio[s] for s in ("uncertainty", "mixed") if ratio[s] is not None]
-    label_ratio = min(candidates) if candidates else None
-    best = min(("uncertainty", "mixed"), key=lambda s: ratio[s] if ratio[s] is not None else 1e9)
-    verdict = "meets" if label_ratio is not None and label_ratio <= TARGET_RATIO else "misses"
-    print(
-        f"best: {best}, label ratio {label_ratio if label_ratio is None else round(label_ratio, 3)}"
-        f" ({verdict} the target <= {TARGET_RATIO}); {time.perf_counter() - started:.0f} s"
-    )
-    plot(curves, budget, args.seeds)
     print(
         json.dumps(
             {
-                "label_ratio": None if label_ratio is None else round(label_ratio, 4),
+                "label_ratio": round(label_ratio, 4),
+                "label_ratio_range": [round(stats[best]["min"], 4), round(stats[best]["max"], 4)],
                 "best_strategy": best,
                 "target_ratio": TARGET_RATIO,
-                "final_accuracy": {s: round(a, 4) for s, a in final.items()},
-                "labels_to_random_final": {
-                    s: None if n is None else round(n, 1) for s, n in needed.items()
+                "meets_target": label_ratio <= TARGET_RATIO,
+                "ratio": {
+                    s: {k: round(v, 4) if isinstance(v, float) else v for k, v in st.items()}
+                    for s, st in stats.items()
                 },
-                "ratio": {s: None if r is None else round(r, 4) for s, r in ratio.items()},
+                "ratio_per_seed": {
+                    s: [None if r is None else round(r, 4) for r in rs]
+                    for s, rs in per_seed.items()
+                },
+                "final_accuracy": {s: round(a, 4) for s, a in final.items()},
                 "curves": {s: [[n, round(a, 4)] for n, a in c] for s, c in mean_curves.items()},
                 "labels": budget,
-                "every": args.every,
+                "every": every,
                 "pool": pool_size,
-                "seeds": args.seeds,
-                "quick": args.quick,
+                "seeds": seeds,
+                "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
+                "figure": str(args.figure),
                 "seconds": round(time.perf_counter() - started),
             }
         )

@@ -3,6 +3,7 @@ peak memory, against the targets (under 60 s and under 300 MB).
 
     .venv/bin/python bench/export_1m.py                     # PostgreSQL (127.0.0.1:5432)
     .venv/bin/python bench/export_1m.py --database sqlite   # or both: --database both
+    .venv/bin/python bench/export_1m.py --smoke             # seconds: 2,000 comparisons, SQLite
 
 A throwaway database is created and seeded (in a child process, so that the seeding's memory
 does not count), then this process exports it in the same way as `manage.py export_dataset`.
@@ -25,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
-PG_BENCH = "postgres://postgres@127.0.0.1:5432/pf_export_bench"
+# A database of this run's own: runs (and test sessions) on one server don't collide.
+PG_BENCH_NAME = f"pf_export_bench_{os.getpid()}"
+PG_BENCH = f"postgres://postgres@127.0.0.1:5432/{PG_BENCH_NAME}"
 TARGET_SECONDS = 60
 TARGET_MB = 300
 LABELERS = 4  # every pair judged by each: comparisons / 4 pairs
@@ -55,8 +58,8 @@ def create_database(kind: str, workdir: Path) -> str:
     import psycopg
 
     with psycopg.connect(PG_ADMIN.replace("postgres://", "postgresql://"), autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS pf_export_bench")
-        c.execute("CREATE DATABASE pf_export_bench")
+        c.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_NAME}"')
+        c.execute(f'CREATE DATABASE "{PG_BENCH_NAME}"')
     return PG_BENCH
 
 
@@ -66,7 +69,7 @@ def drop_database(kind: str) -> None:
 
         url = PG_ADMIN.replace("postgres://", "postgresql://")
         with psycopg.connect(url, autocommit=True) as c:
-            c.execute("DROP DATABASE IF EXISTS pf_export_bench")
+            c.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_NAME}" WITH (FORCE)')
 
 
 # --- seeding (child process) ----------------------------------------------------------------
@@ -308,11 +311,14 @@ def report(kind: str, fmt: str, result: dict, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--comparisons", type=int, default=1_000_000)
-    parser.add_argument("--database", choices=("postgres", "sqlite", "both"), default="postgres")
+    parser.add_argument("--smoke", action="store_true", help="2,000 comparisons on SQLite")
+    parser.add_argument("--comparisons", type=int, default=None, help="default 1,000,000")
+    parser.add_argument("--database", choices=("postgres", "sqlite", "both"), default=None)
     parser.add_argument("--format", default="trl", help="Also try raw, parquet, ...")
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)  # the child process's job
     args = parser.parse_args()
+    args.comparisons = args.comparisons or (2000 if args.smoke else 1_000_000)
+    args.database = args.database or ("sqlite" if args.smoke else "postgres")
 
     if args.seed_only:
         setup_django(args.seed_only)

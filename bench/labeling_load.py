@@ -2,12 +2,14 @@
 judgment, again and again, against the app under gunicorn on PostgreSQL.
 
     .venv/bin/python bench/labeling_load.py [--labelers 32] [--pairs 100000] [--seconds 30]
+    .venv/bin/python bench/labeling_load.py --smoke    # seconds: 4 labelers, 400 pairs, 3 s
 
 It creates a throwaway PostgreSQL database (dropped at the end), 100,000 pairs in one project
 (bulk_create), one account per labeler, starts gunicorn, logs every labeler in (session auth),
 runs the load, and prints comparisons/s, the p50/p99 latency of each call, the ratio to the
 target (>= 100 comparisons/s and p99 < 200 ms at 32 labelers), and the PostgreSQL plan of the
-leasing query at full size.
+leasing query at full size. It exits 1 when a request failed or a pair got more judgments than
+its redundancy, and 2 when it finds no PostgreSQL (BENCH_PG, default the local server).
 """
 
 from __future__ import annotations
@@ -337,9 +339,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--labelers", type=int, default=32)
-    parser.add_argument("--pairs", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--smoke", action="store_true", help="4 labelers, 400 pairs, 3 s")
+    parser.add_argument("--labelers", type=int, default=None, help="default 32")
+    parser.add_argument("--pairs", type=int, default=None, help="default 100,000")
+    parser.add_argument("--seconds", type=float, default=None, help="default 30")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument(
@@ -354,9 +357,16 @@ def main() -> int:
         help="gthread: most client connections one worker holds (0 = gunicorn's default)",
     )
     args = parser.parse_args()
+    args.labelers = args.labelers or (4 if args.smoke else 32)
+    args.pairs = args.pairs or (400 if args.smoke else 100_000)
+    args.seconds = args.seconds or (3.0 if args.smoke else 30.0)
 
     db_name = f"prefloop_bench_{os.getpid()}"
-    admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        print(f"labeling_load needs PostgreSQL (BENCH_PG={PG_ADMIN}): {exc}", file=sys.stderr)
+        return 2
     admin.execute(f'CREATE DATABASE "{db_name}"')
     database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name
     server = None
@@ -543,7 +553,9 @@ def main() -> int:
         over = Comparison.objects.values("pair").annotate(n=Count("pk")).filter(n__gt=2).count()
         print(f"stored comparisons: {Comparison.objects.count()} (pairs over redundancy: {over})")
         print("\nleasing query plan at full size:\n" + lease_plan(slug))
-        return 0
+        # Speed is reported against its target above; a failed request or an over-filled
+        # pair is a wrong result.
+        return 1 if errors or over else 0
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
