@@ -6,13 +6,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotate.exporters import FORMAT_NAMES, SHAPES
-from annotate.services.exports import SOURCES, project_for_export
+from annotate.selectors.projects import project_get_for_staff
+from annotate.services.exports import SOURCES
 from annotate.splits import SPLITS
 
 
 @login_required
 def project_export(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_for_export(user=request.user, slug=slug)
+    project = project_get_for_staff(user=request.user, slug=slug)
     return render(
         request,
         "annotate/export.html",

@@ -11,7 +11,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from annotate.importers.detect import IMPORTERS
 from annotate.selectors.imports import import_batches_recent
-from annotate.services.imports import ImportRejected, import_upload, project_for_import
+from annotate.selectors.projects import project_get_for_staff
+from annotate.services.imports import ImportRejected, import_upload
 from annotate.uploads import CappedUploadHandler, UploadTooLarge
 
 
@@ -27,7 +28,7 @@ class ImportForm(forms.Form):
 @csrf_exempt
 @login_required
 def project_import(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_for_import(user=request.user, slug=slug)
+    project = project_get_for_staff(user=request.user, slug=slug)
     # Uploads go to a temporary file on disk, never into memory, up to MAX_UPLOAD_BYTES.
     request.upload_handlers = [CappedUploadHandler(request)]
     try:

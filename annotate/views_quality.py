@@ -14,11 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from annotate.charts import Svg, bar_chart, interval_chart, rate_chart
 from annotate.models import Choice
-from annotate.quality.svg import Svg, bar_chart, interval_chart, rate_chart
+from annotate.selectors.projects import project_get_for_staff
 from annotate.selectors.quality import (
     pair_get_for_staff,
-    project_get_for_staff,
     project_quality,
     review_page,
 )

@@ -334,8 +334,10 @@ def seed_ratios(curves: dict[str, list[tuple[int, float]]], budget: int) -> dict
     """One seed's label ratio per strategy: the labels it needs to reach random's final
     accuracy on this seed, over random's labels (None: never within the budget)."""
     target = curves["random"][-1][1]
-    ratios = {}
+    ratios: dict[str, float | None] = {"random": 1.0}  # the reference, by definition
     for strategy, curve in curves.items():
+        if strategy == "random":
+            continue
         needed = labels_to_reach(curve, target)
         ratios[strategy] = None if needed is None else needed / budget
     return ratios

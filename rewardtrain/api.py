@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotate.selectors.projects import project_get_for_staff
 from rewardtrain import dashboard
 from rewardtrain.models import TrainingRun
 from rewardtrain.services import run_cancel
@@ -20,7 +21,7 @@ class TrainingRunListCreateApi(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
-        project = dashboard.project_get_for_staff(slug=slug)
+        project = project_get_for_staff(user=request.user, slug=slug)
         runs = dashboard.runs_recent(project=project)
         return Response([dashboard.run_progress(run=run) for run in runs])
 
@@ -28,7 +29,7 @@ class TrainingRunListCreateApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         """201 with a new run, 200 with the run already queued or running (joined), 503 when
         the task queue cannot be reached (the run is then recorded as failed)."""
-        project = dashboard.project_get_for_staff(slug=slug)
+        project = project_get_for_staff(user=request.user, slug=slug)
         try:
             run, created = training_request(
                 project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user

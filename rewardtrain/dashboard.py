@@ -22,11 +22,6 @@ TERMINAL = (
 )
 
 
-def project_get_for_staff(*, slug: str) -> Project:
-    """The project by slug, or 404 (callers are already checked to be staff)."""
-    return get_object_or_404(Project, slug=slug)
-
-
 def run_get_for_staff(*, run_id: int) -> TrainingRun:
     return get_object_or_404(TrainingRun.objects.select_related("project"), pk=run_id)
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from annotate.bootstrap import percentile_interval, resample_weights
+
 N_BINS = 10
 
 
@@ -120,20 +122,17 @@ def _bootstrap(
     n_groups = inverse.max() + 1
     counts = np.bincount(inverse, minlength=n_groups).astype(float)
     sums = {k: np.bincount(inverse, weights=v, minlength=n_groups) for k, v in per_pair.items()}
-    rng = np.random.default_rng(seed)
+    # Every group once: each resample draws n_groups groups, uniformly.
     draws: dict[str, list[np.ndarray]] = {k: [] for k in sums}
-    for start in range(0, n_bootstrap, 200):
-        size = min(200, n_bootstrap - start)
-        weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
+    for weights in resample_weights(np.ones(n_groups), n_bootstrap, seed=seed):
         total = weights @ counts
         for k, s in sums.items():
             with np.errstate(invalid="ignore", divide="ignore"):
                 draws[k].append((weights @ s) / total)
     out = {}
     for k, parts in draws.items():
-        values = np.concatenate(parts)
-        values = values[~np.isnan(values)]
-        out[k] = [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+        low, high = percentile_interval(np.concatenate(parts))
+        out[k] = [float(low), float(high)]
     return out
 
 

@@ -7,8 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from annotate.charts import metrics_chart
+from annotate.selectors.projects import project_get_for_staff
 from rewardtrain import dashboard
-from rewardtrain.charts import metrics_chart_svg
 from rewardtrain.models import ModelVersion, TrainingRun
 from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
 
@@ -17,14 +18,14 @@ staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 
 @staff_required
 def training_page(request: HttpRequest, slug: str) -> HttpResponse:
-    project = dashboard.project_get_for_staff(slug=slug)
+    project = project_get_for_staff(user=request.user, slug=slug)
     run = dashboard.run_current(project=project)
     context = {
         "project": project,
         "run": dashboard.run_progress(run=run) if run else None,
         "runs": dashboard.runs_recent(project=project),
         "versions": dashboard.version_rows(project=project),
-        "chart": metrics_chart_svg(dashboard.metric_points(project=project)),
+        "chart": metrics_chart(dashboard.metric_points(project=project)),
     }
     return render(request, "rewardtrain/training.html", context)
 
@@ -33,7 +34,7 @@ def training_page(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def training_retrain(request: HttpRequest, slug: str) -> HttpResponse:
     """The "Retrain now" form without script; the page's script posts to the API instead."""
-    project = dashboard.project_get_for_staff(slug=slug)
+    project = project_get_for_staff(user=request.user, slug=slug)
     try:
         run, created = training_request(
             project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
@@ -48,7 +49,7 @@ def training_retrain(request: HttpRequest, slug: str) -> HttpResponse:
 @staff_required
 @require_POST
 def version_activate_view(request: HttpRequest, slug: str, version: int) -> HttpResponse:
-    project = dashboard.project_get_for_staff(slug=slug)
+    project = project_get_for_staff(user=request.user, slug=slug)
     model_version = get_object_or_404(ModelVersion, project=project, version=version)
     try:
         version_rollback(version=model_version)

@@ -3,7 +3,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 
-from annotate.services.exports import project_for_export
+from annotate.selectors.projects import project_get_for_staff
 from rewardtrain.exports import (
     ModelExportError,
     model_version_for_export,
@@ -14,7 +14,7 @@ from rewardtrain.exports import (
 
 @login_required
 def model_version_download(request: HttpRequest, slug: str, version: int) -> StreamingHttpResponse:
-    project = project_for_export(user=request.user, slug=slug)
+    project = project_get_for_staff(user=request.user, slug=slug)
     try:
         model_version = model_version_for_export(project=project, version=version)
         chunks = model_zip_stream(model_version=model_version)

@@ -14,12 +14,12 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from annotate.exporters import FORMAT_NAMES, SHAPES
+from annotate.selectors.projects import project_get_for_staff
 from annotate.services.exports import (
     SOURCES,
     ExportError,
     dataset_export_stream,
     export_options,
-    project_for_export,
 )
 from annotate.splits import SPLITS
 
@@ -62,7 +62,7 @@ class DatasetExportApi(APIView):
         },
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
-        project = project_for_export(user=request.user, slug=slug)
+        project = project_get_for_staff(user=request.user, slug=slug)
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.services.imports import ImportRejected, import_upload, project_for_import
+from annotate.selectors.projects import project_get_for_staff
+from annotate.services.imports import ImportRejected, import_upload
 from annotate.uploads import CappedUploadHandler
 
 
@@ -77,7 +78,7 @@ class ImportCreateApi(APIView):
         },
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = project_for_import(user=request.user, slug=slug)
+        project = project_get_for_staff(user=request.user, slug=slug)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]

@@ -9,7 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.selectors.quality import project_get_for_staff, project_quality
+from annotate.selectors.projects import project_get_for_staff
+from annotate.selectors.quality import project_quality
 
 
 class ProjectQualityApi(APIView):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from annotate.bootstrap import percentile_interval, resample_weights
+
 Units = Sequence[Sequence[Hashable]]
 LEVELS = ("nominal", "interval", "ordinal")
 
@@ -181,14 +183,11 @@ def bootstrap_interval(
     r = units if isinstance(units, Ratings) else Ratings.of(units)
     if r.units < 2 or n_boot < 1:
         return None
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(r.units, r.weights / r.units, size=n_boot).astype(float)
-    values = MEASURES[name](r, draws)
-    values = values[np.isfinite(values)]
-    if not len(values):
+    draws = resample_weights(r.weights, n_boot, seed=seed)
+    values = np.concatenate([MEASURES[name](r, weights) for weights in draws])
+    low, high = percentile_interval(values, confidence=confidence)
+    if np.isnan(low):
         return None
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
 
 

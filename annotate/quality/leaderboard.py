@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from annotate.bootstrap import percentile_interval, resample_weights
+
 # Elo-like display scale of Chatbot Arena: 400 points for a 10:1 odds ratio, centred on 1000.
 SCALE, BASE, INIT = 400.0, 10.0, 1000.0
 # A weak Gaussian prior on log-strengths (standard deviation 10) keeps ratings finite when a
@@ -88,10 +90,8 @@ def leaderboard(battles: Iterable[Battle], *, n_boot: int = 1000, seed: int = 0)
     total = int(counts.sum())
     low = high = np.full(len(models), np.nan)
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        draws = rng.multinomial(total, counts / total, size=n_boot).astype(float)
-        boot = _to_rating(_fit(*matrices(draws)))
-        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        boot = [_to_rating(_fit(*matrices(w))) for w in resample_weights(counts, n_boot, seed=seed)]
+        low, high = percentile_interval(np.concatenate(boot))
 
     battles_of = n[0].sum(1)
     order = sorted(range(len(models)), key=lambda i: -rating[i])

@@ -28,13 +28,6 @@ PACE_WINDOW = timedelta(hours=24)
 REVIEW_ITEMS = 50
 
 
-def project_get_for_staff(*, user: AbstractBaseUser, slug: str) -> Project:
-    """The project, for staff only: quality figures show every labeler's work."""
-    if not user.is_authenticated or not user.is_staff:
-        raise PermissionDenied("Quality control is for staff.")
-    return get_object_or_404(Project, slug=slug)
-
-
 @dataclass
 class _Data:
     """A project's comparisons and pairs as the measures need them."""

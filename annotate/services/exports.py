@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.utils import timezone
 
 from annotate.exporters import COMPARISON, FORMAT_NAMES, SHAPES, ExportContext, get_format
@@ -88,16 +86,6 @@ def export_options(
         split=split or None,
         **values,
     )
-
-
-def project_for_export(*, user: Any, slug: str) -> Project:
-    """The project, for staff only: anyone else is refused before learning whether it exists."""
-    if not (user.is_authenticated and user.is_staff):
-        raise PermissionDenied("Only staff can export.")
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        raise Http404("No such project.")
-    return project
 
 
 class _HashingStream(io.RawIOBase):

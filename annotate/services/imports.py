@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
-from django.http import Http404
 
 from annotate.hashing import content_hash
 from annotate.importers.base import Candidate, ParsedRow, RowInvalid
@@ -70,16 +68,6 @@ class _Keyed:
 
     row: ParsedRow
     keys: list[list[str]]
-
-
-def project_for_import(*, user: Any, slug: str) -> Project:
-    """The project, for staff only: anyone else is refused before learning whether it exists."""
-    if not (user.is_authenticated and user.is_staff):
-        raise PermissionDenied("Only staff can import.")
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        raise Http404("No such project.")
-    return project
 
 
 def import_file(

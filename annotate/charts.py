@@ -1,13 +1,16 @@
-"""Tiny server-side SVG charts for the quality dashboard: they render offline with no script.
+"""The app's charts, server-side SVG: the quality dashboard's bars, rates and intervals, and the
+training page's accuracy and log-loss over evaluations. They render offline with no script.
 
-Every piece of text that goes into a chart (labels, model names, titles) is escaped here; the
-result is marked as markup through `__html__`, which Django templates honour.
+Every piece of text that goes into a chart (labels, model names, titles) is escaped here, one
+way (html.escape); the result is marked as markup through `__html__`, which Django templates
+honour.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 WIDTH = 640
 ROW = 22  # height of one horizontal bar row
@@ -33,9 +36,10 @@ def _text(
     )
 
 
-def _svg(width: float, height: float, title: str, body: list[str]) -> Svg:
+def _svg(width: float, height: float, title: str, body: list[str], css_class: str = "") -> Svg:
+    klass = f' class="{escape(css_class)}"' if css_class else ""
     return Svg(
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width:.0f}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg"{klass} role="img" width="{width:.0f}" '
         f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>' + "".join(body) + "</svg>"
     )
@@ -137,3 +141,81 @@ def interval_chart(
     for v in (lo + pad, (lo + hi) / 2, hi - pad):
         body.append(_text(x(v), axis_y + 14, f"{v:.0f}", anchor="middle"))
     return _svg(WIDTH, height, title, body)
+
+
+# The training page's chart: accuracy on the left axis (0 to 1), log-loss on the right.
+METRICS_HEIGHT = 240
+METRICS_LEFT, METRICS_RIGHT, METRICS_TOP, METRICS_BOTTOM = 48, 56, 16, 44
+ACCURACY_COLOR, LOSS_COLOR = "#2563eb", "#d97706"
+
+
+def metrics_chart(points: Sequence[Mapping[str, Any]]) -> Svg:
+    """Accuracy (left axis, 0 to 1) and log-loss (right axis, 0 to its maximum) of each
+    evaluation in time order, from points {label, kind, kind_label, accuracy, log_loss};
+    filled markers at training, hollow ones at re-evaluation. Empty without points."""
+    if not points:
+        return Svg("")
+    n = len(points)
+    span_x = WIDTH - METRICS_LEFT - METRICS_RIGHT
+    span_y = METRICS_HEIGHT - METRICS_TOP - METRICS_BOTTOM
+    losses = [p["log_loss"] for p in points if p["log_loss"] is not None]
+    loss_top = max(losses or [1.0]) * 1.1
+
+    def x(i: int) -> float:
+        return METRICS_LEFT + (span_x / 2 if n == 1 else span_x * i / (n - 1))
+
+    def y(value: float, top: float) -> float:
+        return METRICS_TOP + span_y * (1 - value / top) if top else METRICS_HEIGHT - METRICS_BOTTOM
+
+    body = []
+    for f in (0, 0.25, 0.5, 0.75, 1):
+        at = y(f, 1)
+        body.append(
+            f'<line x1="{METRICS_LEFT}" x2="{WIDTH - METRICS_RIGHT}" y1="{at:.1f}" '
+            f'y2="{at:.1f}" stroke="#e5e7eb"/>'
+        )
+        body.append(
+            _text(METRICS_LEFT - 6, at + 4, f"{f:.2f}", anchor="end", size=11, fill=ACCURACY_COLOR)
+        )
+        body.append(
+            _text(
+                WIDTH - METRICS_RIGHT + 6, at + 4, f"{f * loss_top:.2f}", size=11, fill=LOSS_COLOR
+            )
+        )
+    # Label every point when few, else about ten of them.
+    every = max(1, round(n / 10))
+    for i, p in enumerate(points):
+        if i % every == 0 or i == n - 1:
+            body.append(
+                _text(
+                    x(i),
+                    METRICS_HEIGHT - METRICS_BOTTOM + 16,
+                    p["label"],
+                    anchor="middle",
+                    size=11,
+                    fill="#1d2330",
+                )
+            )
+    for key, top, color, name in (
+        ("accuracy", 1.0, ACCURACY_COLOR, "accuracy"),
+        ("log_loss", loss_top, LOSS_COLOR, "log-loss"),
+    ):
+        coords = [(x(i), y(p[key], top), p) for i, p in enumerate(points) if p[key] is not None]
+        line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords)
+        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>')
+        for cx, cy, p in coords:
+            fill = color if p["kind"] == "training" else "white"
+            tip = f"{p['label']} {str(p['kind_label']).lower()}: {name} {p[key]:.3f}"
+            body.append(
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" stroke="{color}" fill="{fill}" '
+                f'data-series="{key}"><title>{escape(tip)}</title></circle>'
+            )
+    legend_y = METRICS_HEIGHT - 6
+    body.append(_text(METRICS_LEFT, legend_y, "● accuracy", size=11, fill=ACCURACY_COLOR))
+    body.append(_text(METRICS_LEFT + 90, legend_y, "● log-loss", size=11, fill=LOSS_COLOR))
+    body.append(
+        _text(METRICS_LEFT + 180, legend_y, "filled: at training · hollow: re-evaluation", size=11)
+    )
+    return _svg(
+        WIDTH, METRICS_HEIGHT, "Accuracy and log-loss of each evaluation", body, "metrics-chart"
+    )
