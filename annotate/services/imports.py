@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 
 from annotate.hashing import content_hash
-from annotate.importers.base import Candidate, ParsedRow, RowInvalid
+from annotate.importers.base import Candidate, PairSpec, ParsedRow, RowInvalid
 from annotate.importers.detect import Importer, detect, known_shapes
 from annotate.importers.readers import read_rows
 from annotate.models import Choice, Comparison, ImportBatch, Pair, Project, Prompt, Response, Side
@@ -219,7 +219,19 @@ def _write_batch(
 ) -> None:
     """Prompts, Responses, Pairs and Comparisons of a few hundred rows: each kind is looked up
     with one query, the missing ones are inserted with one executemany and read back."""
-    # Prompts, by content hash; the first row that brings a new prompt sets its id and metadata.
+    row_prompt = _prompts_write(project, pending)
+    responses = _responses_write(pending, row_prompt)
+    pairs = _pairs_write(project, pending, row_prompt, responses)
+    comparisons_created, changed_rows = _comparisons_write(project, batch, pairs)
+    result.rows += len(pending)
+    result.pairs_created += len(pairs.created)
+    result.comparisons_created += comparisons_created
+    result.duplicates_skipped += len(pending) - len(changed_rows)
+
+
+def _prompts_write(project: Project, pending: list[_Keyed]) -> list[int]:
+    """The Prompt id of each row, by content hash, creating the missing ones; the first row
+    that brings a new prompt sets its external id and metadata."""
     prompt_rows: dict[str, ParsedRow] = {}
     row_hashes = [prompt_hash(item.row.prompt) for item in pending]
     for item, h in zip(pending, row_hashes, strict=True):
@@ -244,9 +256,22 @@ def _write_batch(
     if missing:
         insert_rows(Prompt, missing)
         ids = prompt_ids()
-    row_prompt = [ids[h] for h in row_hashes]
+    return [ids[h] for h in row_hashes]
 
-    # Responses, by (prompt, content hash).
+
+@dataclass
+class _Responses:
+    """Response ids by (prompt id, content hash), and the content hash of each text."""
+
+    ids: dict[tuple[int, str], int]
+    text_hashes: dict[str, str]
+
+    def id_of(self, prompt_id: int, candidate: Candidate) -> int:
+        return self.ids[(prompt_id, self.text_hashes[candidate.text])]
+
+
+def _responses_write(pending: list[_Keyed], row_prompt: list[int]) -> _Responses:
+    """The rows' Responses, by (prompt, content hash), creating the missing ones."""
     text_hashes: dict[str, str] = {}
     wanted: dict[tuple[int, str], Candidate] = {}
     for item, prompt_id in zip(pending, row_prompt, strict=True):
@@ -263,42 +288,70 @@ def _write_batch(
         rows = found.values_list("prompt_id", "content_hash", "id")
         return {(p, h): i for p, h, i in rows if (p, h) in wanted}
 
-    responses = response_ids()
+    ids = response_ids()
     missing = [
         {"prompt_id": k[0], "content_hash": k[1], "text": c.text, "model_name": c.model_name[:200]}
         for k, c in wanted.items()
-        if k not in responses
+        if k not in ids
     ]
     if missing:
         insert_rows(Response, missing)
-        responses = response_ids()
+        ids = response_ids()
+    return _Responses(ids, text_hashes)
 
-    # Pairs, by (prompt, smaller response id, larger one). A pair that arrives with a judgment
-    # is training data, not labeling work: it is created closed.
-    specs = []  # (row index, pair key, swapped, spec, import keys)
-    labelled: set[tuple[int, int, int]] = set()
-    golds: dict[tuple[int, int, int], str] = {}
+
+PairKey = tuple[int, int, int]  # (prompt id, smaller response id, larger response id)
+
+
+@dataclass
+class _Placed:
+    """One pair of one row, placed: its key, whether its candidates came in the opposite order
+    of the stored pair's, and the import keys of its judgments."""
+
+    row_index: int
+    key: PairKey
+    swapped: bool
+    spec: PairSpec
+    keys: list[str]
+
+
+@dataclass
+class _Pairs:
+    placed: list[_Placed]
+    ids: dict[PairKey, int]
+    created: list[PairKey]
+
+
+def _pairs_write(
+    project: Project, pending: list[_Keyed], row_prompt: list[int], responses: _Responses
+) -> _Pairs:
+    """The rows' Pairs, by (prompt, smaller response id, larger one), creating the missing
+    ones. A pair that arrives with a judgment is training data, not labeling work: it is
+    created closed."""
+    placed: list[_Placed] = []
+    labelled: set[PairKey] = set()
+    golds: dict[PairKey, str] = {}
     for index, (item, prompt_id) in enumerate(zip(pending, row_prompt, strict=True)):
         for spec, keys in zip(item.row.pairs, item.keys, strict=True):
-            first = responses[(prompt_id, text_hashes[spec.first.text])]
-            second = responses[(prompt_id, text_hashes[spec.second.text])]
+            first = responses.id_of(prompt_id, spec.first)
+            second = responses.id_of(prompt_id, spec.second)
             key = (prompt_id, min(first, second), max(first, second))
-            specs.append((index, key, first > second, spec, keys))
+            placed.append(_Placed(index, key, first > second, spec, keys))
             if spec.judgments:
                 labelled.add(key)
             if spec.gold:
                 swap = {"a": "b", "b": "a"} if first > second else {}
                 golds[key] = swap.get(spec.gold, spec.gold)
-    pair_keys = dict.fromkeys(s[1] for s in specs)
+    pair_keys = dict.fromkeys(p.key for p in placed)
 
-    def pair_ids() -> dict[tuple[int, int, int], int]:
+    def pair_ids() -> dict[PairKey, int]:
         found = Pair.objects.filter(prompt_id__in={k[0] for k in pair_keys})
         rows = found.values_list("prompt_id", "response_a_id", "response_b_id", "id")
         return {(p, a, b): i for p, a, b, i in rows if (p, a, b) in pair_keys}
 
-    pairs = pair_ids()
-    new_pairs = [k for k in pair_keys if k not in pairs]
-    if new_pairs:
+    ids = pair_ids()
+    created = [k for k in pair_keys if k not in ids]
+    if created:
         insert_rows(
             Pair,
             [
@@ -310,50 +363,51 @@ def _write_batch(
                     "is_open": k not in labelled,
                     "gold": golds.get(k, ""),
                 }
-                for k in new_pairs
+                for k in created
             ],
         )
-        pairs = pair_ids()
+        ids = pair_ids()
+    return _Pairs(placed, ids, created)
 
-    # Comparisons, by (pair, import key).
+
+def _comparisons_write(project: Project, batch: ImportBatch, pairs: _Pairs) -> tuple[int, set[int]]:
+    """The rows' judgments as Comparisons, by (pair, import key), skipping those already
+    imported; (how many were created, the indexes of the rows that added anything)."""
     existing = set(
         Comparison.objects.filter(
-            pair_id__in={pairs[s[1]] for s in specs if s[4]}, source=Comparison.Source.IMPORT
+            pair_id__in={pairs.ids[p.key] for p in pairs.placed if p.keys},
+            source=Comparison.Source.IMPORT,
         ).values_list("pair_id", "import_key")
     )
-    unclaimed = set(new_pairs)
+    unclaimed = set(pairs.created)
     new_comparisons = []
     changed_rows: set[int] = set()
-    for index, key, swapped, spec, keys in specs:
-        pair_id = pairs[key]
-        if key in unclaimed:
+    for placed in pairs.placed:
+        pair_id = pairs.ids[placed.key]
+        if placed.key in unclaimed:
             # Only the first row that brings a new pair made it; a repeat of it adds nothing.
-            unclaimed.discard(key)
-            changed_rows.add(index)
-        for judgment, import_key in zip(spec.judgments, keys, strict=True):
+            unclaimed.discard(placed.key)
+            changed_rows.add(placed.row_index)
+        for judgment, import_key in zip(placed.spec.judgments, placed.keys, strict=True):
             if (pair_id, import_key) in existing:
                 continue
             existing.add((pair_id, import_key))
-            changed_rows.add(index)
+            changed_rows.add(placed.row_index)
             new_comparisons.append(
                 {
                     "pair_id": pair_id,
                     "project_id": project.pk,
                     "labeler_id": None,
                     "source": Comparison.Source.IMPORT.value,
-                    "choice": _choice(judgment.choice, swapped),
-                    "left": _left(judgment.left, swapped),
+                    "choice": _choice(judgment.choice, placed.swapped),
+                    "left": _left(judgment.left, placed.swapped),
                     "import_batch_id": batch.pk,
                     "import_file": batch.file_name,
                     "import_key": import_key,
                 }
             )
     insert_rows(Comparison, new_comparisons)
-
-    result.rows += len(pending)
-    result.pairs_created += len(new_pairs)
-    result.comparisons_created += len(new_comparisons)
-    result.duplicates_skipped += len(pending) - len(changed_rows)
+    return len(new_comparisons), changed_rows
 
 
 def _choice(choice: str, swapped: bool) -> str:
