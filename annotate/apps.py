@@ -6,4 +6,4 @@ class AnnotateConfig(AppConfig):
     verbose_name = "Labeling"
 
     def ready(self) -> None:
-        from annotate.api import schema_extensions  # noqa: F401  (registers on import)
+        from annotate.api import schema  # noqa: F401  (registers on import)

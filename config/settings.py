@@ -208,6 +208,14 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "prefloop API",
     "DESCRIPTION": "Pairwise preference labeling and reward-model training.",
     "VERSION": "0.1.0",
+    # The schema and its docs page are for signed-in users (a session or a token), and
+    # describe the API, not themselves.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "annotate.api.schema.document_error_answers",
+    ],
     # The docs page is served from local static files: it must work without internet.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

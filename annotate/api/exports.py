@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -13,6 +13,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from annotate.api.schema import BLANK_QUERY_IS_ABSENT
 from annotate.exporters import FORMAT_NAMES, SHAPES
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.exports import (
@@ -57,8 +58,16 @@ class DatasetExportApi(APIView):
         summary="Download a project's dataset as a zip (staff)",
         description="The data file, manifest.json and a dataset card, streamed.",
         parameters=[InputSerializer],
+        # The export page's form sends its empty fields: an empty value is the default.
+        extensions={BLANK_QUERY_IS_ABSENT: True},
         responses={
             (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+            400: OpenApiResponse(
+                inline_serializer("ExportRefused", {"detail": serializers.CharField()}),
+                description="Invalid options, or ones this project's data refuses: a date "
+                "that is not one, an empty date range, a format that cannot write the shape, "
+                "labelers who are not on the project.",
+            ),
         },
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:

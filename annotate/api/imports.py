@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAdminUser
@@ -57,8 +57,12 @@ class ImportCreateApi(APIView):
 
     class RejectedSerializer(serializers.Serializer):
         detail = serializers.CharField()
-        errors = LineError(many=True, help_text="The first 1,000 bad lines.")
-        error_count = serializers.IntegerField(help_text="How many lines were bad in all.")
+        errors = LineError(
+            many=True, required=False, help_text="The first 1,000 bad lines (a bad file)."
+        )
+        error_count = serializers.IntegerField(
+            required=False, help_text="How many lines were bad in all (a bad file)."
+        )
 
     @extend_schema(
         summary="Import a file of pairs or preference judgments",
@@ -73,8 +77,16 @@ class ImportCreateApi(APIView):
         request={"multipart/form-data": InputSerializer},
         responses={
             201: OutputSerializer,
-            400: OpenApiResponse(RejectedSerializer, description="Nothing was imported."),
+            400: OpenApiResponse(
+                RejectedSerializer,
+                description="Nothing was imported: bad lines (listed), or a bad form (no "
+                "file, a bad skip_invalid: named in `detail`, with DRF's field map).",
+            ),
             403: OpenApiResponse(description="Not staff."),
+            413: OpenApiResponse(
+                inline_serializer("UploadTooLarge", {"detail": serializers.CharField()}),
+                description="The upload is larger than MAX_UPLOAD_BYTES.",
+            ),
         },
     )
     def post(self, request: Request, slug: str) -> Response:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
@@ -17,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotate.api.parsers import BoundedJSONParser
 from annotate.api.serializers import (
     LeasedPairSerializer,
     ScaleSerializer,
@@ -127,13 +130,23 @@ class ComparisonPagination(CursorPagination):
 
 
 class ComparisonApi(APIView):
+    # A judgment has nulls (strength, time_spent_ms) that a form cannot carry: JSON only.
+    parser_classes = [BoundedJSONParser]
+
     @extend_schema_serializer(component_name="ComparisonInput")
     class InputSerializer(serializers.Serializer):
         pair_id = serializers.IntegerField()
-        preferred = serializers.CharField(
-            help_text='A response id of the pair, "tie" or "both_bad".'
+        preferred = serializers.RegexField(
+            r"^([0-9]+|tie|both_bad)$",
+            help_text='A response id of the pair, "tie" or "both_bad".',
         )
-        strength = serializers.IntegerField(required=False, allow_null=True, default=None)
+        strength = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            help_text="1 (slightly better) up to the project's scale; only where it asks.",
+        )
         reasons = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, default=list
         )
@@ -161,12 +174,21 @@ class ComparisonApi(APIView):
         time_spent_ms = serializers.IntegerField(allow_null=True)
         created_at = serializers.DateTimeField()
 
+    @extend_schema_serializer(component_name="ComparisonFilter")
+    class FilterSerializer(serializers.Serializer):
+        project = serializers.SlugField(required=False, help_text="Only this project's.")
+
     @extend_schema(
         request=InputSerializer,
         responses={
             201: OutputSerializer,
-            400: ErrorSerializer,
-            404: ErrorSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Invalid input, or a judgment the pair or the project's label "
+                "scale does not allow (another pair's response, a tie where ties are off, a "
+                "strength missing or out of range, an unknown reason).",
+            ),
+            404: OpenApiResponse(ErrorSerializer, description="No such pair leased to you."),
             409: ConflictSerializer,
         },
         summary="Store a judgment of a leased pair",
@@ -192,16 +214,32 @@ class ComparisonApi(APIView):
         return Response(comparison_payload(comparison), status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        responses=OutputSerializer(many=True),
-        summary="The caller's own comparisons, newest first",
+        responses={
+            200: inline_serializer(
+                "ComparisonPage",
+                {
+                    "next": serializers.URLField(
+                        allow_null=True, help_text="The next page (older), or null."
+                    ),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": OutputSerializer(many=True),
+                },
+            ),
+            404: OpenApiResponse(
+                ErrorSerializer, description="No such project of yours, or an invalid cursor."
+            ),
+        },
+        summary="The caller's own comparisons, newest first, 100 a page",
         parameters=[
-            inline_serializer(
-                "ComparisonFilter", {"project": serializers.CharField(required=False)}
-            )
+            FilterSerializer,
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next` or `previous`."),
         ],
     )
     def get(self, request: Request) -> Response:
-        slug = request.query_params.get("project")
+        # A plain dict: from a QueryDict DRF would take `?project=` as absent, not as blank.
+        query = self.FilterSerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        slug = query.validated_data.get("project")
         project = project_get_for_labeler(labeler=request.user, slug=slug) if slug else None
         qs = comparisons_of_labeler(labeler=request.user, project=project).select_related("pair")
         paginator = ComparisonPagination()

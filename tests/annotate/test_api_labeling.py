@@ -207,6 +207,17 @@ def test_own_comparisons_list(api, project, labeler):
     assert [c["id"] for c in listed] == [mine.json()["id"]]
 
 
+def test_own_comparisons_refuse_a_blank_project_and_a_form_body(api, project):
+    # A blank filter is a mistake, not "every project"; a judgment is JSON (it carries nulls).
+    blank = api.get("/api/comparisons/?project=")
+    assert blank.status_code == 400 and "project" in blank.json()["detail"]
+    pair = make_pair(project)
+    api.get("/api/projects/demo/next/")
+    form = api.post("/api/comparisons/", {"pair_id": pair.pk, "preferred": "tie"})
+    assert form.status_code == 415
+    assert not Comparison.objects.exists()
+
+
 def test_schema_and_docs_pages_work(api):
     schema = api.get("/api/schema/?format=json")
     assert schema.status_code == 200
