@@ -50,13 +50,29 @@ def broker(redis_url):
     app.conf.broker_url = previous
 
 
-class Worker:
-    """A `celery worker` process consuming both queues, like `make run` starts."""
+WORKER_ARGS = (
+    *("worker", "-Q", "default,training", "--pool", "solo", "--loglevel", "INFO"),
+    *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+)
 
-    def __init__(self, *, broker_url: str, models_dir: Path, log: Path) -> None:
+
+class Worker:
+    """A `celery worker` process consuming both queues, like `make run` starts (or, with
+    other `args`, another celery process such as beat). `base_env` replaces os.environ, e.g.
+    with the production environment."""
+
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        models_dir: Path,
+        log: Path,
+        args: tuple[str, ...] = WORKER_ARGS,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
         self.log = log
         env = {
-            **os.environ,
+            **(os.environ if base_env is None else base_env),
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": broker_url,
@@ -68,10 +84,8 @@ class Worker:
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "celery", "-A", "config", "worker"),
-                    *("-Q", "default,training", "--pool", "solo", "--loglevel", "INFO"),
-                    *("-n", f"test-{uuid.uuid4().hex[:8]}@%h"),
-                    *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+                    *(sys.executable, "-m", "celery", "-A", "config", *args),
+                    *(("-n", f"test-{uuid.uuid4().hex[:8]}@%h") if args[0] == "worker" else ()),
                 ],
                 cwd=BASE_DIR,
                 env=env,
