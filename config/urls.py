@@ -16,3 +16,6 @@ urlpatterns = [
     path("", include("rewardtrain.urls")),
     path("", include("annotate.urls")),
 ]
+
+# A request body over the size limit answers 413, not Django's bare 400.
+handler400 = "annotate.views_errors.bad_request"

@@ -1,5 +1,6 @@
 """Every /api/ answer is JSON with a `detail`, DEBUG on or off: DRF's errors (a field map
-gets a `detail` that sums it up), and Django's own 404, 405 and 500 pages for API routes."""
+gets a `detail` that sums it up, a body over the size limit is a 413), and Django's own 404,
+405 and 500 pages for API routes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.response import Response
@@ -20,6 +23,13 @@ API_PREFIX = "/api/"
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's answer, with a `detail` always present: a 400 that lists fields
     (`{"pair_id": ["This field is required."]}`) keeps them and gains a one-line summary."""
+    if isinstance(exc, RequestDataTooBig):
+        # Django's check, met when DRF reads the body: a SuspiciousOperation, a 500 here.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE ({limit:,} bytes)."},
+            status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

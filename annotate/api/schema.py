@@ -43,7 +43,8 @@ def document_error_answers(result: dict, generator: Any, request: Any, public: b
     """Every operation lists the errors that any of its requests can meet before or around
     its own logic (answers it documents itself are kept): 403 without a signed-in user or
     without the staff flag, 404 for an unknown id or slug in the path, 400 for a malformed
-    body or query, 415 for a body in a media type it does not read. Each is `{detail}`
+    body or query, 413 for a body over the size limit, 415 for a body in a media type it
+    does not read. Each is `{detail}`
     (annotate.api.errors makes every /api/ error JSON). Also applies BLANK_QUERY_IS_ABSENT."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", ERROR)
@@ -63,4 +64,5 @@ def document_error_answers(result: dict, generator: Any, request: Any, public: b
                 answers.setdefault("400", _error("Invalid input; `detail` names the problem."))
             if "requestBody" in operation:
                 answers.setdefault("415", _error("A body in a media type this call does not read."))
+                answers.setdefault("413", _error("A body over the size limit."))
     return result

@@ -57,3 +57,14 @@ def test_deeply_nested_body_is_400_never_500(api, project):
         api.post("/api/comparisons/", moderate, content_type="application/json").status_code == 201
     )
     assert Comparison.objects.count() == 1
+
+
+def test_a_json_body_over_the_size_limit_is_413_and_stores_nothing(api, project, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    pair = make_pair(project)
+    api.get("/api/projects/demo/next/")
+    big = json.dumps({"pair_id": pair.pk, "preferred": "tie", "comment": "x" * 2000})
+    response = api.post("/api/comparisons/", big, content_type="application/json")
+    assert response.status_code == 413
+    assert "larger than DATA_UPLOAD_MAX_MEMORY_SIZE (1,000 bytes)" in response.json()["detail"]
+    assert not Comparison.objects.exists()
