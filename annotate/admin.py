@@ -64,7 +64,10 @@ class ProjectAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Quality control", {"fields": ["gold_rate", "repeat_rate", "quality_bands"]}),
+        (
+            "Quality control",
+            {"fields": ["aggregation", "gold_rate", "repeat_rate", "quality_bands"]},
+        ),
         (
             "Reward model",
             {

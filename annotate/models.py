@@ -37,6 +37,15 @@ class Selection(models.TextChoices):
     MIXED = "mixed", "Uncertainty with a random share"
 
 
+class Aggregation(models.TextChoices):
+    """How a pair's votes become its label (annotate.quality.aggregation)."""
+
+    MAJORITY = "majority", "Majority vote"
+    DAWID_SKENE = "dawid_skene", "Dawid-Skene"
+    GLAD = "glad", "GLAD"
+    MACE = "mace", "MACE"
+
+
 # The default 4-level strength scale; projects can rename the levels.
 DEFAULT_STRENGTH_LABELS = ["slightly better", "better", "clearly better", "much better"]
 
@@ -69,6 +78,14 @@ class Project(models.Model):
     repeat_rate = models.FloatField(default=0.0)
     quality_bands = models.JSONField(
         default=dict, blank=True, help_text="Overrides of the labeler flag thresholds."
+    )
+
+    # Which votes to believe: one rule for training, export, review and the snapshot hash.
+    aggregation = models.CharField(
+        max_length=20,
+        choices=Aggregation.choices,
+        default=Aggregation.MAJORITY,
+        help_text="How votes become each pair's label: majority, or a labeler-reliability model.",
     )
 
     # Reward model.

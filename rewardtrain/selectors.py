@@ -70,12 +70,14 @@ class TrainingData:
         return self.splits["test"]
 
     def snapshot(self, **extra: Any) -> dict[str, Any]:
-        """Counts per split, content hash, ties, and the pairs left out as both bad."""
+        """Counts per split, content hash, ties, the pairs left out as both bad, and the
+        aggregation that made the labels."""
         rows = [row for split in SPLITS for row in self.splits[split]]
         return snapshot(
             rows,
             both_bad=self.stats.both_bad,
             comparisons=self.stats.comparisons,
+            aggregation=self.stats.aggregation,
             **extra,
         )
 

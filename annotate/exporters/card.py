@@ -15,10 +15,13 @@ prefloop's shared rule (the same rule the reward model trains on):
   them), nor pairs staff marked ambiguous;
 - a staff adjudication, when present, replaces the votes;
 - a pair where "both bad" has strictly the most votes is left out (counted below);
-- otherwise the soft label is p(A) = (votes_A + votes_tie / 2) / (votes_A + votes_B + votes_tie);
+- otherwise the soft label is p(A) = (votes_AB * q + votes_tie / 2) / (votes_AB + votes_tie),
+  votes_AB = votes_A + votes_B, where q is the manifest's `aggregation` of the A/B votes:
+  `majority` takes the vote share votes_A / votes_AB; `dawid_skene`, `glad` and `mace` take
+  the posterior P(A better) of a labeler-reliability model fitted to all the votes at once;
   `chosen` is the response with p > 0.5; p = 0.5 is a tie (`tie: true`, chosen is response A);
 - `agreement` is the share of all votes that went to the most voted outcome;
-- `p_chosen` is the vote share of the chosen response;
+- `p_chosen` is p for the chosen response;
 - the split is a stable hash of the prompt, so a prompt never sits in two splits."""
 
 COLUMNS = {
@@ -146,6 +149,8 @@ def dataset_card(manifest: dict[str, Any], *, instructions: str) -> str:
     lines += [
         "",
         "## How it was aggregated",
+        "",
+        f"Aggregation: `{manifest.get('aggregation', 'majority')}`.",
         "",
         AGGREGATION,
         "",

@@ -34,6 +34,9 @@ DEFAULT_BANDS: dict[str, float] = {
     # share of the votes; a contradicting model gives the other response at least this P.
     "review_split_max_agreement": 0.5,
     "review_model_p_min": 0.9,
+    # Under a reliability aggregation: a pair whose posterior favours neither response by more
+    # than this is "split" (a 2-1 of mediocre labelers is; of reliable ones, not).
+    "review_posterior_max": 0.75,
 }
 
 # A pause longer than this between two judgments is a break, not labeling time.

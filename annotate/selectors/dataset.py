@@ -7,8 +7,12 @@ The rule, per pair:
 - a staff adjudication, when present, replaces the votes;
 - when both_bad has strictly the most votes, the pair is "both bad": left out of training
   and counted (`DatasetStats.both_bad`);
-- otherwise the soft label is p(a) = (votes_a + votes_tie / 2) / (votes_a + votes_b + votes_tie);
-  the chosen response is the one with p > 0.5, and p == 0.5 is a tie;
+- otherwise the soft label is p(a) = (votes_ab * q + votes_tie / 2) / (votes_ab + votes_tie),
+  where votes_ab = votes_a + votes_b and q is the project's aggregation of the A/B votes:
+  the vote share votes_a / votes_ab under `majority` (so p(a) is the plain vote share, ties
+  counting half), or the posterior P(A better) of a labeler-reliability model
+  (annotate.quality.aggregation) fitted to all the counted A/B votes at once. The chosen
+  response is the one with p > 0.5, and p == 0.5 is a tie;
 - `agreement` is the share of all votes that went to the most voted outcome.
 
 Rows stream (ordered by pair id) so that a million comparisons never sit in memory at once.
@@ -24,6 +28,8 @@ from typing import Any
 from django.db.models import Q
 
 from annotate.models import Choice, Comparison, Membership, Pair, Project
+from annotate.quality.aggregation import MAJORITY
+from annotate.selectors.aggregation import PairPosteriors, posteriors_fit
 from annotate.splits import split_of
 
 CHUNK = 2000
@@ -48,6 +54,8 @@ class DatasetStats:
     ties: int = 0
     comparisons: int = 0
     by_split: dict[str, int] = field(default_factory=dict)
+    # The aggregation that made the rows (the project's setting).
+    aggregation: str = MAJORITY
 
 
 def excluded_labeler_ids(project: Project) -> set[int]:
@@ -78,8 +86,11 @@ def comparisons_for_dataset(project: Project, flt: DatasetFilter):
     return qs.order_by("pair_id", "id")
 
 
-def aggregate_votes(votes: list[tuple[str, int | None, str]]) -> dict[str, Any] | None:
+def aggregate_votes(
+    votes: list[tuple[str, int | None, str]], model_p_a: float | None = None
+) -> dict[str, Any] | None:
     """One pair's outcome from its (choice, strength, source) votes; None when there are none.
+    `model_p_a` is the aggregation model's P(A better) from the A/B votes (None: vote share).
 
     Returns {"outcome": "a"|"b"|"tie"|"both_bad", "p_a", "counts", "agreement",
     "mean_strength", "n", "adjudicated"}.
@@ -97,8 +108,9 @@ def aggregate_votes(votes: list[tuple[str, int | None, str]]) -> dict[str, Any] 
     if counts["both_bad"] == top and sum(1 for v in counts.values() if v == top) == 1:
         outcome, p_a = "both_bad", None
     else:
-        judged = counts["a"] + counts["b"] + counts["tie"]
-        p_a = (counts["a"] + counts["tie"] / 2) / judged
+        decided = counts["a"] + counts["b"]
+        a_share = counts["a"] if model_p_a is None or adjudicated else decided * model_p_a
+        p_a = (a_share + counts["tie"] / 2) / (decided + counts["tie"])
         outcome = "a" if p_a > 0.5 else "b" if p_a < 0.5 else "tie"
     strengths = [s for c, s, _ in counted if s is not None and c == outcome]
     return {
@@ -145,7 +157,7 @@ def _row(pair: dict[str, Any], agg: dict[str, Any], split: str) -> dict[str, Any
         "chosen_model": pair[f"response_{chosen}__model_name"],
         "rejected_model": pair[f"response_{rejected}__model_name"],
         "tie": agg["outcome"] == "tie",
-        # Vote share of the chosen response: the soft label.
+        # P(chosen is better) under the aggregation (the vote share under majority).
         "p_chosen": (p_a if a_wins else 1 - p_a) if p_a is not None else None,
         "strength": agg["mean_strength"],
         "votes": agg["counts"],
@@ -156,10 +168,25 @@ def _row(pair: dict[str, Any], agg: dict[str, Any], split: str) -> dict[str, Any
     }
 
 
+def dataset_posteriors(
+    project: Project, flt: DatasetFilter | None = None, aggregation: str | None = None
+) -> PairPosteriors | None:
+    """The aggregation model fitted to the comparisons a filter counts; None under majority
+    (the vote share needs no fit)."""
+    method = aggregation or project.aggregation
+    if method == MAJORITY:
+        return None
+    qs = comparisons_for_dataset(project, flt or DatasetFilter())
+    return posteriors_fit(project=project, comparisons=qs, method=method)
+
+
 def iter_pair_outcomes(
-    project: Project, flt: DatasetFilter | None = None
+    project: Project,
+    flt: DatasetFilter | None = None,
+    posteriors: PairPosteriors | None = None,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(pair fields, aggregate) for each pair with at least one counted comparison."""
+    """(pair fields, aggregate) for each pair with at least one counted comparison;
+    `posteriors` (dataset_posteriors' answer for the same filter) replace the vote share."""
     flt = flt or DatasetFilter()
     votes = comparisons_for_dataset(project, flt).values_list(
         "pair_id", "choice", "strength", "source"
@@ -170,7 +197,8 @@ def iter_pair_outcomes(
     def flush(batch: list[tuple[int, list]]):
         texts = _pair_texts([pid for pid, _ in batch])
         for pid, pair_votes in batch:
-            agg = aggregate_votes(pair_votes)
+            model_p_a = posteriors.get(pid) if posteriors is not None else None
+            agg = aggregate_votes(pair_votes, model_p_a)
             if agg is not None:
                 yield texts[pid], agg
 
@@ -195,11 +223,15 @@ def preference_rows(
     stats: DatasetStats | None = None,
     validation_share: float = 0.1,
     test_share: float = 0.1,
+    aggregation: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One preference row per pair (TRL's keys plus votes, soft label and split), streamed in
-    pair-id order. Both-bad pairs are counted in `stats` and not yielded."""
+    pair-id order, under the project's aggregation (or `aggregation`). Both-bad pairs are
+    counted in `stats` and not yielded."""
     stats = stats if stats is not None else DatasetStats()
-    for pair, agg in iter_pair_outcomes(project, flt):
+    stats.aggregation = aggregation or project.aggregation
+    posteriors = dataset_posteriors(project, flt, stats.aggregation)
+    for pair, agg in iter_pair_outcomes(project, flt, posteriors):
         stats.comparisons += agg["n"]
         if agg["outcome"] == "both_bad":
             stats.both_bad += 1

@@ -21,6 +21,8 @@ from annotate.quality.agreement import agreement_report, signed_strength
 from annotate.quality.labelers import Judgment, PairFacts, labeler_stats, merge_bands
 from annotate.quality.leaderboard import leaderboard
 from annotate.quality.review import review_queue
+from annotate.selectors.aggregation import PairPosteriors, posteriors_fit
+from annotate.selectors.dataset import DatasetFilter, comparisons_for_dataset, dataset_posteriors
 
 # The pace behind the ETA: human labels over this recent window.
 PACE_WINDOW = timedelta(hours=24)
@@ -42,6 +44,8 @@ class _Data:
     votes: dict[int, list[tuple[str, int | None]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # The project's aggregation as training fits it (None under majority).
+    posteriors: PairPosteriors | None = None
 
 
 def _load(project: Project) -> _Data:
@@ -188,8 +192,14 @@ def _agreement(data: _Data, n_boot: int, seed: int) -> dict[str, Any]:
 
 
 def _review(data: _Data, bands: dict[str, float]) -> list[dict[str, Any]]:
+    posteriors = data.posteriors
     open_votes = (
-        (pair_id, Counter(c for c, _ in votes), data.facts[pair_id].model_p_a)
+        (
+            pair_id,
+            Counter(c for c, _ in votes),
+            data.facts[pair_id].model_p_a,
+            posteriors.get(pair_id) if posteriors is not None else None,
+        )
         for pair_id, votes in data.votes.items()
         if pair_id not in data.ambiguous and pair_id not in data.adjudicated
     )
@@ -197,10 +207,31 @@ def _review(data: _Data, bands: dict[str, float]) -> list[dict[str, Any]]:
         open_votes,
         split_max_agreement=bands["review_split_max_agreement"],
         model_p_min=bands["review_model_p_min"],
+        posterior_max=bands["review_posterior_max"],
     )
 
 
-def _labelers(data: _Data, bands: dict[str, float]) -> list[dict[str, Any]]:
+def _reliability(project: Project, data: _Data) -> PairPosteriors:
+    """Every labeler's reliability under the project's aggregation, excluded ones too (staff
+    judge them by it); the training fit serves when nobody is excluded."""
+    if data.posteriors is not None and not data.excluded:
+        return data.posteriors
+    qs = comparisons_for_dataset(project, DatasetFilter(include_excluded=True))
+    return posteriors_fit(project=project, comparisons=qs)
+
+
+def _aggregation(fit: PairPosteriors) -> dict[str, Any]:
+    return {
+        "method": fit.method,
+        "model": fit.model_name,
+        "votes": fit.votes,
+        "seconds": round(fit.seconds, 3),
+    }
+
+
+def _labelers(
+    data: _Data, bands: dict[str, float], reliability: dict[int, float]
+) -> list[dict[str, Any]]:
     stats = labeler_stats(data.judgments, data.facts, excluded=data.excluded, bands=bands)
     names = dict(get_user_model().objects.filter(id__in=stats).values_list("id", "username"))
     rows = []
@@ -212,6 +243,7 @@ def _labelers(data: _Data, bands: dict[str, float]) -> list[dict[str, Any]]:
                 "excluded": user_id in data.excluded,
                 "excluded_reason": data.excluded.get(user_id, ""),
                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
+                "reliability": (round(reliability[user_id], 4) if user_id in reliability else None),
             }
         )
     return sorted(rows, key=lambda r: r["username"])
@@ -245,6 +277,8 @@ def project_quality(
     """
     now = now or timezone.now()
     data = _load(project)
+    data.posteriors = dataset_posteriors(project)
+    fit = _reliability(project, data)
     bands = merge_bands(project.quality_bands)
     review = _review(data, bands)
     figures = {
@@ -253,7 +287,9 @@ def project_quality(
         **_progress(project, now, data),
         "throughput": _throughput(now, data),
         "agreement": _agreement(data, n_boot, seed),
-        "labelers": _labelers(data, bands),
+        # The model behind labelers[].reliability and the review queue's posteriors.
+        "aggregation": _aggregation(fit),
+        "labelers": _labelers(data, bands, fit.reliability),
         "bands": bands,
         "leaderboard": _leaderboard(data, n_boot, seed),
         "review_queue": {"size": len(review), "items": review[:REVIEW_ITEMS]},
@@ -267,6 +303,7 @@ def review_page(*, project: Project, limit: int = 20) -> dict[str, Any]:
     """The review queue's size and its first `limit` pairs with their prompt, both responses,
     every judgment (repeats and excluded labelers marked) and the model's view."""
     data = _load(project)
+    data.posteriors = dataset_posteriors(project)
     items = _review(data, merge_bands(project.quality_bands))
     return {"size": len(items), "items": _review_details(items[:limit], data)}
 

@@ -278,11 +278,13 @@ class DatasetExport:
             "data_sha256": self.data_sha256,
             "data_bytes": self.data_bytes,
             "filters": opts,
+            # How votes became p_chosen (annotate.quality.aggregation).
+            "aggregation": self.stats.aggregation,
             "counts": counts,
             # The trainer's rule (annotate.splits.SnapshotHasher) over the preference rows
             # this export holds (or, for raw rows, that its comparisons make).
             "snapshot": {
-                **self.hasher.result(),
+                **self.hasher.result(aggregation=self.stats.aggregation),
                 "validation_share": self.ctx.validation_share,
                 "test_share": self.ctx.test_share,
             },

@@ -1,0 +1,105 @@
+"""Labeler-reliability aggregation (annotate/quality/aggregation.py) on planted crowds: the
+careless labelers get low reliability and the posteriors are closer to the truth than the
+majority vote."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from annotate.quality.aggregation import (
+    AGGREGATIONS,
+    AggregationError,
+    fit_votes,
+)
+from tests.annotate.quality.planted import planted_crowd
+
+MODELS = ("dawid_skene", "glad", "mace")
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    return planted_crowd(seed=0)
+
+
+@pytest.fixture(scope="module")
+def fits(crowd):
+    """Each method fitted once to the module's crowd."""
+    return {m: fit(m, crowd) for m in AGGREGATIONS}
+
+
+def fit(method, crowd):
+    return fit_votes(method, crowd.pair, crowd.worker, crowd.says_a)
+
+
+def log_loss(p_a, truth):
+    p = np.clip(np.where(truth, p_a, 1 - p_a), 1e-6, 1)
+    return float(-np.log(p).mean())
+
+
+@pytest.mark.parametrize("method", MODELS)
+def test_careless_labelers_get_low_reliability(method, crowd, fits):
+    result = fits[method]
+    careless = result.reliability[crowd.careless]
+    honest = result.reliability[~crowd.careless]
+    # Every careless labeler below every honest one.
+    assert careless.max() < honest.min(), (careless, honest)
+    if method != "mace":  # MACE's reliability is a competence, not an accuracy
+        assert careless.max() < 0.65
+        assert np.corrcoef(honest, crowd.accuracy[~crowd.careless])[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("method", MODELS)
+def test_posteriors_are_closer_to_the_truth_than_the_majority(method, crowd, fits):
+    majority, result = fits["majority"], fits[method]
+    right = ((result.p_a > 0.5) == crowd.truth).mean()
+    majority_right = ((majority.p_a > 0.5) == crowd.truth).mean()
+    assert right >= majority_right + 0.02, (right, majority_right)
+    assert log_loss(result.p_a, crowd.truth) < log_loss(majority.p_a, crowd.truth)
+
+
+def test_majority_is_the_vote_share_and_the_others_agreement():
+    # Pair 0: A, A, B; pair 1: B alone.
+    result = fit_votes("majority", [0, 0, 0, 1], [0, 1, 2, 0], [True, True, False, False])
+    assert result.p_a.tolist() == pytest.approx([2 / 3, 0.0])
+    # Worker 0 and 1 each agree with the other's... one A and one B: a tie is no majority;
+    # worker 2 (B) disagrees with the others' A, A.
+    assert np.isnan(result.reliability[0]) and np.isnan(result.reliability[1])
+    assert result.reliability[2] == 0.0
+
+
+def test_glad_matches_crowd_kit():
+    """GLAD here is crowd-kit's model on arrays: the same labels on nearly every pair, and no
+    worse against the truth."""
+    from crowdkit.aggregation import GLAD
+
+    crowd = planted_crowd(seed=1, n_pairs=300)
+    data = pd.DataFrame(
+        {"task": crowd.pair, "worker": crowd.worker, "label": crowd.says_a.astype(int)}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = GLAD().fit_predict_proba(data)[1].sort_index().to_numpy()
+    ours = fit("glad", crowd).p_a
+    assert ((ours > 0.5) == (reference > 0.5)).mean() >= 0.9
+    assert ((ours > 0.5) == crowd.truth).mean() >= ((reference > 0.5) == crowd.truth).mean()
+
+
+@pytest.mark.parametrize("method", AGGREGATIONS)
+def test_edge_cases(method):
+    empty = fit_votes(method, [], [], [], n_pairs=2, n_workers=1)
+    assert empty.p_a.tolist() == [0.5, 0.5]
+    # Every vote for A: every posterior leans to A.
+    unanimous = fit_votes(method, [0, 0, 1], [0, 1, 0], [True, True, True])
+    assert (unanimous.p_a > 0.5).all()
+    # Every vote for B.
+    against = fit_votes(method, [0, 0, 1], [0, 1, 0], [False, False, False])
+    assert (against.p_a < 0.5).all()
+
+
+def test_unknown_method_and_ragged_votes_are_refused():
+    with pytest.raises(AggregationError, match="aggregation must be one of"):
+        fit_votes("median", [0], [0], [True])
+    with pytest.raises(AggregationError, match="differ in length"):
+        fit_votes("majority", [0, 1], [0], [True])
