@@ -4,9 +4,12 @@ reliability, fitted jointly from every decided vote (A or B) of a project.
 Four methods, the project's `aggregation` setting:
 - majority: the vote share of A among the pair's A/B votes (the rule before these models);
   reliability is the share of a labeler's votes that the others' majority shares.
-- dawid_skene: Dawid & Skene (1979), a 2x2 confusion matrix per labeler, fitted by EM
-  (crowd-kit's DawidSkene); reliability is the labeler's probability of a right vote,
-  sum_k prior_k * confusion[k, k].
+- dawid_skene: Dawid & Skene (1979) with one accuracy per labeler, fitted by EM (crowd-kit's
+  OneCoinDawidSkene); reliability is that accuracy, the probability of a right vote. Which
+  response is "A" is arbitrary (the smaller id) and the sides are shuffled, so a labeler's
+  confusion over A/B is symmetric: the full 2x2 matrix only adds a class prior and a bias
+  to fit, and on a 150-pair planted crowd its prior drifted to 0.66 and it lost 9 points
+  of label accuracy where the one-coin model lost 3.
 - mace: Hovy et al. (2013), each labeler knows the answer with probability theta and
   otherwise follows a label habit of their own (crowd-kit's MACE, variational Bayes). One
   restart of 20 iterations, not 10 of 50: crowd-kit's defaults take about 50 s per 100,000
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,7 +45,7 @@ MACE = "mace"
 AGGREGATIONS = (MAJORITY, DAWID_SKENE, GLAD, MACE)
 MODEL_NAMES = {
     MAJORITY: "majority vote",
-    DAWID_SKENE: "Dawid-Skene (crowd-kit)",
+    DAWID_SKENE: "one-coin Dawid-Skene (crowd-kit)",
     GLAD: "GLAD",
     MACE: "MACE (crowd-kit)",
 }
@@ -67,6 +70,8 @@ class Fit:
     p_a: np.ndarray
     reliability: np.ndarray
     seconds: float
+    # The model's own parameters where they are worth keeping (GLAD: alpha, beta).
+    params: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def fit_votes(
@@ -93,15 +98,16 @@ def fit_votes(
         int(worker_index.max()) + 1 if n_workers is None and len(worker_index) else n_workers or 0
     )
     started = time.perf_counter()
+    params: dict[str, np.ndarray] = {}
     if not len(pair_index):
         p_a, reliability = np.full(n_pairs, 0.5), np.full(n_workers, np.nan)
     elif method == MAJORITY:
         p_a, reliability = _majority(pair_index, worker_index, says_a, n_pairs, n_workers)
     elif method == GLAD:
-        p_a, reliability = _glad(pair_index, worker_index, says_a, n_pairs, n_workers)
+        p_a, reliability, params = _glad(pair_index, worker_index, says_a, n_pairs, n_workers)
     else:
         p_a, reliability = _crowdkit(method, pair_index, worker_index, says_a, n_pairs, n_workers)
-    return Fit(method, p_a, reliability, time.perf_counter() - started)
+    return Fit(method, p_a, reliability, time.perf_counter() - started, params)
 
 
 def _majority(pairs, workers, says_a, n_pairs, n_workers):
@@ -122,7 +128,7 @@ def _majority(pairs, workers, says_a, n_pairs, n_workers):
 def _crowdkit(method, pairs, workers, says_a, n_pairs, n_workers):
     import pandas as pd
     from crowdkit.aggregation import MACE as CrowdKitMACE
-    from crowdkit.aggregation import DawidSkene
+    from crowdkit.aggregation import OneCoinDawidSkene
 
     data = pd.DataFrame(
         {
@@ -136,7 +142,7 @@ def _crowdkit(method, pairs, workers, says_a, n_pairs, n_workers):
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         if method == DAWID_SKENE:
-            model = DawidSkene(n_iter=MAX_ITERATIONS, tol=TOLERANCE)
+            model = OneCoinDawidSkene(n_iter=MAX_ITERATIONS, tol=TOLERANCE)
             probas = model.fit_predict_proba(data)
         else:
             model = CrowdKitMACE(n_restarts=1, n_iter=MACE_ITERATIONS, random_state=0)
@@ -147,16 +153,8 @@ def _crowdkit(method, pairs, workers, says_a, n_pairs, n_workers):
     p_a[probas.index.to_numpy(dtype=np.int64)] = column.to_numpy(dtype=float)
     reliability = np.full(n_workers, np.nan)
     if method == DAWID_SKENE:
-        errors = model.errors_  # index (worker, observed label), columns: true label
-        priors = model.priors_
-        right = np.zeros(n_workers)
-        for label in probas.columns:
-            diagonal = errors.xs(label, level="label")[label]
-            right[diagonal.index.to_numpy(dtype=np.int64)] += priors[label] * diagonal.to_numpy(
-                dtype=float
-            )
-        seen = np.unique(workers)
-        reliability[seen] = right[seen]
+        skills = model.skills_  # P(a right vote), by worker
+        reliability[skills.index.to_numpy(dtype=np.int64)] = skills.to_numpy(dtype=float)
     else:
         # crowd-kit's spamming_[:, 1] is P(the labeler knows the answer), by worker code.
         codes = pd.factorize(data["worker"])[1].to_numpy(dtype=np.int64)
@@ -194,6 +192,10 @@ def _glad(pairs, workers, says_a, n_pairs, n_workers):
         prior = -0.5 * (np.sum((alpha - 1) ** 2) + np.sum((beta - 1) ** 2))
         return float(fit + prior) / len(pairs)
 
+    # EM to convergence of the expected log-likelihood under the latest posteriors.
+    # crowd-kit stops once its objective, read with the previous E-step's posteriors, dips
+    # (after 2 iterations on the tests' crowds): a worse optimum of the same model, and on
+    # 600 planted pairs 2 points further from the truth than running on.
     p_a, q = e_step()
     previous = -np.inf
     for _ in range(MAX_ITERATIONS):
@@ -224,4 +226,4 @@ def _glad(pairs, workers, says_a, n_pairs, n_workers):
         previous = current
     seen = np.bincount(workers, minlength=n_workers) > 0
     reliability = np.where(seen, _sigmoid(alpha), np.nan)
-    return p_a, reliability
+    return p_a, reliability, {"alpha": alpha, "beta": beta}

@@ -69,21 +69,38 @@ def test_majority_is_the_vote_share_and_the_others_agreement():
     assert result.reliability[2] == 0.0
 
 
+def glad_log_posterior(crowd, alpha, beta):
+    """GLAD's objective: log P(votes | alpha, beta) with a uniform class prior, plus the
+    N(1, 1) priors on alpha and beta."""
+    x = alpha[crowd.worker] * np.exp(beta[crowd.pair])
+    n = len(beta)
+    right, wrong = -np.logaddexp(0, -x), -np.logaddexp(0, x)
+    if_a = np.bincount(crowd.pair, np.where(crowd.says_a, right, wrong), minlength=n)
+    if_b = np.bincount(crowd.pair, np.where(crowd.says_a, wrong, right), minlength=n)
+    prior = -0.5 * (((alpha - 1) ** 2).sum() + ((beta - 1) ** 2).sum())
+    return (np.logaddexp(if_a, if_b) + np.log(0.5)).sum() + prior
+
+
 def test_glad_matches_crowd_kit():
-    """GLAD here is crowd-kit's model on arrays: the same labels on nearly every pair, and no
-    worse against the truth."""
+    """GLAD here is crowd-kit's model fitted on arrays: the same label on nearly every pair,
+    and at least as good a fit of the same objective (crowd-kit stops once its objective
+    dips, here after two iterations)."""
     from crowdkit.aggregation import GLAD
 
-    crowd = planted_crowd(seed=1, n_pairs=300)
+    crowd = planted_crowd(seed=1, n_pairs=150)
     data = pd.DataFrame(
         {"task": crowd.pair, "worker": crowd.worker, "label": crowd.says_a.astype(int)}
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference = GLAD().fit_predict_proba(data)[1].sort_index().to_numpy()
-    ours = fit("glad", crowd).p_a
-    assert ((ours > 0.5) == (reference > 0.5)).mean() >= 0.9
-    assert ((ours > 0.5) == crowd.truth).mean() >= ((reference > 0.5) == crowd.truth).mean()
+        reference = GLAD().fit(data)
+    reference_p_a = reference.probas_[1].sort_index().to_numpy()
+    ours = fit("glad", crowd)
+    assert ((ours.p_a > 0.5) == (reference_p_a > 0.5)).mean() >= 0.9
+    theirs = glad_log_posterior(
+        crowd, reference.alphas_.sort_index().to_numpy(), reference.betas_.sort_index().to_numpy()
+    )
+    assert glad_log_posterior(crowd, ours.params["alpha"], ours.params["beta"]) > theirs
 
 
 @pytest.mark.parametrize("method", AGGREGATIONS)
