@@ -5,7 +5,7 @@ majority-vote export is the reference.
 
     .venv/bin/python bench/label_noise.py            # 1,500 pairs x 3 votes, 3 seeds
     .venv/bin/python bench/label_noise.py --quick    # 600 pairs, 3 seeds
-    .venv/bin/python bench/label_noise.py --smoke    # seconds: tiny data, one seed
+    .venv/bin/python bench/label_noise.py --smoke    # tiny data, one seed, a 3,000-vote scale
     .venv/bin/python bench/label_noise.py --scale 1000000   # aggregation time and memory only
 
 The world, per seed: 24 feature words with hidden weights drawn from N(0, 1); a response is 5
@@ -14,9 +14,9 @@ quality; the truth prefers the larger sum. A tiny BERT (built here, word-level v
 learns the rule in seconds on one CPU thread; 1,000 fixed test pairs measure accuracy
 against the truth.
 
-The crowd: 10 honest labelers (each wrong on a share of pairs drawn from 10-25%), and two
-each of always-left (the response shown on the left, as the lease drew it), coin-flip and
-always-longer: 6 careless labelers of 16. Each pair is labelled by 3 distinct labelers,
+The crowd: 10 honest labelers (each wrong on a share of pairs drawn from 10-25%), two
+always-left (the response shown on the left, as the lease drew it), two coin-flip and four
+always-longer: 8 careless labelers of 18. Each pair is labelled by 3 distinct labelers,
 through pair_lease_next and comparison_create. The same comparisons then train one model
 per aggregation (the project's setting, through run_create and run_execute, the real
 training path). TRL's RewardTrainer trains on the `trl` export of the majority vote (train
@@ -59,8 +59,9 @@ TEST_PAIRS = 1000
 SINGLE_VOTE_PAIRS = 800
 FLIP_SHARE = 0.2
 HONEST = 10
-CARELESS_EACH = 2
-CARELESS = ("always_left", "coin_flip", "always_longer")
+# Careless labelers by kind. Four always-longer: verbosity bias is the common one, and it is
+# the noise that teaches a model something false (random noise mostly averages out).
+CARELESS = {"always_left": 2, "coin_flip": 2, "always_longer": 4}
 REDUNDANCY = 3
 # A tiny encoder learns this rule in seconds; TrainConfig's defaults are for pretrained ones.
 TRAINING = {
@@ -229,7 +230,7 @@ def crowd(project, seed: int) -> list[tuple[object, str, float]]:
 
     rng = random.Random(seed)
     kinds = [("honest", rng.uniform(0.10, 0.25)) for _ in range(HONEST)]
-    kinds += [(kind, 0.0) for kind in CARELESS for _ in range(CARELESS_EACH)]
+    kinds += [(kind, 0.0) for kind, n in CARELESS.items() for _ in range(n)]
     people = []
     for k, (kind, error) in enumerate(kinds):
         user, _ = get_user_model().objects.get_or_create(username=f"bench-{k}-{kind}")
@@ -429,11 +430,11 @@ def scale_child(n: int) -> None:
     )
 
 
-def run_scale(n: int) -> dict:
+def run_scale(n: int, sizes: list[int] | None = None) -> dict:
     results = {}
     for method in AGGREGATIONS:
         per_size = {}
-        for size in sorted({n // 10, n}):
+        for size in sizes or sorted({n // 10, n}):
             proc = subprocess.run(
                 [sys.executable, __file__, "--scale-child", str(size)],
                 capture_output=True,
@@ -474,6 +475,7 @@ def main() -> None:
     if args.scale:
         print(json.dumps(run_scale(args.scale)))
         return
+    scale = run_scale(3000, [3000]) if args.smoke else {}
 
     n_pool = args.pairs or (60 if args.smoke else 600 if args.quick else 1500)
     n_single = 60 if args.smoke else SINGLE_VOTE_PAIRS
@@ -506,14 +508,15 @@ def main() -> None:
             for aggregation in AGGREGATIONS:
                 acc = train_ours(project, test, aggregation, {"seed": seed})
                 scores.setdefault(aggregation, []).append(acc)
-                labels = label_accuracy(project, pool)
+                labels, longer = label_accuracy(project, pool)
                 label_truth.setdefault(f"labels by {aggregation}", []).append(labels)
-                line.append(f"{aggregation} {acc:.4f} (labels {labels:.3f})")
+                label_truth.setdefault(f"longer chosen by {aggregation}", []).append(longer)
+                line.append(f"{aggregation} {acc:.4f} (labels {labels:.3f}, longer {longer:.3f})")
             acc = train_trl(project, test, backbone, workdir, epochs, seed)
             scores.setdefault("TRL on majority", []).append(acc)
             line.append(f"TRL {acc:.4f}")
             for name, overrides in VARIANTS.items():
-                if name == "soft targets (default)":
+                if name == "soft targets (default)" or (args.smoke and name != "GCE loss"):
                     continue
                 acc = train_ours(
                     project, test, args.variants_aggregation, {"seed": seed, **overrides}
@@ -522,7 +525,7 @@ def main() -> None:
                 line.append(f"{name} {acc:.4f}")
             noisy = seed_project(f"single-{seed}", single_pool, backbone, 1, epochs)
             single_vote_labels(noisy, single_pool, seed)
-            for name in SINGLE_VARIANTS:
+            for name in SINGLE_VARIANTS[:1] if args.smoke else SINGLE_VARIANTS:
                 acc = train_ours(noisy, test, "majority", {"seed": seed, **VARIANTS[name]})
                 single.setdefault(name, []).append(acc)
                 line.append(f"single-vote {name} {acc:.4f}")
@@ -535,10 +538,13 @@ def main() -> None:
 
     print(
         f"\n{n_pool} pairs x {REDUNDANCY} votes; {HONEST} honest labelers and "
-        f"{CARELESS_EACH} each of {', '.join(CARELESS)}; {seeds} seed(s); clean test "
+        f"{', '.join(f'{n} {k}' for k, n in CARELESS.items())}; {seeds} seed(s); clean test "
         f"accuracy on {n_test} pairs (mean, range over seeds)"
     )
     for kind, shares in label_truth.items():
+        if kind.startswith("longer"):
+            print(f"  rows whose {kind}: {statistics.mean(shares):.3f}")
+            continue
         what = kind if kind.startswith("labels") else f"votes of {kind}"
         print(f"  {what:<30} agree with the truth: {statistics.mean(shares):.3f}")
     for name, values in scores.items():
@@ -576,6 +582,7 @@ def main() -> None:
                 "pairs": n_pool,
                 "seeds": seeds,
                 "runs": {k: [round(x, 4) for x in v] for k, v in {**scores, **single}.items()},
+                **scale,
             }
         )
     )
