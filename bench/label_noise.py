@@ -164,6 +164,8 @@ def make_backbone(path: Path) -> str:
 def setup_django(workdir: Path) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ["MODELS_DIR"] = str(workdir / "models")
+    # A throwaway database on this machine: development settings.
+    os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
