@@ -304,16 +304,18 @@ def accuracy(scorer, test: list[SyntheticPair]) -> float:
     return sum((rewards[i] > rewards[n + i]) == p.a_better for i, p in enumerate(test)) / n
 
 
-def label_accuracy(project, pool: list[SyntheticPair]) -> float:
-    """Share of the project's preference rows (its aggregation) whose chosen is truly better."""
+def label_accuracy(project, pool: list[SyntheticPair]) -> tuple[float, float]:
+    """Shares of the project's preference rows (under its aggregation) whose chosen response
+    is truly better, and is the longer one (the truth: about half)."""
     from annotate.selectors.dataset import preference_rows
 
-    right = [
-        (row["chosen_id"] < row["rejected_id"])
-        == pool[project.bench_index[row["pair_id"]]].a_better
-        for row in preference_rows(project)
-    ]
-    return sum(right) / len(right)
+    right, longer = [], []
+    for row in preference_rows(project):
+        pair = pool[project.bench_index[row["pair_id"]]]
+        chosen_a = row["chosen_id"] < row["rejected_id"]
+        right.append(chosen_a == pair.a_better)
+        longer.append(chosen_a == pair.a_longer)
+    return sum(right) / len(right), sum(longer) / len(longer)
 
 
 def train_ours(project, test, aggregation: str, overrides: dict | None = None) -> float:
