@@ -69,6 +69,21 @@ def test_majority_is_the_vote_share_and_the_others_agreement():
     assert result.reliability[2] == 0.0
 
 
+def test_dawid_skene_is_crowd_kits_one_coin_model(crowd, fits):
+    from crowdkit.aggregation import OneCoinDawidSkene
+
+    data = pd.DataFrame(
+        {"task": crowd.pair, "worker": crowd.worker, "label": crowd.says_a.astype(int)}
+    )
+    reference = OneCoinDawidSkene(n_iter=100, tol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p_a = reference.fit_predict_proba(data)[1].sort_index().to_numpy()
+    assert fits["dawid_skene"].p_a == pytest.approx(p_a, abs=1e-9)
+    skills = reference.skills_.sort_index().to_numpy()
+    assert fits["dawid_skene"].reliability == pytest.approx(skills, abs=1e-9)
+
+
 def glad_log_posterior(crowd, alpha, beta):
     """GLAD's objective: log P(votes | alpha, beta) with a uniform class prior, plus the
     N(1, 1) priors on alpha and beta."""

@@ -139,7 +139,7 @@ def test_quality_api_shows_reliability_beside_agreement(project, planted, staff)
     client.force_authenticate(staff)
     body = client.get(f"/api/projects/{project.slug}/quality/").json()
     assert body["aggregation"]["method"] == "dawid_skene"
-    assert body["aggregation"]["model"] == "one-coin Dawid-Skene (crowd-kit)"
+    assert body["aggregation"]["model"] == "one-coin Dawid-Skene"
     by_name = {r["username"]: r for r in body["labelers"]}
     careless = [
         by_name[u.username]["reliability"] for u, c in zip(users, crowd.careless, strict=False) if c
@@ -154,7 +154,7 @@ def test_quality_api_shows_reliability_beside_agreement(project, planted, staff)
 
     client.force_login(staff)
     page = client.get(f"/projects/{project.slug}/quality/")
-    assert "Reliability (one-coin Dawid-Skene (crowd-kit))" in page.content.decode()
+    assert "Reliability (one-coin Dawid-Skene)" in page.content.decode()
 
 
 def test_review_queue_weighs_the_labelers(project, planted):
