@@ -8,8 +8,6 @@ from typing import Any
 TIE_LOSSES = ("soft", "drop")
 SHARDINGS = ("ddp", "fsdp")
 ATTENTION_KERNELS = ("", "sdpa", "eager", "flash_attention_2")
-# rewardtrain.losses.LOSSES, repeated so that the config never imports torch.
-LOSSES = ("bradley_terry", "gce")
 
 
 class ConfigError(ValueError):
@@ -46,11 +44,6 @@ class TrainConfig:
     # The target for sigma(delta) is the chosen response's vote share (1.0 with a single vote),
     # so a 2-1 split asks for a smaller gap than a unanimous pair.
     use_soft_labels: bool = True
-    # The loss on each pair (rewardtrain.losses): "bradley_terry", or "gce", a loss that
-    # flipped labels pull less. Measured by bench/label_noise.py (see the README's Training).
-    loss: str = "bradley_terry"
-    # Targets move toward 0.5 by this much (conservative DPO's answer to flipped labels).
-    label_smoothing: float = 0.0
     # Eisenstein et al.'s coefficient * mean((r_c + r_r)^2) keeps rewards centred; 0.01 is
     # their suggestion. Off by default: Bradley-Terry only needs differences.
     center_rewards_coefficient: float = 0.0
@@ -106,10 +99,6 @@ class TrainConfig:
     sharding: str = "ddp"
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError("label_smoothing must be in [0, 1)")
         if self.tie_loss not in TIE_LOSSES:
             raise ConfigError(f"tie_loss must be one of {TIE_LOSSES}, not {self.tie_loss!r}")
         for name in ("max_length", "batch_size", "eval_batch_size", "epochs"):

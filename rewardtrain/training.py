@@ -45,7 +45,6 @@ from rewardtrain.distributed import (
     wrap,
 )
 from rewardtrain.lora import lora_save_and_merge
-from rewardtrain.losses import training_loss
 from rewardtrain.model import PLAIN_FORMAT_NOTE, default_backbone, rewards, set_attention
 from rewardtrain.precision import MasterWeights
 from rewardtrain.prepare import Prepared, flops_per_token, gpu_peak_flops, prepare_model
@@ -139,13 +138,8 @@ def use_master_weights(cfg: TrainConfig, device: str, bf16: bool) -> bool:
 def batch_loss(r: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
     """The training loss of one collated batch from its rewards (chosen rows first)."""
     r_chosen, r_rejected = r.float().chunk(2)
-    return training_loss(
-        r_chosen,
-        r_rejected,
-        batch,
-        loss=cfg.loss,
-        label_smoothing=cfg.label_smoothing,
-        center_coefficient=cfg.center_rewards_coefficient,
+    return pair_loss(
+        r_chosen, r_rejected, batch["margins"], batch["targets"], cfg.center_rewards_coefficient
     )
 
 
