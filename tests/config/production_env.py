@@ -25,9 +25,15 @@ def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
 
 
 def production_env(tmp: Path, **overrides: str) -> dict[str, str]:
-    """os.environ without the suite's DEBUG=1, plus deploy/prefloop.env with its blanks
+    """os.environ without the suite's DEBUG=1 (and its other test-only switches), plus deploy/prefloop.env with its blanks
     filled and its server paths under `tmp`."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    # The browser fixture's DJANGO_ALLOW_ASYNC_UNSAFE is the test process's own: a production
+    # environment never has it (check --deploy says so).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(read_env_file())
     env["SECRET_KEY"] = secrets.token_urlsafe(50)
     for key in ("DATA_DIR", "MODELS_DIR", "STATIC_ROOT"):
