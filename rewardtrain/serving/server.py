@@ -106,6 +106,8 @@ def serve(
         if current
         else f"Project {project.slug}: no active model yet; answering 503 until one is activated"
     )
+    if active.error:
+        say(f"The active {active.error}")
     say(
         "No auth: listening on the loopback interface only; anyone on this machine can score."
         if no_auth
