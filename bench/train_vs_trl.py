@@ -4,6 +4,9 @@ and hyper-parameters; prints pairs/s, peak memory (RSS) and held-out accuracy, a
     .venv/bin/python bench/train_vs_trl.py            # 2,000 pairs, fixed and varied lengths
     .venv/bin/python bench/train_vs_trl.py --quick    # 200 pairs, a smoke run
     .venv/bin/python bench/train_vs_trl.py --bf16 both  # also each trainer in the other precision
+    .venv/bin/python bench/train_vs_trl.py --decoder  # a ~30M random Llama: full FT and LoRA,
+                                                      # then 1 against 2 gloo ranks
+    .venv/bin/python bench/train_vs_trl.py --smoke    # seconds: a toy decoder, in-process
 
 Precision: by default each trainer runs in bf16 where the hardware has it (CUDA, or a CPU with
 AMX/AVX512-BF16) and fp32 elsewhere: on an AVX2-only CPU bf16 matmuls are emulated and a bf16
@@ -21,6 +24,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -160,9 +164,13 @@ def run_ours(spec: dict) -> dict:
         seed=0,
         bf16=spec["bf16"],
         cpu_threads=spec["threads"],
+        lora_r=spec.get("lora_r", 0),
+        lora_alpha=2 * spec.get("lora_r", 0) or 16,
     )
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
+    if spec.get("nproc", 1) > 1:
+        return _ours_on_ranks(spec, cfg, data)
     started = time.perf_counter()
     result = train(data["train"], data["validation"], cfg)
     wall = time.perf_counter() - started
@@ -182,6 +190,31 @@ def run_ours(spec: dict) -> dict:
     }
     out.update(_cuda_stats(result.model, result.tokens_per_second))
     return out
+
+
+def _ours_on_ranks(spec: dict, cfg, data: dict) -> dict:
+    """prefloop on `nproc` gloo ranks launched with torchrun, as a training run does."""
+    from rewardtrain.evaluation import evaluate
+    from rewardtrain.launch import train_and_save
+    from rewardtrain.scoring import RewardScorer
+
+    folder = tempfile.mkdtemp()
+    started = time.perf_counter()
+    figures = train_and_save(data["train"], data["validation"], cfg, folder, nproc=spec["nproc"])
+    wall = time.perf_counter() - started
+    r_c, r_r = RewardScorer.load(folder, device="cpu").score_pairs(data["test"])
+    metrics = evaluate(data["test"], r_c, r_r, n_bootstrap=0)
+    return {
+        "pairs_per_second": figures["pairs_per_second"],
+        "train_seconds": len(data["train"]) * cfg.epochs / figures["pairs_per_second"],
+        "wall_seconds": wall,
+        "test_accuracy": metrics["accuracy"],
+        "test_log_loss": metrics["log_loss"],
+        "pairs_trained": len(data["train"]),
+        "truncated": figures["truncated"],
+        "bf16": bool(cfg.bf16),
+        "threads": 1,
+    }
 
 
 def run_trl(spec: dict) -> dict:
@@ -231,8 +264,25 @@ def run_trl(spec: dict) -> dict:
         use_cpu=not cuda,
         dataloader_num_workers=0,
     )
+    peft_config = None
+    if spec.get("lora_r"):
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            task_type="SEQ_CLS",
+            r=spec["lora_r"],
+            lora_alpha=2 * spec["lora_r"],
+            lora_dropout=0.0,
+            target_modules="all-linear",
+        )
     started = time.perf_counter()
-    trainer = RewardTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tok)
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        processing_class=tok,
+        peft_config=peft_config,
+    )
     kept = len(trainer.train_dataset)
     tick = time.perf_counter()
     trainer.train()
@@ -245,6 +295,7 @@ def run_trl(spec: dict) -> dict:
 
     # Held-out accuracy over the whole test set, with TRL's own input (prompt + response + eos).
     eos = args.eos_token or tok.eos_token
+    model = trainer.model
     model.eval()
     device = next(model.parameters()).device
     wins = []
@@ -310,6 +361,140 @@ def _child(kind: str, spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+DECODER_SIZES = {
+    # ~30M parameters: 10 blocks of 512 wide, Llama's SwiGLU and RMSNorm, a word-level vocab.
+    "full": {"hidden": 512, "layers": 10, "heads": 8},
+    "smoke": {"hidden": 64, "layers": 2, "heads": 4},
+}
+
+
+def build_decoder(folder: str, texts: list[str], hidden: int, layers: int, heads: int) -> int:
+    """A random-init Llama-style sequence classifier with a word-level tokenizer learnt from
+    `texts`, saved as a backbone folder (nothing downloaded). Returns its parameter count."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    words.normalizer = normalizers.Lowercase()
+    words.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words.train_from_iterator(
+        [*texts, "User: System: Assistant:"],
+        trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<|endoftext|>"]),
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=words,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+    )
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=hidden * 11 // 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=1024,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return sum(p.numel() for p in model.parameters())
+
+
+def decoder_main(args) -> None:
+    """--decoder and --smoke: ours against TRL on a locally built decoder, full fine-tuning
+    and LoRA, then prefloop on 1 against 2 gloo ranks (--smoke: a toy model, in-process)."""
+    import torch
+
+    smoke = args.smoke
+    n_pairs, n_test = (48, 24) if smoke else (args.pairs, args.test_pairs)
+    varied = args.variants.split(",")[0] == "varied"
+    max_length = 512 if varied else 128
+    data = {
+        "train": make_pairs(n_pairs, 1, varied),
+        "validation": make_pairs(max(n_pairs // 10, 8), 2, varied),
+        "test": make_pairs(n_test, 3, varied),
+    }
+    texts = [
+        r[k] for split in data.values() for r in split for k in ("prompt", "chosen", "rejected")
+    ]
+    folder = tempfile.mkdtemp(prefix="decoder-")
+    params = build_decoder(folder, texts, **DECODER_SIZES["smoke" if smoke else "full"])
+    print(
+        f"decoder: random-init Llama, {params / 1e6:.1f}M parameters, word-level vocab; "
+        f"{n_pairs} train pairs ({'varied' if varied else 'fixed'} lengths), {n_test} test; "
+        f"cpu, torch threads {args.threads or torch.get_num_threads()}, cores {os.cpu_count()}, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    data_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(data, data_file)
+    data_file.close()
+    base = {
+        "data": data_file.name,
+        "backbone": folder,
+        "max_length": max_length,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "bf16": {"auto": None, "on": True, "off": False}.get(args.bf16),
+        "threads": args.threads,
+    }
+    if smoke:  # a toy model: one thread and fp32 waste no time on start-up
+        base.update(bf16=False, threads=1)
+
+    def run(kind: str, spec: dict) -> dict:
+        if smoke:  # one process, seconds: the figures are printed, not meaningful
+            result = (run_ours if kind == "ours" else run_trl)(spec)
+            return dict(result, peak_rss_mb=peak_rss_mb())
+        return _child(kind, spec)
+
+    verdicts = []
+    for mode, lora_r, lr in (("full fine-tuning", 0, 3e-4), ("LoRA r=16", 16, 1e-3)):
+        spec = {**base, "lora_r": lora_r, "learning_rate": args.learning_rate or lr}
+        runs: dict[str, list[dict]] = {"ours": [], "trl": []}
+        for round_ in range(1 if smoke else args.rounds):
+            order = ["trl", "ours"] if round_ % 2 == 0 else ["ours", "trl"]
+            for kind in order:
+                result = run(kind, {**spec, "attention": "sdpa"})
+                runs[kind].append(result)
+                print(f"  {mode}, round {round_ + 1}, {kind:4s}: {_fmt(result)}", flush=True)
+        ours = [r["pairs_per_second"] for r in runs["ours"]]
+        trl = [r["pairs_per_second"] for r in runs["trl"]]
+        ratios = [o / t for o, t in zip(ours, trl, strict=True)]
+        acc_ours = min(r["test_accuracy"] for r in runs["ours"])
+        acc_trl = max(r["test_accuracy"] for r in runs["trl"])
+        met = min(ratios) >= 1.5 and acc_ours >= acc_trl
+        verdicts.append(met)
+        print(
+            f"  {mode}: ours/TRL pairs/s x{sum(ratios) / len(ratios):.2f} "
+            f"(range {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} round(s)); "
+            f"held-out accuracy ours {acc_ours:.3f} (worst) vs TRL {acc_trl:.3f} (best); "
+            f"target 1.5x at >= TRL's accuracy: {'met' if met else 'NOT met'}"
+        )
+    if smoke:
+        print("  1 vs 2 gloo ranks: left out of --smoke (torchrun start-up takes longer than it)")
+    else:
+        spec = {**base, "lora_r": 0, "learning_rate": args.learning_rate or 3e-4}
+        one = _child("ours", {**spec, "nproc": 1, "threads": 2})
+        two = _child("ours", {**spec, "nproc": 2})
+        print(f"  prefloop, 1 rank (2 threads): {_fmt(one)}")
+        print(f"  prefloop, 2 gloo ranks (1 thread each): {_fmt(two)}")
+        print(
+            f"  2 ranks / 1 rank: pairs/s x{two['pairs_per_second'] / one['pairs_per_second']:.2f}"
+            " (for information: two ranks share this machine's two cores)"
+        )
+    os.unlink(data_file.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"decoder targets met: {all(verdicts)}")
+
+
 def _fmt(result: dict) -> str:
     parts = [
         f"{result['pairs_per_second']:6.2f} pairs/s",
@@ -338,7 +523,12 @@ def main() -> None:
     parser.add_argument("--test-pairs", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="default 5e-5 (MiniLM); --decoder: 3e-4 full, 1e-3 LoRA (random-init weights)",
+    )
     parser.add_argument("--variants", default="fixed,varied")
     parser.add_argument("--rounds", type=int, default=1, help="alternating repeats of each run")
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's default, for both")
@@ -355,6 +545,8 @@ def main() -> None:
         help="TRL's attention kernels to try (its best counts); prefloop picks one per batch",
     )
     parser.add_argument("--json", help="also write all results to this file")
+    parser.add_argument("--decoder", action="store_true", help="a ~30M random Llama (see above)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: a toy decoder, in-process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -365,6 +557,12 @@ def main() -> None:
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
+    if args.decoder or args.smoke:
+        if args.pairs == 2000 and not args.smoke:
+            args.pairs, args.test_pairs = 600, 300
+        decoder_main(args)
+        return
+    args.learning_rate = args.learning_rate or 5e-5
 
     from rewardtrain.model import default_backbone
 

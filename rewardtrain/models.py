@@ -49,6 +49,16 @@ class TrainingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Written by the worker while it trains; a stale heartbeat means the worker died.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # How it trained: ranks (processes) in all, LoRA rank (null = full fine-tuning), the
+    # parameters trained and in all, tokens per second over all ranks; on CUDA also the model
+    # FLOPs utilisation and each device's peak memory (GB).
+    world_size = models.PositiveIntegerField(null=True, blank=True)
+    lora_r = models.PositiveIntegerField(null=True, blank=True)
+    trainable_params = models.BigIntegerField(null=True, blank=True)
+    total_params = models.BigIntegerField(null=True, blank=True)
+    tokens_per_s = models.FloatField(null=True, blank=True)
+    mfu = models.FloatField(null=True, blank=True)
+    peak_memory_gb = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

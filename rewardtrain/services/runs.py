@@ -233,12 +233,13 @@ def _release_memory() -> None:
 
 
 def _error_text(exc: BaseException, device: str) -> str:
+    from rewardtrain.launch import LaunchError
     from rewardtrain.model import BackboneError
     from rewardtrain.training import NotEnoughData
 
     if isinstance(exc, NotEnoughData):
         return f"Not enough data: {exc}"
-    if isinstance(exc, RunError | BackboneError):
+    if isinstance(exc, RunError | BackboneError | LaunchError):
         text = str(exc)
         return text[:1].upper() + text[1:]
     message = str(exc)
@@ -309,117 +310,42 @@ def run_execute(*, run_id: int, on_progress: Callable[[Any], None] | None = None
     return run
 
 
+# What a run records about how it trained (the rest of the figures go into its version).
+RUN_FIGURES = (
+    "world_size",
+    "lora_r",
+    "trainable_params",
+    "total_params",
+    "tokens_per_s",
+    "mfu",
+    "peak_memory_gb",
+)
+
+
 def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> None:
+    """Rows, ranks, training into a hidden folder, evaluation, then the version committed;
+    a failure at any point leaves no model folder behind."""
     from rewardtrain.config import TrainConfig
-    from rewardtrain.evaluation import promotion_decision
     from rewardtrain.model import default_backbone
-    from rewardtrain.scoring import RewardScorer
-    from rewardtrain.training import save_model, train
 
-    project = run.project
     cfg = TrainConfig.from_dict(run.config)
-    data = selectors.training_data(project=project)
-    snap = data.snapshot()
-    _heartbeat(run.pk, snapshot=json_safe(snap))
-    if not data.test:
-        counts = ", ".join(f"{n} {split}" for split, n in snap["counts"].items())
-        raise RunError(
-            f"Not enough data: no pairs in the test split ({counts}); a tenth of the prompts go "
-            "to test, so collect comparisons on more prompts."
-        )
-
+    data, snap = _rows_for(run)
     backbone = cfg.backbone or default_backbone()
-    active = selectors.version_active(project=project)
+    active = selectors.version_active(project=run.project)
     warm = active if active and active.backbone == backbone and Path(active.path).is_dir() else None
-    result = train(
-        data.train,
-        data.validation,
-        cfg,
-        on_step=reporter.on_step,
-        should_stop=reporter.should_stop,
-        init_from=warm.path if warm else None,
-    )
-    snap["truncated"] = result.truncated
-    _heartbeat(run.pk, snapshot=json_safe(snap), device=str(result.device))
+    nproc, rendezvous = _ranks_for(cfg, device)
+    _heartbeat(run.pk, world_size=nproc * rendezvous.nnodes, lora_r=cfg.lora_r or None)
 
-    training = {
-        "steps": result.steps,
-        "device": str(result.device),
-        "pairs_per_second": result.pairs_per_second,
-        "train_seconds": result.train_seconds,
-        "best_val_loss": result.best_val_loss,
-        "stopped_early": result.stopped_early,
-        "truncated": result.truncated,
-        "warm_start_from": warm.version if warm else None,
-    }
-    project_dir = Path(settings.MODELS_DIR) / project.slug
+    project_dir = Path(settings.MODELS_DIR) / run.project.slug
     project_dir.mkdir(parents=True, exist_ok=True)
     # Written under a hidden name and renamed once complete: a failed run leaves no half folder.
     staging = project_dir / f".run-{run.pk}-{uuid.uuid4().hex[:8]}"
     final: Path | None = None
     try:
-        save_model(
-            result,
-            staging,
-            metrics=json_safe(training),
-            extra={"project": project.slug, "run": run.pk, "snapshot": json_safe(snap)},
-        )
-        _ensemble_members_train(data, cfg, staging, warm, reporter)
-        # Scored from the saved folder: what gets evaluated is exactly what is served.
-        scorer = RewardScorer.load(str(staging), device=device)
-        baseline_scorer = None
-        baseline_error = ""
-        if active is not None:
-            try:
-                baseline_scorer = scorer_for(version=active, device=device)
-            except Exception as exc:  # a lost active model must not block training
-                baseline_error = f"active version {active.version} could not be loaded: {exc}"
-        metrics = evaluation_rows_score(
-            data.test, scorer, baseline_scorer, heartbeat=lambda: _heartbeat(run.pk)
-        )
-        active_metrics = metrics.get("baseline") if baseline_scorer is not None else None
-        tolerance = settings.PROMOTION_ACCURACY_TOLERANCE
-        promoted, reason = promotion_decision(metrics, active_metrics, accuracy_tolerance=tolerance)
-        if baseline_error:
-            reason = f"{reason} ({baseline_error})"
-        metrics = json_safe({**metrics, "training": training})
-        test_snapshot = json_safe({**snapshot(data.test), "both_bad": data.stats.both_bad})
-        with transaction.atomic():
-            finished = _finish(
-                run.pk,
-                Status.SUCCEEDED,
-                progress=json_safe(reporter.last_progress),
-                loss_history=json_safe(reporter.history),
-                pairs_per_second=json_safe(result.pairs_per_second),
-                device=str(result.device),
-            )
-            if not finished:
-                raise RunError("the run stopped being 'running' (marked lost?) before it ended")
-            number = _next_version(project, project_dir)
-            final = project_dir / str(number)
-            staging.rename(final)
-            version = ModelVersion.objects.create(
-                project=project,
-                run=run,
-                version=number,
-                path=str(final),
-                backbone=backbone,
-                metrics=metrics,
-                promotion={
-                    "promoted": bool(promoted),
-                    "reason": reason,
-                    "compared_to": active.version if active else None,
-                    "tolerance": tolerance,
-                },
-            )
-            Evaluation.objects.create(
-                model_version=version,
-                kind=Evaluation.Kind.TRAINING,
-                snapshot=test_snapshot,
-                metrics=metrics,
-            )
-            if promoted:
-                activate_in_transaction(version)
+        training = _train_into(staging, run, cfg, data, snap, warm, reporter, nproc, rendezvous)
+        _ensemble_members_train(data, cfg, staging, warm, reporter, nproc, rendezvous)
+        evaluated = _evaluate_staged(staging, run, data, active, device, training)
+        final = _version_commit(run, staging, backbone, evaluated, training, reporter)
     except BaseException:
         if final is not None and final.exists() and not _version_saved(run.pk):
             shutil.rmtree(final, ignore_errors=True)
@@ -429,8 +355,156 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _rows_for(run: TrainingRun) -> tuple[Any, dict[str, Any]]:
+    """The project's rows by split and their snapshot (recorded on the run at once)."""
+    data = selectors.training_data(project=run.project)
+    snap = data.snapshot()
+    _heartbeat(run.pk, snapshot=json_safe(snap))
+    if not data.test:
+        counts = ", ".join(f"{n} {split}" for split, n in snap["counts"].items())
+        raise RunError(
+            f"Not enough data: no pairs in the test split ({counts}); a tenth of the prompts go "
+            "to test, so collect comparisons on more prompts."
+        )
+    return data, snap
+
+
+def _ranks_for(cfg: Any, device: str) -> tuple[int, Any]:
+    """(ranks on this machine, rendezvous): the run's nproc, else TRAINING_NPROC, else one
+    per visible GPU; the machines from TRAINING_NNODES and friends."""
+    from rewardtrain.launch import LaunchError, Rendezvous, resolve_nproc
+
+    rendezvous = Rendezvous(
+        nnodes=settings.TRAINING_NNODES,
+        node_rank=settings.TRAINING_NODE_RANK,
+        master_addr=settings.TRAINING_MASTER_ADDR,
+        master_port=settings.TRAINING_MASTER_PORT,
+    )
+    if rendezvous.node_rank != 0:
+        raise LaunchError(
+            f"this worker is node {rendezvous.node_rank} of {rendezvous.nnodes}: training runs "
+            "start on node 0; the other machines join with `python -m rewardtrain.launch`"
+        )
+    return resolve_nproc(cfg.nproc or settings.TRAINING_NPROC, device), rendezvous
+
+
+def _train_into(
+    staging: Path, run, cfg, data, snap, warm, reporter: _Reporter, nproc: int, rendezvous
+) -> dict[str, Any]:
+    """Train (in this process or on torchrun's ranks) and write the model into `staging`;
+    returns the training figures, also recorded on the run."""
+    from rewardtrain.launch import train_and_save
+
+    training = train_and_save(
+        data.train,
+        data.validation,
+        cfg,
+        staging,
+        nproc=nproc,
+        rendezvous=rendezvous,
+        init_from=warm.path if warm else None,
+        on_step=reporter.on_step,
+        should_stop=reporter.should_stop,
+        metrics={"warm_start_from": warm.version if warm else None},
+        extra={"project": run.project.slug, "run": run.pk, "snapshot": json_safe(snap)},
+    )
+    snap["truncated"] = training["truncated"]
+    _heartbeat(
+        run.pk,
+        snapshot=json_safe(snap),
+        device=training["device"],
+        **{key: json_safe(training.get(key)) for key in RUN_FIGURES},
+    )
+    return training
+
+
+def _evaluate_staged(
+    staging: Path, run, data, active: ModelVersion | None, device: str, training: dict
+) -> dict[str, Any]:
+    """The saved folder's metrics on the test split, the promotion decision against the
+    active model, and the test split's snapshot."""
+    from rewardtrain.evaluation import promotion_decision
+    from rewardtrain.scoring import RewardScorer
+
+    # Scored from the saved folder: what gets evaluated is exactly what is served.
+    scorer = RewardScorer.load(str(staging), device=device)
+    baseline_scorer = None
+    baseline_error = ""
+    if active is not None:
+        try:
+            baseline_scorer = scorer_for(version=active, device=device)
+        except Exception as exc:  # a lost active model must not block training
+            baseline_error = f"active version {active.version} could not be loaded: {exc}"
+    metrics = evaluation_rows_score(
+        data.test, scorer, baseline_scorer, heartbeat=lambda: _heartbeat(run.pk)
+    )
+    active_metrics = metrics.get("baseline") if baseline_scorer is not None else None
+    tolerance = settings.PROMOTION_ACCURACY_TOLERANCE
+    promoted, reason = promotion_decision(metrics, active_metrics, accuracy_tolerance=tolerance)
+    if baseline_error:
+        reason = f"{reason} ({baseline_error})"
+    return {
+        "metrics": json_safe({**metrics, "training": training}),
+        "promotion": {
+            "promoted": bool(promoted),
+            "reason": reason,
+            "compared_to": active.version if active else None,
+            "tolerance": tolerance,
+        },
+        "test_snapshot": json_safe({**snapshot(data.test), "both_bad": data.stats.both_bad}),
+    }
+
+
+def _version_commit(
+    run, staging: Path, backbone: str, evaluated: dict, training: dict, reporter: _Reporter
+) -> Path:
+    """In one transaction: the run succeeded, the folder renamed to its version number, the
+    ModelVersion and its Evaluation created, the version activated if promoted. Returns the
+    version's folder."""
+    project = run.project
+    project_dir = staging.parent
+    with transaction.atomic():
+        finished = _finish(
+            run.pk,
+            Status.SUCCEEDED,
+            progress=json_safe(reporter.last_progress),
+            loss_history=json_safe(reporter.history),
+            pairs_per_second=json_safe(training["pairs_per_second"]),
+            device=training["device"],
+        )
+        if not finished:
+            raise RunError("the run stopped being 'running' (marked lost?) before it ended")
+        number = _next_version(project, project_dir)
+        final = project_dir / str(number)
+        staging.rename(final)
+        version = ModelVersion.objects.create(
+            project=project,
+            run=run,
+            version=number,
+            path=str(final),
+            backbone=backbone,
+            metrics=evaluated["metrics"],
+            promotion=evaluated["promotion"],
+        )
+        Evaluation.objects.create(
+            model_version=version,
+            kind=Evaluation.Kind.TRAINING,
+            snapshot=evaluated["test_snapshot"],
+            metrics=evaluated["metrics"],
+        )
+        if evaluated["promotion"]["promoted"]:
+            activate_in_transaction(version)
+    return final
+
+
 def _ensemble_members_train(
-    data: Any, cfg: Any, folder: Path, warm: ModelVersion | None, reporter: _Reporter
+    data: Any,
+    cfg: Any,
+    folder: Path,
+    warm: ModelVersion | None,
+    reporter: _Reporter,
+    nproc: int,
+    rendezvous: Any,
 ) -> None:
     """Members 1 .. K-1 of an ensemble (cfg.ensemble_size = K > 1): the same rows, seeds
     seed+1 .. seed+K-1, saved in <version>/members/<k>/ where rescoring reads their spread.
@@ -440,21 +514,22 @@ def _ensemble_members_train(
     member: the members' differences are the measure."""
     from dataclasses import replace
 
+    from rewardtrain.launch import train_and_save
     from rewardtrain.services.pairs import MEMBERS_DIR
-    from rewardtrain.training import save_model, train
 
     for k in range(1, cfg.ensemble_size):
         member_cfg = replace(cfg, seed=cfg.seed + k)
         previous = Path(warm.path) / MEMBERS_DIR / str(k) if warm else None
-        result = train(
+        train_and_save(
             data.train,
             data.validation,
             member_cfg,
-            should_stop=reporter.should_stop,
+            folder / MEMBERS_DIR / str(k),
+            nproc=nproc,
+            rendezvous=rendezvous,
             init_from=str(previous) if previous and previous.is_dir() else None,
-        )
-        save_model(
-            result, folder / MEMBERS_DIR / str(k), metrics={"member": k, "seed": member_cfg.seed}
+            should_stop=reporter.should_stop,
+            metrics={"member": k, "seed": member_cfg.seed},
         )
         _heartbeat(reporter.run_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -61,6 +62,7 @@ def run_summary(run: TrainingRun) -> str:
     lines = [
         f"Run {run.pk} succeeded on {run.device} in {_fmt(training.get('train_seconds'), 1)} s "
         f"({training.get('steps')} steps, {_fmt(run.pairs_per_second, 1)} pairs/s).",
+        _scale_line(run),
         f"Data: {counts.get('train', 0)} train, {counts.get('validation', 0)} validation, "
         f"{counts.get('test', 0)} test pairs; {snap.get('ties', 0)} ties, "
         f"{snap.get('both_bad', 0)} both-bad pairs left out, {snap.get('truncated', 0)} "
@@ -74,6 +76,19 @@ def run_summary(run: TrainingRun) -> str:
     return "\n".join(lines)
 
 
+def _scale_line(run: TrainingRun) -> str:
+    how = f"LoRA r={run.lora_r}" if run.lora_r else "full fine-tuning"
+    line = (
+        f"{run.world_size or 1} rank(s), {how}: {run.trainable_params or 0:,} of "
+        f"{run.total_params or 0:,} parameters trained, {_fmt(run.tokens_per_s, 0)} tokens/s"
+    )
+    if run.mfu is not None:
+        line += f", MFU {run.mfu:.1%}"
+    if run.peak_memory_gb:
+        line += f", peak memory {', '.join(f'{gb:.1f}' for gb in run.peak_memory_gb)} GB"
+    return line + "."
+
+
 class Command(BaseCommand):
     help = "Train a project's reward model now, with a progress bar, and report the result."
 
@@ -83,6 +98,23 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--batch-size", type=int, dest="batch_size")
         parser.add_argument("--max-length", type=int, dest="max_length")
+        parser.add_argument(
+            "--lora-r",
+            type=int,
+            dest="lora_r",
+            help="LoRA rank through peft (0 = full fine-tuning).",
+        )
+        parser.add_argument(
+            "--nproc",
+            type=int,
+            help="Ranks on this machine, launched with torchrun (default: one per visible GPU).",
+        )
+        parser.add_argument(
+            "--gradient-checkpointing",
+            action=argparse.BooleanOptionalAction,
+            dest="gradient_checkpointing",
+            help="Recompute activations in backward (default: on over ~300M parameters on CUDA).",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -91,7 +123,15 @@ class Command(BaseCommand):
             raise CommandError(f"no project with slug {options['project']!r}") from None
         overrides = {
             key: options[key]
-            for key in ("backbone", "epochs", "batch_size", "max_length")
+            for key in (
+                "backbone",
+                "epochs",
+                "batch_size",
+                "max_length",
+                "lora_r",
+                "nproc",
+                "gradient_checkpointing",
+            )
             if options[key] is not None
         }
         try:

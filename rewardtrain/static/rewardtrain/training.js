@@ -94,6 +94,7 @@
     byId("run-loss").textContent = fmt(r.loss, 4);
     byId("run-pps").textContent = fmt(r.pairs_per_second, 1);
     byId("run-device").textContent = r.device || "device not chosen yet";
+    byId("run-scale").textContent = r.scale || "";
     const error = byId("run-error");
     error.textContent = r.error;
     error.hidden = !r.error;

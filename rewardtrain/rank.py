@@ -1,0 +1,102 @@
+"""The program each rank runs under torchrun (rewardtrain.launch starts it): join the process
+group, take the job from rank 0, train, and on rank 0 write the model folder and the figures.
+
+    python -m rewardtrain.rank --device cpu --job /tmp/prefloop-ranks-x   (leader node)
+    python -m rewardtrain.rank --device cuda                              (other nodes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_torchrun() -> None:
+    """Linux: the kernel kills this rank when its torchrun dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="")
+    parser.add_argument("--job", help="the job folder (on the node of rank 0)")
+    args = parser.parse_args(argv)
+    _die_with_torchrun()
+    job_dir = Path(args.job) if args.job else None
+    rank = os.environ.get("RANK", "?")
+    if job_dir:
+        (job_dir / f"pid-{rank}").write_text(str(os.getpid()))
+    try:
+        return _run(args.device, job_dir)
+    except BaseException:
+        if job_dir:
+            (job_dir / f"error-{rank}").write_text(traceback.format_exc())
+        raise
+
+
+def _run(device: str, job_dir: Path | None) -> int:
+    import torch.distributed as dist
+
+    from rewardtrain.config import TrainConfig
+    from rewardtrain.distributed import broadcast_from_leader, init_from_env
+    from rewardtrain.launch import progress_line
+    from rewardtrain.training import (
+        TrainingCancelled,
+        resolve_device,
+        save_model,
+        train,
+        training_figures,
+    )
+
+    device = resolve_device(device)
+    ranks = init_from_env(device)
+    try:
+        job = None
+        if ranks.leader:
+            if job_dir is None:
+                raise RuntimeError("rank 0 needs --job: start node 0 through the training run")
+            job = json.loads((job_dir / "job.json").read_text())
+        job = broadcast_from_leader(job, ranks)
+        cfg = TrainConfig.from_dict({**job["config"], "device": device})
+        progress = open(job_dir / "progress.jsonl", "a") if ranks.leader else None
+
+        def on_step(p) -> None:
+            progress.write(progress_line(p))
+            progress.flush()
+
+        try:
+            result = train(
+                job["train"],
+                job["validation"],
+                cfg,
+                on_step=on_step,
+                should_stop=lambda: (job_dir / "cancel").exists(),
+                init_from=job["init_from"],
+                ranks=ranks,
+            )
+        except TrainingCancelled as exc:
+            if ranks.leader:
+                (job_dir / "result.json").write_text(json.dumps({"cancelled": str(exc)}))
+            return 0
+        if ranks.leader:
+            figures = {**training_figures(result), **job["metrics"]}
+            save_model(result, job["output"], metrics=figures, extra=job["extra"])
+            (job_dir / "result.json").write_text(json.dumps({"figures": figures}, default=str))
+        return 0
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
