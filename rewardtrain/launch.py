@@ -93,7 +93,7 @@ def resolve_nproc(requested: int, device: str, visible_gpus: int | None = None) 
     if ":" in device:
         if requested > 1:
             raise LaunchError(
-                f"device {device} names one GPU; to train on {requested}, set device to 'cuda'"
+                f"Device {device} names one GPU; to train on {requested}, set device to 'cuda'"
             )
         return 1
     if visible_gpus is None:
@@ -102,7 +102,7 @@ def resolve_nproc(requested: int, device: str, visible_gpus: int | None = None) 
         visible_gpus = torch.cuda.device_count()
     if requested > visible_gpus:
         raise LaunchError(
-            f"nproc {requested} is more than the {visible_gpus} visible GPU(s) "
+            f"Asked for nproc={requested} ranks, but only {visible_gpus} GPU(s) are visible "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
         )
     return requested or visible_gpus

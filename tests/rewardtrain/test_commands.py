@@ -3,6 +3,7 @@
 import json
 import math
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -188,3 +189,47 @@ def test_score_pairs_errors(judged, tmp_path):
         call("score_pairs", str(source), "--model", str(tmp_path / "nope"), "--out", out)
     with pytest.raises(CommandError, match="give --project SLUG"):
         call("score_pairs", str(source), "--out", out)
+
+
+def test_train_reward_model_with_lora_on_a_decoder_records_how_it_trained(
+    project, labeler, tmp_path
+):
+    from tests.rewardtrain.tiny import make_llama
+
+    use_tiny_backbone(
+        project, str(make_llama(tmp_path / "llama", hidden=64)), device="cpu", bf16=False
+    )
+    add_judged_pairs(project, labeler, 48)
+    out, _ = call(
+        "train_reward_model",
+        "--project",
+        "demo",
+        "--lora-r",
+        "4",
+        "--nproc",
+        "1",
+        "--gradient-checkpointing",
+    )
+
+    run = TrainingRun.objects.get(project=project)
+    assert (run.config["lora_r"], run.config["nproc"], run.config["gradient_checkpointing"]) == (
+        4,
+        1,
+        True,
+    )
+    assert (run.world_size, run.lora_r) == (1, 4)
+    assert 0 < run.trainable_params <= 0.1 * run.total_params
+    assert run.tokens_per_s > 0 and run.mfu is None and run.peak_memory_gb is None
+    assert f"1 rank(s), LoRA r=4: {run.trainable_params:,} of {run.total_params:,}" in out
+    version = ModelVersion.objects.get(project=project)
+    meta = json.loads((Path(version.path) / "prefloop.json").read_text())
+    assert meta["metrics"]["lora_r"] == 4
+    assert meta["metrics"]["total_params"] == run.total_params
+    assert meta["metrics"]["gradient_checkpointing"] is True
+    assert (Path(version.path) / "adapter" / "adapter_config.json").exists()
+
+
+def test_train_reward_model_refuses_a_negative_lora_rank(judged):
+    with pytest.raises(CommandError, match="lora_r and nproc must be 0 or more"):
+        call("train_reward_model", "--project", "demo", "--lora-r", "-1")
+    assert not TrainingRun.objects.filter(project=judged).exists()

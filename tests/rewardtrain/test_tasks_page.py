@@ -101,3 +101,23 @@ def test_page_is_for_staff_only(client, labeler, project):
     assert "/accounts/login/" in response["Location"]
     assert client.post(f"/projects/{project.slug}/training/retrain/").status_code == 302
     assert TrainingRun.objects.count() == 0
+
+
+def test_page_shows_how_a_run_trained(client, staff, project):
+    TrainingRun.objects.create(
+        project=project,
+        status="running",
+        world_size=2,
+        lora_r=8,
+        trainable_params=4_000_000,
+        total_params=500_000_000,
+        tokens_per_s=12_345.6,
+        mfu=0.412,
+        peak_memory_gb=[30.5, 31.0],
+    )
+    client.force_login(staff)
+    html = client.get(f"/projects/{project.slug}/training/").content.decode()
+    assert (
+        "2 ranks · LoRA r=8 · 4,000,000 of 500,000,000 parameters trained (0.8%) · "
+        "12,346 tokens/s · MFU 41.2% · peak 30.5 / 31.0 GB"
+    ) in html
