@@ -8,10 +8,12 @@ annotate.selectors.dataset.preference_rows yields, or TRL's keys alone).
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from rewardtrain.config import TrainConfig
 from rewardtrain.model import encode_many
 
 
@@ -118,3 +120,47 @@ class PairCollator:
             "ties": ties,
             "targets": targets,
         }
+
+
+@dataclass
+class EncodedData:
+    """The encoded training and validation pairs, their lengths (for batching), the collator
+    and how many pairs of each split were truncated."""
+
+    train: list[dict]
+    validation: list[dict]
+    lengths: list[int]
+    collate: PairCollator
+    truncated: dict[str, int]
+
+
+def encode_for_training(
+    train_rows: list[dict[str, Any]],
+    validation_rows: list[dict[str, Any]],
+    tokenizer: Any,
+    cfg: TrainConfig,
+    device: str,
+) -> EncodedData:
+    train_enc, train_truncated = encode_rows(train_rows, tokenizer, cfg.max_length)
+    val_enc, val_truncated = encode_rows(validation_rows, tokenizer, cfg.max_length)
+    collate = PairCollator(
+        tokenizer.pad_token_id,
+        margin_scale=cfg.margin_scale,
+        use_soft_labels=cfg.use_soft_labels,
+        pad_to_multiple_of=8 if device.startswith("cuda") else None,
+    )
+    lengths = [pair_length(e) for e in train_enc]
+    truncated = {"train": train_truncated, "validation": val_truncated}
+    return EncodedData(train_enc, val_enc, lengths, collate, truncated)
+
+
+def epoch_steps(
+    lengths: list[int], cfg: TrainConfig, global_batch: int, epoch: int
+) -> list[list[list[int]]]:
+    """The epoch's optimizer steps, each a list of global micro-batches (pair indices). The
+    order depends on the seed and epoch alone, so every rank computes the same one."""
+    batches = length_grouped_batches(lengths, global_batch, cfg.seed + epoch)
+    return [
+        batches[i : i + cfg.gradient_accumulation_steps]
+        for i in range(0, len(batches), cfg.gradient_accumulation_steps)
+    ]

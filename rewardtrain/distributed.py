@@ -6,6 +6,7 @@ here is a plain local computation, so the single-process path needs no process g
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,3 +148,21 @@ def full_state_dict(net: nn.Module, ranks: Ranks, *, only_trainable: bool) -> di
     if not ranks.leader:
         return {}
     return {n: p.detach().to("cpu", copy=True) for n, p in inner.named_parameters() if n in keep}
+
+
+@contextmanager
+def gradient_sync(net: nn.Module, sync: bool):
+    """Gradients meet across ranks on the last micro-batch of a step only."""
+    if sync or not isinstance(net, nn.Module):
+        yield
+    elif hasattr(net, "no_sync"):  # DDP
+        with net.no_sync():
+            yield
+    elif hasattr(net, "set_requires_gradient_sync"):  # FSDP2
+        net.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            net.set_requires_gradient_sync(True)
+    else:
+        yield

@@ -166,6 +166,18 @@ def _torchrun(nproc: int, rendezvous: Rendezvous, device: str, job_dir: Path | N
     return [*command, f"--job={job_dir}"] if job_dir else command
 
 
+def _rank_env() -> dict[str, str]:
+    """This process's environment, with the folder holding this rewardtrain package first on
+    the ranks' path: they run the same code as the run that started them."""
+    here = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([here, path]) if path else here,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str, Any]:
     job_dir = Path(tempfile.mkdtemp(prefix="prefloop-ranks-"))
     try:
@@ -177,7 +189,7 @@ def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=_rank_env(),
             )
             try:
                 _follow(proc, job_dir, on_step, should_stop)
@@ -278,7 +290,9 @@ def follow(device: str, nproc: int, rendezvous: Rendezvous) -> int:
     ranks, which take rows and config from rank 0. Returns torchrun's exit code."""
     if rendezvous.node_rank == 0:
         raise LaunchError("node 0 is the one that runs the training run; join as node 1 or more")
-    proc = subprocess.Popen(_torchrun(nproc, rendezvous, device, None), start_new_session=True)
+    proc = subprocess.Popen(
+        _torchrun(nproc, rendezvous, device, None), start_new_session=True, env=_rank_env()
+    )
     try:
         return proc.wait()
     finally:

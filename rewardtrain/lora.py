@@ -107,6 +107,9 @@ def lora_save_and_merge(wrapped: Any, folder: str | os.PathLike) -> nn.Module:
     """Save the adapter (and the head) to folder/adapter/, then fold the adapters into the
     weights: the plain transformers model that is returned scores as the adapted one did."""
     wrapped.save_pretrained(os.path.join(folder, ADAPTER_DIR))
-    merged = wrapped.merge_and_unload()
-    # Training kept the head in float32; the merged model is saved in the body's dtype.
-    return merged.to(merged.get_input_embeddings().weight.dtype)
+    body = inner_model(wrapped).get_input_embeddings().weight
+    dtype, on_cuda = body.dtype, body.is_cuda
+    # Merged in float32, so the merged model scores as the adapted one did; a bf16 body on
+    # CUDA (an LLM) goes back to bf16, which halves its folder.
+    merged = wrapped.float().merge_and_unload()
+    return merged.to(dtype) if on_cuda else merged

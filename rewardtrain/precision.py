@@ -13,15 +13,26 @@ Embedding tables stay float32 and are updated in place, with no copy: their look
 to bf16 as they leave the table (a forward hook), so each step converts a few thousand rows
 instead of a 30k-row table twice. Validation and the returned model use the float32 weights
 (`float32()`), so what is validated is what is saved.
+
+Below it, the choice a training step makes: bf16 or not, master weights or autocast, and on a
+bf16 CPU plain attention for narrow batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from rewardtrain.config import TrainConfig
+
+if TYPE_CHECKING:
+    from rewardtrain.distributed import Ranks
+    from rewardtrain.prepare import Prepared
 
 
 class MasterWeights:
@@ -98,3 +109,63 @@ class MasterWeights:
             # The model's weight shares the master's storage while in float32: the optimizer
             # never runs meanwhile, and float32() replaces it with a bf16 copy afterwards.
             low.data = master
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16: the CPUs where bf16 matmuls are faster than fp32 ones."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def use_bf16(cfg: TrainConfig, device: str) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    return device == "cpu" and cpu_has_native_bf16()
+
+
+def use_master_weights(cfg: TrainConfig, device: str, bf16: bool) -> bool:
+    """bf16 weights with float32 masters (MasterWeights) instead of autocast."""
+    if not bf16:
+        return False
+    if cfg.bf16_master_weights is not None:
+        return cfg.bf16_master_weights
+    return device == "cpu"
+
+
+def autocast(device: str, bf16: bool):
+    if not bf16:
+        return nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+
+
+@dataclass
+class StepPrecision:
+    """How the step computes: bf16 or not, CPU master weights, CPU attention switching."""
+
+    bf16: bool
+    masters: MasterWeights | None
+    attention: str  # the model's own kernel, restored for validation and saving
+    eager_up_to: int  # CPU bf16: batches up to this width use plain attention (0 = never)
+
+
+def step_precision(
+    cfg: TrainConfig, device: str, prepared: Prepared, ranks: Ranks
+) -> StepPrecision:
+    bf16 = use_bf16(cfg, device)
+    model = prepared.model
+    # One process, full fine-tuning: bf16 model, float32 masters (MasterWeights).
+    single_full = not ranks.distributed and prepared.lora is None
+    masters = (
+        MasterWeights(model) if single_full and use_master_weights(cfg, device, bf16) else None
+    )
+    attention = model.config._attn_implementation
+    eager_up_to = 0
+    if device == "cpu" and bf16 and attention == "sdpa" and model._can_set_attn_implementation():
+        eager_up_to = cfg.cpu_eager_attention_max_tokens
+    return StepPrecision(bf16, masters, attention, eager_up_to)

@@ -66,9 +66,9 @@ def prepare_model(
 ) -> Prepared:
     """Load and ready the model on `device` (see the module docstring).
 
-    On CUDA with bf16 the weights load in bf16. With LoRA the frozen body stays so and what
-    trains is float32; in full fine-tuning the weights become float32 (autocast or FSDP then
-    computes in bf16). A warm start from a LoRA version with the same adapter shape goes on
+    With bf16 the weights load in bf16 on CUDA, and with LoRA anywhere: LoRA's frozen body
+    stays so and what trains is float32; in full fine-tuning the weights become float32
+    (autocast, FSDP or CPU master weights then compute in bf16). A warm start from a LoRA version with the same adapter shape goes on
     training that adapter on the backbone; any other warm start loads the version's merged
     weights (and, with LoRA, puts fresh adapters on them).
     """
@@ -76,7 +76,9 @@ def prepare_model(
     model, tokenizer = load_backbone(
         cfg.backbone or default_backbone(),
         init_from=None if resume_adapter else init_from,
-        dtype=torch.bfloat16 if device.startswith("cuda") and bf16 else None,
+        # bf16 weights: on CUDA always (half the memory), and for LoRA's frozen body anywhere
+        # (autocast would otherwise cast every frozen weight to bf16 at each use).
+        dtype=torch.bfloat16 if bf16 and (device.startswith("cuda") or cfg.lora_r) else None,
         attn_implementation=attention_kernel(cfg, device),
     )
     # Before LoRA, whose own dropout is lora_dropout.

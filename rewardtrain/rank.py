@@ -69,11 +69,11 @@ def _run(device: str, job_dir: Path | None) -> int:
             job = json.loads((job_dir / "job.json").read_text())
         job = broadcast_from_leader(job, ranks)
         cfg = TrainConfig.from_dict({**job["config"], "device": device})
-        progress = open(job_dir / "progress.jsonl", "a") if ranks.leader else None
+        progress_path = job_dir / "progress.jsonl" if ranks.leader else None
 
         def on_step(p) -> None:
-            progress.write(progress_line(p))
-            progress.flush()
+            with open(progress_path, "a") as progress:
+                progress.write(progress_line(p))
 
         try:
             result = train(

@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewardtrain.config import TrainConfig
-from rewardtrain.data import PairCollator, encode_rows, length_grouped_batches, pair_length
+from rewardtrain.data import encode_for_training, epoch_steps, pair_length
 from rewardtrain.distributed import (
     SINGLE,
     Ranks,
     full_state_dict,
     gather_to_leader,
+    gradient_sync,
     leader_says,
     my_share,
     rank_device,
@@ -46,7 +47,7 @@ from rewardtrain.distributed import (
 )
 from rewardtrain.lora import lora_save_and_merge
 from rewardtrain.model import PLAIN_FORMAT_NOTE, default_backbone, rewards, set_attention
-from rewardtrain.precision import MasterWeights
+from rewardtrain.precision import autocast, step_precision, use_bf16
 from rewardtrain.prepare import Prepared, flops_per_token, gpu_peak_flops, prepare_model
 
 # Fewer than this and there is nothing to learn from or to stop early on.
@@ -106,33 +107,6 @@ class TrainResult:
 
 def resolve_device(device: str) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16: the CPUs where bf16 matmuls are faster than fp32 ones."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def use_bf16(cfg: TrainConfig, device: str) -> bool:
-    if cfg.bf16 is not None:
-        return cfg.bf16
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    return device == "cpu" and cpu_has_native_bf16()
-
-
-def use_master_weights(cfg: TrainConfig, device: str, bf16: bool) -> bool:
-    """bf16 weights with float32 masters (rewardtrain.precision) instead of autocast."""
-    if not bf16:
-        return False
-    if cfg.bf16_master_weights is not None:
-        return cfg.bf16_master_weights
-    return device == "cpu"
 
 
 def batch_loss(r: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
@@ -222,7 +196,7 @@ def _validation_sums(forward, module, encoded, collate, cfg, device, bf16, ranks
             mine = my_share(order[start : start + size], ranks)
             counted = bool(mine)
             batch = _to(collate([encoded[i] for i in mine or order[start : start + 1]]), device)
-            with _autocast(device, bf16):
+            with autocast(device, bf16):
                 r = forward(batch["input_ids"], batch["attention_mask"])
             if not counted:
                 continue
@@ -247,12 +221,6 @@ def validate(model, encoded, collate, cfg, device, bf16) -> tuple[float, float |
         SINGLE,
     )
     return loss / len(encoded), (correct / decided if decided else None)
-
-
-def _autocast(device: str, bf16: bool):
-    if not bf16:
-        return nullcontext()
-    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
 
 
 def train(
@@ -308,54 +276,6 @@ def train(
 
 
 @dataclass
-class _Data:
-    train: list[dict]
-    validation: list[dict]
-    lengths: list[int]
-    collate: PairCollator
-    truncated: dict[str, int]
-
-
-def _encode(train_rows, validation_rows, tokenizer, cfg: TrainConfig, device: str) -> _Data:
-    train_enc, train_truncated = encode_rows(train_rows, tokenizer, cfg.max_length)
-    val_enc, val_truncated = encode_rows(validation_rows, tokenizer, cfg.max_length)
-    collate = PairCollator(
-        tokenizer.pad_token_id,
-        margin_scale=cfg.margin_scale,
-        use_soft_labels=cfg.use_soft_labels,
-        pad_to_multiple_of=8 if device.startswith("cuda") else None,
-    )
-    lengths = [pair_length(e) for e in train_enc]
-    truncated = {"train": train_truncated, "validation": val_truncated}
-    return _Data(train_enc, val_enc, lengths, collate, truncated)
-
-
-@dataclass
-class _Precision:
-    """How the step computes: bf16 or not, CPU master weights, CPU attention switching."""
-
-    bf16: bool
-    masters: MasterWeights | None
-    attention: str  # the model's own kernel, restored for validation and saving
-    eager_up_to: int  # CPU bf16: batches up to this width use plain attention (0 = never)
-
-
-def _precision(cfg: TrainConfig, device: str, prepared: Prepared, ranks: Ranks) -> _Precision:
-    bf16 = use_bf16(cfg, device)
-    model = prepared.model
-    # One process, full fine-tuning: bf16 model, float32 masters (rewardtrain.precision).
-    single_full = not ranks.distributed and prepared.lora is None
-    masters = (
-        MasterWeights(model) if single_full and use_master_weights(cfg, device, bf16) else None
-    )
-    attention = model.config._attn_implementation
-    eager_up_to = 0
-    if device == "cpu" and bf16 and attention == "sdpa" and model._can_set_attn_implementation():
-        eager_up_to = cfg.cpu_eager_attention_max_tokens
-    return _Precision(bf16, masters, attention, eager_up_to)
-
-
-@dataclass
 class _Tally:
     """What the loop has done so far; the history and best weights live on rank 0."""
 
@@ -384,8 +304,8 @@ def _train(
 ) -> TrainResult:
     """train() once the rows are checked and the device chosen: prepare, loop, finish."""
     prepared = prepare_model(cfg, device, bf16=use_bf16(cfg, device), init_from=init_from)
-    precision = _precision(cfg, device, prepared, ranks)
-    data = _encode(train_rows, validation_rows, prepared.tokenizer, cfg, device)
+    precision = step_precision(cfg, device, prepared, ranks)
+    data = encode_for_training(train_rows, validation_rows, prepared.tokenizer, cfg, device)
     fsdp = ranks.distributed and cfg.sharding == "fsdp"
     net = wrap(
         RewardForward(prepared.model),
@@ -396,7 +316,9 @@ def _train(
         blocks=list(getattr(prepared.model, "_no_split_modules", None) or []),
     )
     global_batch = cfg.batch_size * ranks.world_size
-    steps_per_epoch = math.ceil(math.ceil(len(data.train) / global_batch) / _accum(cfg))
+    steps_per_epoch = math.ceil(
+        math.ceil(len(data.train) / global_batch) / cfg.gradient_accumulation_steps
+    )
     total = steps_per_epoch * cfg.epochs
     # What the optimizer updates (and clipping reads): the masters, or the model's weights.
     masters = precision.masters
@@ -408,7 +330,7 @@ def _train(
     tally = _Tally()
     stopped_early = False
     for epoch in range(cfg.epochs):
-        for group in _epoch_steps(data, cfg, global_batch, epoch):
+        for group in epoch_steps(data.lengths, cfg, global_batch, epoch):
             wants_stop = should_stop is not None and should_stop()
             if leader_says(wants_stop, ranks):
                 raise TrainingCancelled(f"cancelled at step {tally.step} of {total}")
@@ -455,35 +377,6 @@ def _train(
     )
 
 
-def _accum(cfg: TrainConfig) -> int:
-    return cfg.gradient_accumulation_steps
-
-
-def _epoch_steps(data: _Data, cfg: TrainConfig, global_batch: int, epoch: int) -> list[list]:
-    """The epoch's optimizer steps, each a list of global micro-batches (pair indices). The
-    order depends on the seed and epoch alone, so every rank computes the same one."""
-    batches = length_grouped_batches(data.lengths, global_batch, cfg.seed + epoch)
-    return [batches[i : i + _accum(cfg)] for i in range(0, len(batches), _accum(cfg))]
-
-
-@contextmanager
-def _gradient_sync(net: nn.Module, sync: bool):
-    """Gradients meet across ranks on the last micro-batch of a step only."""
-    if sync or not isinstance(net, nn.Module):
-        yield
-    elif hasattr(net, "no_sync"):  # DDP
-        with net.no_sync():
-            yield
-    elif hasattr(net, "set_requires_gradient_sync"):  # FSDP2
-        net.set_requires_gradient_sync(False)
-        try:
-            yield
-        finally:
-            net.set_requires_gradient_sync(True)
-    else:
-        yield
-
-
 def _forward_backward(net, prepared, precision, data, group, cfg, ranks, device) -> list[float]:
     """This rank's forward and backward over the step's micro-batches; returns its
     [share of the step's loss, pairs, tokens] (summed over ranks by the caller).
@@ -502,8 +395,8 @@ def _forward_backward(net, prepared, precision, data, group, cfg, ranks, device)
         if precision.eager_up_to:
             narrow = batch["input_ids"].shape[1] <= precision.eager_up_to
             set_attention(prepared.model, "eager" if narrow else precision.attention)
-        with _gradient_sync(net, k == len(group) - 1):
-            with _autocast(device, precision.bf16):
+        with gradient_sync(net, k == len(group) - 1):
+            with autocast(device, precision.bf16):
                 r = net(batch["input_ids"], batch["attention_mask"])
             loss = batch_loss(r, batch, cfg)
             (loss * weight).backward()
@@ -593,7 +486,7 @@ def _progress(tally: _Tally, total: int, steps_per_epoch: int, loss: float, due:
     )
 
 
-def _best_model(net, prepared, precision, cfg, ranks, tally, init_from) -> tuple[Any, Any]:
+def _best_model(net, prepared, precision, cfg, ranks, device, tally, init_from) -> tuple[Any, Any]:
     """(model, peft model or None) with the best weights, on rank 0. Under FSDP rank 0
     builds the model again on the CPU and loads the gathered weights into it."""
     set_attention(prepared.model, precision.attention)
@@ -611,6 +504,9 @@ def _best_model(net, prepared, precision, cfg, ranks, tally, init_from) -> tuple
         loaded = RewardForward(model).load_state_dict(tally.best_state, strict=False)
         if loaded.unexpected_keys:
             raise RuntimeError(f"best weights do not fit the model: {loaded.unexpected_keys[:5]}")
+    if lora is not None and not device.startswith("cuda"):
+        # LoRA's bf16 body back to float32 on a CPU: the model then scores without autocast.
+        lora.float()
     return model.eval(), lora
 
 
@@ -631,7 +527,7 @@ def _result(
 ) -> TrainResult:
     tokens_per_second = tally.tokens / tally.seconds if tally.seconds else 0.0
     mfu, peaks = _device_figures(device, prepared, ranks, tokens_per_second)
-    model, lora = _best_model(net, prepared, precision, cfg, ranks, tally, init_from)
+    model, lora = _best_model(net, prepared, precision, cfg, ranks, device, tally, init_from)
     return TrainResult(
         model=model,
         tokenizer=prepared.tokenizer,

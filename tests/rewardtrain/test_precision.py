@@ -7,9 +7,9 @@ from torch import nn
 from rewardtrain.config import TrainConfig
 from rewardtrain.evaluation import evaluate
 from rewardtrain.model import load_backbone, rewards
-from rewardtrain.precision import MasterWeights
+from rewardtrain.precision import MasterWeights, use_master_weights
 from rewardtrain.scoring import RewardScorer
-from rewardtrain.training import train, use_master_weights
+from rewardtrain.training import train
 from tests.rewardtrain.test_core_training import keyword_rows
 from tests.rewardtrain.tiny import one_thread
 
