@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rewardtrain', '0001_initial'),
+        ('rewardtrain', '0003_modelversion_may_score'),
     ]
 
     operations = [
