@@ -1,10 +1,25 @@
 """Test data: one factory per model (factory_boy)."""
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from annotate.hashing import content_hash, user_message
-from annotate.models import Membership, Pair, Project, Prompt, Response, Selection
+from annotate.models import (
+    Comparison,
+    ImportBatch,
+    Lease,
+    Membership,
+    Pair,
+    Project,
+    Prompt,
+    Response,
+    Selection,
+    Side,
+)
+from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -60,6 +75,79 @@ class ResponseFactory(factory.django.DjangoModelFactory):
     content_hash = factory.LazyAttribute(lambda o: content_hash(o.text))
 
 
+class PairFactory(factory.django.DjangoModelFactory):
+    """An open pair of two responses to one prompt; response_a has the smaller id, as the
+    pair_ordered constraint asks."""
+
+    class Meta:
+        model = Pair
+
+    project = factory.SubFactory(ProjectFactory)
+    prompt = factory.SubFactory(PromptFactory, project=factory.SelfAttribute("..project"))
+    response_a = factory.SubFactory(ResponseFactory, prompt=factory.SelfAttribute("..prompt"))
+    response_b = factory.SubFactory(ResponseFactory, prompt=factory.SelfAttribute("..prompt"))
+
+
+class LeaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lease
+
+    pair = factory.SubFactory(PairFactory)
+    labeler = factory.SubFactory(UserFactory)
+    left = Side.A
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=10))
+
+
+class ImportBatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImportBatch
+
+    project = factory.SubFactory(ProjectFactory)
+    file_name = factory.Sequence(lambda n: f"import-{n}.jsonl")
+    format = "pair"
+
+
+class ComparisonFactory(factory.django.DjangoModelFactory):
+    """A labeler's judgment of a pair (its project's); the Pair's counters are the services'
+    business, so tests that need them judge through the services instead."""
+
+    class Meta:
+        model = Comparison
+
+    pair = factory.SubFactory(PairFactory)
+    project = factory.SelfAttribute("pair.project")
+    labeler = factory.SubFactory(UserFactory)
+    choice = "a"
+    left = Side.A
+
+
+class TrainingRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainingRun
+
+    project = factory.SubFactory(ProjectFactory)
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A version record; its folder is not written (tests that score train one instead)."""
+
+    class Meta:
+        model = ModelVersion
+
+    project = factory.SubFactory(ProjectFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    path = factory.LazyAttribute(lambda o: f"/nowhere/{o.project.slug}/{o.version}")
+    backbone = "tiny-bert"
+
+
+class EvaluationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Evaluation
+
+    model_version = factory.SubFactory(ModelVersionFactory)
+    metrics = factory.LazyFunction(lambda: {"accuracy": 0.75, "log_loss": 0.5})
+
+
 def make_pair(
     project: Project, prompt_text: str | None = None, a: str = "", b: str = "", **pair_fields
 ) -> Pair:
@@ -71,7 +159,7 @@ def make_pair(
     )
     first = ResponseFactory(prompt=prompt, **({"text": a} if a else {}))
     second = ResponseFactory(prompt=prompt, **({"text": b} if b else {}))
-    pair = Pair.objects.create(
+    pair = PairFactory(
         project=project, prompt=prompt, response_a=first, response_b=second, **pair_fields
     )
     Project.objects.filter(pk=project.pk).update(pair_count=project.pairs.count())

@@ -1,8 +1,17 @@
-"""Fixtures of the reward-model tests: a project judged on the tiny BERT."""
+"""Fixtures of the reward-model tests: one thread for torch, and a project judged on the tiny
+BERT."""
 
 import pytest
 
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
+from tests.rewardtrain.tiny import one_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Every reward-model test module runs torch on one thread (tests/rewardtrain/tiny.py)."""
+    with one_thread():
+        yield
 
 
 @pytest.fixture

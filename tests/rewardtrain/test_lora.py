@@ -12,14 +12,8 @@ from rewardtrain.lora import ADAPTER_DIR
 from rewardtrain.model import BackboneError, load_backbone
 from rewardtrain.scoring import RewardScorer
 from rewardtrain.training import save_model, train
-from tests.rewardtrain.test_core_training import keyword_rows
-from tests.rewardtrain.tiny import gpt2_tokenizer, make_llama, one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
+from tests.rewardtrain.test_training import keyword_rows
+from tests.rewardtrain.tiny import gpt2_tokenizer, make_llama
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """bf16 training with float32 master weights (rewardtrain.precision) and its use in train()."""
 
-import pytest
 import torch
 from torch import nn
 
@@ -10,14 +9,7 @@ from rewardtrain.model import load_backbone, rewards
 from rewardtrain.precision import MasterWeights, use_master_weights
 from rewardtrain.scoring import RewardScorer
 from rewardtrain.training import train
-from tests.rewardtrain.test_core_training import keyword_rows
-from tests.rewardtrain.tiny import one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
+from tests.rewardtrain.test_training import keyword_rows
 
 
 def _batch(tokenizer):

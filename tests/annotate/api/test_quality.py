@@ -18,7 +18,7 @@ from annotate.services.review import (
     pair_adjudicate,
     pair_mark_ambiguous,
 )
-from tests.annotate.test_quality_labelers import simulate
+from tests.annotate.quality.test_labelers import simulate
 from tests.factories import MembershipFactory, UserFactory, make_pair
 
 XSS = '<script>alert("pwned")</script>'

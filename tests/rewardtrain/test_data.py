@@ -5,14 +5,7 @@ import torch
 
 from rewardtrain.data import PairCollator, encode_rows, length_grouped_batches
 from rewardtrain.model import encode_many, format_input
-from tests.rewardtrain.tiny import bert_tokenizer, gpt2_tokenizer, one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
-
+from tests.rewardtrain.tiny import bert_tokenizer, gpt2_tokenizer
 
 ITEMS = [
     {"chosen_ids": [5, 6, 7], "rejected_ids": [8], "tie": False, "p_chosen": 0.75, "strength": 2},

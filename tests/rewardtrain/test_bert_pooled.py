@@ -7,13 +7,7 @@ import torch
 from rewardtrain.bert_pooled import bert_pooled_rewards, supports_pooled_forward
 from rewardtrain.data import PairCollator
 from rewardtrain.model import disable_dropout, load_backbone, rewards, set_attention
-from tests.rewardtrain.tiny import make_bert, make_gpt2, one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
+from tests.rewardtrain.tiny import make_bert, make_gpt2
 
 
 @pytest.fixture(scope="module")

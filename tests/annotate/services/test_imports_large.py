@@ -1,5 +1,5 @@
 """A 100,000-row file imports in streaming batches (slow: still run in CI). Re-importing adds
-nothing across batches: tests/annotate/test_imports.py shows it with two-row batches."""
+nothing across batches: tests/annotate/services/test_imports.py shows it with two-row batches."""
 
 import json
 

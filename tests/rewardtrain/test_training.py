@@ -21,13 +21,7 @@ from rewardtrain.training import (
     use_bf16,
     validate,
 )
-from tests.rewardtrain.tiny import make_bert, make_gpt2, one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
+from tests.rewardtrain.tiny import make_bert, make_gpt2
 
 
 def keyword_rows(n, seed, keyword="good", flip=False):

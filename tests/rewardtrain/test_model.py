@@ -5,13 +5,7 @@ import torch
 
 from rewardtrain.data import PairCollator
 from rewardtrain.model import BackboneError, default_backbone, load_backbone, rewards
-from tests.rewardtrain.tiny import make_bert, make_gpt2, one_thread
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
+from tests.rewardtrain.tiny import make_bert, make_gpt2
 
 
 @pytest.fixture(scope="module")
