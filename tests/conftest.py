@@ -96,11 +96,12 @@ def chromium_path():
 
 
 @pytest.fixture
-def browser(chromium_path):
+def browser(chromium_path, monkeypatch):
     """A real headless Chromium driven by Playwright (never a downloaded browser)."""
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # around it are ordinary synchronous calls.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # around it are ordinary synchronous calls. Set for this test only: left behind, the
+    # variable reaches later tests' subprocesses (`check --deploy` refuses it).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
