@@ -159,7 +159,7 @@ def test_two_ranks_reach_the_weights_of_one_with_the_same_global_batch(llama_pro
 
 @pytest.mark.slow
 def test_fsdp_with_lora_matches_one_process(llama, settings, tmp_path):
-    from tests.rewardtrain.test_core_training import keyword_rows
+    from tests.rewardtrain.test_training import keyword_rows
 
     rows = keyword_rows(30, seed=1)
     base = dict(
