@@ -220,6 +220,11 @@ class Pair(models.Model):
     is_open = models.BooleanField(default=True)
     human_count = models.PositiveSmallIntegerField(default=0)
     ambiguous = models.BooleanField(default=False, help_text="Left out of training by staff.")
+    # Created by rescoring (annotate.services.selection.pairs_add_by_reward), not imported: the
+    # pages say how many of a project's pairs came that way.
+    added_by_model = models.BooleanField(
+        default=False, help_text="Added by the reward model's neighbour pairing."
+    )
     # The active reward model's view, refreshed after each promotion.
     model_p_a = models.FloatField(null=True, blank=True, help_text="Model P(A better).")
     model_uncertainty = models.FloatField(null=True, blank=True)

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotate.exporters import FORMAT_NAMES, SHAPES
+from annotate.selectors.pairs import pair_counts
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.exports import SOURCES
 from annotate.splits import SPLITS
@@ -23,5 +24,6 @@ def project_export(request: HttpRequest, slug: str) -> HttpResponse:
             "shapes": SHAPES,
             "sources": SOURCES,
             "splits": SPLITS,
+            "counts": pair_counts(project=project),
         },
     )

@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from annotate.importers.detect import IMPORTERS
 from annotate.selectors.imports import import_batches_recent
+from annotate.selectors.pairs import pair_counts
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.imports import ImportRejected, import_upload
 from annotate.uploads import CappedUploadHandler, UploadTooLarge
@@ -78,4 +79,5 @@ def _context(project, form, result, rejected) -> dict:
         "rejected": rejected,
         "shapes": [(i.NAME, i.SHAPE) for i in IMPORTERS],
         "batches": import_batches_recent(project=project),
+        "counts": pair_counts(project=project),
     }

@@ -10,14 +10,16 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.charts import Svg, bar_chart, interval_chart, rate_chart
 from annotate.models import Choice
+from annotate.selectors.pairs import pair_counts
 from annotate.selectors.projects import project_get_for_staff
 from annotate.selectors.quality import (
+    labeler_detail,
     pair_get_for_staff,
     project_quality,
     review_page,
@@ -83,16 +85,23 @@ def quality_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "annotate/quality.html",
-        {"project": project, "q": q, "charts": _charts(q)},
+        {"project": project, "q": q, "charts": _charts(q), "counts": pair_counts(project=project)},
     )
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def labeler_membership(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
-    """Exclude (action=exclude, with a reason) or include (action=include) a labeler."""
+    """A labeler's page (GET): their figures, flags and latest judgments. POST excludes
+    (action=exclude, with a reason) or includes (action=include) them."""
     project = project_get_for_staff(user=request.user, slug=slug)
     user = get_object_or_404(get_user_model(), pk=user_id)
+    if request.method == "GET":
+        detail = labeler_detail(project=project, user=user)
+        if detail is None:
+            raise Http404(f"{user.username} has no judgments on this project.")
+        context = {"project": project, "labeler": user, **detail}
+        return render(request, "annotate/labeler.html", context)
     if request.POST.get("action") == "include":
         membership_include(project=project, user=user)
         messages.success(request, f"{user.username} counts again in training and export.")

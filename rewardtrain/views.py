@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate.charts import metrics_chart
+from annotate.selectors.pairs import pair_counts, pairs_queue_head
 from annotate.selectors.projects import project_get_for_staff
 from rewardtrain import dashboard
 from rewardtrain.models import ModelVersion, TrainingRun
@@ -26,6 +27,8 @@ def training_page(request: HttpRequest, slug: str) -> HttpResponse:
         "runs": dashboard.runs_recent(project=project),
         "versions": dashboard.version_rows(project=project),
         "chart": metrics_chart(dashboard.metric_points(project=project)),
+        "counts": pair_counts(project=project),
+        "queue_head": pairs_queue_head(project=project),
     }
     return render(request, "rewardtrain/training.html", context)
 

@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 from config.redis_server import start_local_redis
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import MembershipFactory, ProjectFactory, StaffFactory, UserFactory
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="session")

@@ -344,3 +344,38 @@ def pair_get_for_staff(*, user: AbstractBaseUser, project: Project, pair_id: int
     if not user.is_authenticated or not user.is_staff:
         raise PermissionDenied("Review is for staff.")
     return get_object_or_404(Pair.objects.select_related("project"), pk=pair_id, project=project)
+
+
+def labeler_detail(
+    *, project: Project, user: AbstractBaseUser, recent: int = 40
+) -> dict[str, Any] | None:
+    """One labeler's figures and flags on a project (the dashboard's row) and their latest
+    `recent` judgments, each beside the other labelers' counted votes on the same pair; None
+    when they have judged nothing here."""
+    data = _load(project)
+    row = next(
+        (r for r in _labelers(data, merge_bands(project.quality_bands)) if r["user_id"] == user.pk),
+        None,
+    )
+    if row is None:
+        return None
+    latest = list(
+        Comparison.objects.filter(project=project, labeler=user)
+        .select_related("pair__prompt", "pair__response_a", "pair__response_b")
+        .order_by("-created_at", "-id")[:recent]
+    )
+    others: dict[int, Counter] = defaultdict(Counter)
+    for j in data.judgments:
+        if j.labeler != user.pk and not j.is_repeat and j.labeler not in data.excluded:
+            others[j.pair_id][j.choice] += 1
+    return {
+        "row": row,
+        "judgments": [
+            {
+                "comparison": c,
+                "others": dict(others.get(c.pair_id, {})),
+                "seconds": c.time_spent_ms / 1000 if c.time_spent_ms is not None else None,
+            }
+            for c in latest
+        ],
+    }

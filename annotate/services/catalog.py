@@ -72,6 +72,7 @@ def pair_get_or_create(
     second: Response,
     is_open: bool = True,
     priority: float = 0.0,
+    added_by_model: bool = False,
 ) -> tuple[Pair, bool, bool]:
     """The pair of two responses, in either order.
 
@@ -89,7 +90,12 @@ def pair_get_or_create(
         prompt=prompt,
         response_a=low,
         response_b=high,
-        defaults={"project": project, "is_open": is_open, "priority": priority},
+        defaults={
+            "project": project,
+            "is_open": is_open,
+            "priority": priority,
+            "added_by_model": added_by_model,
+        },
     )
     if created:
         Project.objects.filter(pk=project.pk).update(pair_count=F("pair_count") + 1)

@@ -103,7 +103,11 @@ def pairs_add_by_reward(*, project: Project, scorer: Scorer) -> int:
             responses = Response.objects.in_bulk([i for ids in missing for i in ids])
             for a, b in missing:
                 _, was_created, _ = pair_get_or_create(
-                    project=project, prompt=prompt, first=responses[a], second=responses[b]
+                    project=project,
+                    prompt=prompt,
+                    first=responses[a],
+                    second=responses[b],
+                    added_by_model=True,
                 )
                 created += was_created
     return created

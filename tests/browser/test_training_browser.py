@@ -3,6 +3,8 @@ it, watches the run's progress bar reach done while a real Celery worker trains.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rewardtrain.models import ModelVersion
@@ -43,9 +45,15 @@ def test_admin_clicks_retrain_and_watches_the_progress_bar_reach_done(
     # Set on this document: still there at the end only if the page never reloaded.
     page.evaluate("window.sameDocument = true")
 
+    expect(page.locator("#runs")).to_contain_text("No run yet")
     page.click("#retrain-now")
     expect(page.locator("#run-message")).to_contain_text("queued")
     expect(page.locator("#run-panel")).to_be_visible()
+    # "Recent runs" lists the run while it is queued or running, not only once it ended.
+    run_id = page.locator("#run-id").inner_text()
+    expect(page.locator(f'#runs tr[data-run="{run_id}"] .badge')).to_have_text(
+        re.compile("Queued|Running")
+    )
     try:
         expect(page.locator("#run-percent")).to_have_text("done", timeout=120_000)
     except AssertionError as exc:

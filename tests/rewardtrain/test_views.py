@@ -8,7 +8,9 @@ import json
 import pytest
 import redis
 
+from annotate.services.catalog import pair_get_or_create
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from tests.factories import ResponseFactory, make_pair
 from tests.rewardtrain.queue_helpers import broker  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +58,31 @@ def test_page_shows_versions_chart_and_runs(client, staff, project, versions):
     assert html.count('data-series="accuracy"') == 3
     assert html.count('data-series="log_loss"') == 3
     assert 'fill="white" data-series="accuracy"><title>v1 re-evaluation: accuracy 0.750' in html
+
+
+def test_page_lists_runs_in_progress_counts_and_the_queue_order(client, staff, project):
+    failed = TrainingRun.objects.create(project=project, status="failed")
+    ran = TrainingRun.objects.create(project=project, status="running")
+    first, second = make_pair(project, priority=0.2), make_pair(project, priority=0.9)
+    third = ResponseFactory(prompt=second.prompt)
+    pair_get_or_create(
+        project=project,
+        prompt=second.prompt,
+        first=second.response_a,
+        second=third,
+        added_by_model=True,
+    )
+    client.force_login(staff)
+
+    html = client.get(f"/projects/{project.slug}/training/").content.decode()
+
+    # "Recent runs" lists the run still in progress, beside finished ones.
+    assert f'<tr data-run="{ran.pk}">' in html and f'<tr data-run="{failed.pk}">' in html
+    assert 'data-status="running">Running</span>' in html
+    # The counts say where the pairs came from.
+    assert "on 3 pairs" in html and "(2 imported, " in html and "1 added by model pairing" in html
+    # The queue in the order leasing serves it.
+    assert html.index(f'<tr data-pair="{second.pk}">') < html.index(f'<tr data-pair="{first.pk}">')
 
 
 def test_activating_an_older_version_rolls_back_and_queues_a_rescore(

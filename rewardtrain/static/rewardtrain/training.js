@@ -105,12 +105,13 @@
     drawCurve(r.loss_curve);
   }
 
-  // The version and run tables are the server's: fetch this page again and take its copies.
+  // The version, run and queue tables are the server's: fetch this page again and take its
+  // copies (when a run is queued, starts and ends, so "Recent runs" always lists it).
   async function refreshTables() {
     const res = await fetch(location.pathname, { credentials: "same-origin" });
     if (!res.ok) return;
     const fresh = new DOMParser().parseFromString(await res.text(), "text/html");
-    for (const id of ["versions", "runs"]) {
+    for (const id of ["versions", "runs", "queue", "pair-counts"]) {
       const next = fresh.getElementById(id);
       if (next) byId(id).replaceWith(document.importNode(next, true));
     }
@@ -122,11 +123,13 @@
       const res = await fetch(run.url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (res.ok) {
         const r = await res.json();
+        const moved = r.status !== run.status;
         render(r);
         if (r.done) {
           await refreshTables();
           return;
         }
+        if (moved) await refreshTables();
       }
     } catch (e) {
       // A missed poll (server restarting, network blip) is retried at the next tick.
@@ -149,6 +152,7 @@
         say(res.body.message, false);
         render(res.body);
         follow();
+        await refreshTables();
       } else {
         say(res.body.detail || "The run was not started.", true);
       }

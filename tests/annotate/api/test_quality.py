@@ -281,6 +281,38 @@ def test_pages_are_for_staff_only(client, project, labeler, small):
     assert not Comparison.objects.filter(source="adjudication").exists()
 
 
+def test_labeler_page_shows_their_figures_flags_and_latest_judgments(
+    client, project, staff, labeler, small
+):
+    quick = UserFactory(username="quick")
+    MembershipFactory(project=project, user=quick)
+    # Five quick judgments: enough (the bands' min_count) to be flagged.
+    for pair in (small["p1"], small["p2"], small["p3"], small["p4"], make_pair(project)):
+        vote(pair, quick, "a", left="a", ms=900)
+    client.force_login(staff)
+    url = reverse("project-quality-labeler", args=[project.slug, quick.pk])
+
+    html = client.get(url).content.decode()
+
+    assert "quick ·" in html
+    # The dashboard's flags, with their reasons.
+    assert "too_fast" in html and "Median 0.9 s per comparison" in html
+    # Each judgment beside the other labelers' counted votes on its pair (bob a, carol b).
+    assert html.count('<tr><td class="nowrap">') == 5
+    assert "a 1 · b 1" in html
+    assert "<script>alert" not in html  # the prompt and model names are escaped
+    # Linked from the dashboard.
+    dashboard = client.get(reverse("project-quality", args=[project.slug])).content.decode()
+    assert f'href="{url}"' in dashboard
+    # Someone who judged nothing here has no page; labelers see no one's.
+    assert (
+        client.get(reverse("project-quality-labeler", args=[project.slug, staff.pk])).status_code
+        == 404
+    )
+    client.force_login(labeler)
+    assert client.get(url).status_code == 403
+
+
 def test_staff_forms_exclude_include_resolve_and_mark_ambiguous(client, project, staff, small):
     client.force_login(staff)
     carol = small["carol"]

@@ -1,5 +1,6 @@
 """add_labelers and seed_demo, run as management commands, then the rows they left."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -54,7 +55,12 @@ def test_seed_demo_is_idempotent_and_labelable(monkeypatch, settings):
     first = run("seed_demo")
     second = run("seed_demo")
     assert "admin / admin-demo-pass" in first and "labeler / labeler-demo-pass" in first
+    made = re.search(
+        r"'loop-demo': (\d+) pairs \(\1 added now\), (\d+) comparisons \(\2 added", first
+    )
+    assert made and int(made[2]) > 0
     assert "(0 added now)" in second
+    assert second.count("(0 added now)") == 4
     project = Project.objects.get(slug="demo")
     assert project.pair_count == Pair.objects.filter(project=project).count() >= 40
     admin = User.objects.get(username="admin")
@@ -68,8 +74,9 @@ def test_seed_demo_is_idempotent_and_labelable(monkeypatch, settings):
     )
     lease = pair_lease_next(project=project, labeler=labeler)
     comparison_create(pair=lease.pair, labeler=labeler, choice="tie")
-    assert Comparison.objects.count() == 1
-    assert projects_for_labeler(labeler=labeler)[0].mine == 1
+    assert Comparison.objects.filter(project=project).count() == 1
+    mine = {p.project.slug: p.mine for p in projects_for_labeler(labeler=labeler)}
+    assert mine == {"demo": 1, "loop-demo": 0}
 
 
 @pytest.mark.parametrize(

@@ -217,6 +217,11 @@ def test_many_candidates_get_the_pairings_of_reward_neighbours(project):
     assert neighbours <= after
     assert after - before == neighbours - before
     assert created == len(neighbours - before) > 0
+    # Marked as the model's, so that the pages can say where the pairs came from.
+    marked = set(
+        prompt.pairs.filter(added_by_model=True).values_list("response_a_id", "response_b_id")
+    )
+    assert marked == neighbours - before
     assert few.pairs.count() == 3
     assert Prompt.objects.get(pk=prompt.pk).pairs.filter(is_open=True).count() == len(after)
     # The project's pair counter follows, and a second call finds nothing to add.

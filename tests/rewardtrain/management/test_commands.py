@@ -6,12 +6,15 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 
+from annotate.services.demo import LOOP_TRAINING_CONFIG, demo_seed
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import run_create, run_execute, scorer_for
 from tests.factories import ProjectFactory
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
+from tests.rewardtrain.queue_helpers import broker  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -233,3 +236,33 @@ def test_train_reward_model_refuses_a_negative_lora_rank(judged):
     with pytest.raises(CommandError, match="lora_r and nproc must be 0 or more"):
         call("train_reward_model", "--project", "demo", "--lora-r", "-1")
     assert not TrainingRun.objects.filter(project=judged).exists()
+
+
+# --- retrain_due ---
+
+
+def test_retrain_due_queues_the_loop_demos_first_run_once(
+    broker,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    """What make run does after seeding: the loop demo (auto-retrain on, hundreds of new
+    labels) gets one run, with the bundled MiniLM and the demo's small settings."""
+    project = demo_seed(admin_password="a-pass", labeler_password="l-pass").loop
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = call("retrain_due")
+    run = TrainingRun.objects.get()
+    assert (
+        out
+        == f"Training run {run.pk} queued for loop-demo (new comparisons): the worker trains it.\n"
+    )
+    assert run.project == project and run.status == TrainingRun.Status.QUEUED
+    assert run.celery_task_id and run.trigger == TrainingRun.Trigger.THRESHOLD
+    assert run.config["backbone"] == ""
+    assert {k: run.config[k] for k in LOOP_TRAINING_CONFIG} == LOOP_TRAINING_CONFIG
+    assert redis.Redis.from_url(broker).llen("training") == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = call("retrain_due")
+    assert out == "No project is due for training.\n"
+    assert TrainingRun.objects.count() == 1
+    assert redis.Redis.from_url(broker).llen("training") == 1
