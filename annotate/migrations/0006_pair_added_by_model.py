@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0004_drop_login_session'),
+        ('annotate', '0005_project_aggregation'),
     ]
 
     operations = [
