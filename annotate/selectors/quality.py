@@ -353,10 +353,10 @@ def labeler_detail(
     `recent` judgments, each beside the other labelers' counted votes on the same pair; None
     when they have judged nothing here."""
     data = _load(project)
-    row = next(
-        (r for r in _labelers(data, merge_bands(project.quality_bands)) if r["user_id"] == user.pk),
-        None,
+    rows = _labelers(
+        data, merge_bands(project.quality_bands), _reliability(project, data).reliability
     )
+    row = next((r for r in rows if r["user_id"] == user.pk), None)
     if row is None:
         return None
     latest = list(
