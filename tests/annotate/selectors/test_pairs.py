@@ -13,7 +13,7 @@ from annotate.services.imports import import_file
 from annotate.services.labeling import comparison_create
 from annotate.services.review import pair_adjudicate, pair_mark_ambiguous
 from annotate.services.selection import pairs_add_by_reward
-from tests.annotate.test_selection import TextScorer, candidates
+from tests.annotate.services.test_selection import TextScorer, candidates
 from tests.factories import make_pair
 
 pytestmark = pytest.mark.django_db

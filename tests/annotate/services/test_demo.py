@@ -1,7 +1,7 @@
 """The demo data of `make run`: the loop demo is seeded through the real services, tells the
 whole story (named models, five labelers, one careless, gold and repeats, splits to review,
 open pairs left) and adds nothing on a second run. Its first training run:
-tests/rewardtrain/test_commands.py (retrain_due)."""
+tests/rewardtrain/management/test_commands.py (retrain_due)."""
 
 from __future__ import annotations
 
