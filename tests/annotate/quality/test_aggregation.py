@@ -84,6 +84,30 @@ def test_dawid_skene_is_crowd_kits_one_coin_model(crowd, fits):
     assert fits["dawid_skene"].reliability == pytest.approx(skills, abs=1e-9)
 
 
+def test_mace_is_crowd_kits_mace():
+    """MACE on arrays is crowd-kit's MACE step for step from the same start. crowd-kit
+    draws its start per worker in order of first appearance and sorts its habit counts by
+    worker and label value, so the votes go in sorted by worker, a B vote first."""
+    from crowdkit.aggregation import MACE as CrowdKitMACE
+
+    from annotate.quality.aggregation import MACE_ITERATIONS
+
+    crowd = planted_crowd(seed=2)
+    order = np.lexsort((crowd.says_a, crowd.worker))
+    pair, worker, says_a = crowd.pair[order], crowd.worker[order], crowd.says_a[order]
+    data = pd.DataFrame({"task": pair, "worker": worker, "label": says_a.astype(int)})
+    reference = CrowdKitMACE(n_restarts=1, n_iter=MACE_ITERATIONS, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p_a = reference.fit_predict_proba(data)[1].sort_index().to_numpy()
+    ours = fit_votes("mace", pair, worker, says_a)
+    assert len(p_a) == len(ours.p_a)
+    assert ours.p_a == pytest.approx(p_a, abs=1e-9)
+    assert ours.reliability == pytest.approx(reference.spamming_[:, 1], abs=1e-9)
+    # Not the trivial fit: the planted careless labelers are found.
+    assert ours.reliability[crowd.careless].max() < ours.reliability[~crowd.careless].min()
+
+
 def glad_log_posterior(crowd, alpha, beta):
     """GLAD's objective: log P(votes | alpha, beta) with a uniform class prior, plus the
     N(1, 1) priors on alpha and beta."""
