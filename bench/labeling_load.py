@@ -20,11 +20,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -370,6 +372,7 @@ def main() -> int:
     admin.execute(f'CREATE DATABASE "{db_name}"')
     database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name
     server = None
+    static_root = None
     try:
         t0 = time.perf_counter()
         setup_django(database_url)
@@ -379,6 +382,7 @@ def main() -> int:
         )
 
         port = free_port()
+        static_root = Path(tempfile.mkdtemp(prefix="labeling-load-static-"))
         # Production settings, served over plain HTTP on the loopback (no TLS proxy here).
         env = {
             **os.environ,
@@ -389,7 +393,16 @@ def main() -> int:
             "SESSION_COOKIE_SECURE": "0",
             "CSRF_COOKIE_SECURE": "0",
             "LOG_LEVEL": "WARNING",
+            "STATIC_ROOT": str(static_root),
         }
+        # As in a deployment: with DEBUG off the pages name hashed static files, which exist
+        # only after collectstatic (without it every page answers 500).
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         server = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "gunicorn"),
@@ -560,6 +573,8 @@ def main() -> int:
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+        if static_root is not None:
+            shutil.rmtree(static_root, ignore_errors=True)
         from django.db import connections
 
         connections.close_all()
