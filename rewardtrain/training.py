@@ -46,7 +46,13 @@ from rewardtrain.distributed import (
     wrap,
 )
 from rewardtrain.lora import lora_save_and_merge
-from rewardtrain.model import PLAIN_FORMAT_NOTE, default_backbone, rewards, set_attention
+from rewardtrain.model import (
+    PLAIN_FORMAT_NOTE,
+    default_backbone,
+    reads_last_token,
+    rewards,
+    set_attention,
+)
 from rewardtrain.precision import autocast, step_precision, use_bf16
 from rewardtrain.prepare import Prepared, flops_per_token, gpu_peak_flops, prepare_model
 
@@ -168,14 +174,66 @@ def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
 
 class RewardForward(nn.Module):
     """rewards() as a module's forward: what DDP and FSDP wrap, so that their hooks run on
-    every call (the loop never calls the transformers model's own forward)."""
+    every call (the loop never calls the transformers model's own forward).
 
-    def __init__(self, model: nn.Module) -> None:
+    `split`: a decoder's rows go through in chunks of similar length (length_chunks), each
+    padded to its own longest row. A batch is padded to the longest of its chosen and rejected
+    inputs, which differ a lot in real preference data: on the decoder bench half of a batch's
+    tokens were padding, and a CPU spends its time in matmuls over every one of them. Each row's
+    reward is the same either way (rewards() reads each row's own last token)."""
+
+    def __init__(
+        self, model: nn.Module, *, split: bool = False, chunk_cost: int | None = None
+    ) -> None:
         super().__init__()
         self.model = model
+        self.split = split
+        self.chunk_cost = CHUNK_COST_TOKENS if chunk_cost is None else chunk_cost
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return rewards(self.model, input_ids, attention_mask)
+        if not self.split:
+            return rewards(self.model, input_ids, attention_mask)
+        lengths = attention_mask.sum(-1)
+        chunks = length_chunks(lengths.tolist(), self.chunk_cost)
+        if len(chunks) == 1:
+            return rewards(self.model, input_ids, attention_mask)
+        parts, order = [], []
+        for rows in chunks:
+            index = torch.tensor(rows, device=input_ids.device)
+            width = int(lengths[index].max())
+            # Right padding (the collator's): a chunk's real tokens sit in its first columns.
+            parts.append(
+                rewards(self.model, input_ids[index, :width], attention_mask[index, :width])
+            )
+            order += rows
+        out = torch.empty_like(torch.cat(parts))
+        out[torch.tensor(order, device=out.device)] = torch.cat(parts)
+        return out
+
+
+# A chunk's fixed cost, in padded-token equivalents: below ~this many wasted tokens another
+# forward (its kernel launches, smaller matmuls) costs more than the padding it saves.
+CHUNK_COST_TOKENS = 256
+
+
+def length_chunks(lengths: list[int], chunk_cost: int = CHUNK_COST_TOKENS) -> list[list[int]]:
+    """Row indices cut into chunks of similar length that minimise the padded tokens plus
+    `chunk_cost` per chunk (an exact split of the length-sorted rows, by dynamic programming)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = [0.0] + [math.inf] * n  # best[j]: the cost of the first j sorted rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        width = lengths[order[j - 1]]
+        for i in range(j):
+            cost = best[i] + (j - i) * width + chunk_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    chunks, j = [], n
+    while j > 0:
+        chunks.append(order[cut[j] : j])
+        j = cut[j]
+    return chunks[::-1]
 
 
 def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
@@ -308,7 +366,8 @@ def _train(
     data = encode_for_training(train_rows, validation_rows, prepared.tokenizer, cfg, device)
     fsdp = ranks.distributed and cfg.sharding == "fsdp"
     net = wrap(
-        RewardForward(prepared.model),
+        # FSDP gathers each block's weights per forward call: one call per batch there.
+        RewardForward(prepared.model, split=reads_last_token(prepared.model) and not fsdp),
         sharding=cfg.sharding,
         ranks=ranks,
         device=device,

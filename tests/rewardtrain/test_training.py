@@ -14,7 +14,9 @@ from rewardtrain.model import BackboneError, format_input, load_backbone, reward
 from rewardtrain.scoring import RewardScorer
 from rewardtrain.training import (
     NotEnoughData,
+    RewardForward,
     TrainingCancelled,
+    length_chunks,
     pair_loss,
     save_model,
     train,
@@ -267,3 +269,29 @@ def test_config_round_trip_and_unknown_keys():
         TrainConfig.from_dict({"lr": 1, "nonsense": 2})
     with pytest.raises(ConfigError):
         TrainConfig(tie_loss="davidson")
+
+
+def test_length_chunks_cut_where_padding_costs_more_than_a_chunk():
+    # Two length clusters far apart: two chunks; close lengths: one.
+    assert length_chunks([300, 20, 310, 25, 305, 22], chunk_cost=64) == [[1, 5, 3], [0, 4, 2]]
+    assert length_chunks([30, 32, 31, 29], chunk_cost=64) == [[3, 0, 2, 1]]
+
+
+def test_decoder_rows_in_length_chunks_give_the_unsplit_rewards_and_grads(tmp_path):
+    model, _ = load_backbone(str(make_gpt2(tmp_path / "gpt2")))
+    assert len(length_chunks([40, 3, 38, 5, 7, 41], chunk_cost=16)) == 2
+    torch.manual_seed(0)
+    lengths = [40, 3, 38, 5, 7, 41]
+    ids = torch.randint(1, 50, (len(lengths), max(lengths)))
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+    results = []
+    for split in (False, True):
+        model.zero_grad()
+        r = RewardForward(model, split=split, chunk_cost=16)(ids, mask)
+        r.pow(2).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results.append((r.detach(), grads))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(results[0][1], results[1][1], atol=1e-5, rtol=1e-4)
