@@ -114,13 +114,17 @@ def labeler_agrees(seed: int, index: int) -> bool:
 
 def make_backbone(path: Path) -> str:
     """A 1-layer BERT (hidden 32) with a word-level vocabulary of the synthetic words."""
+    words = [f"f{i}" for i in range(FEATURES)] + [f"q{i}" for i in range(20)]
+    return make_word_bert(path, words + ["user", "assistant", "system", ":"])
+
+
+def make_word_bert(path: Path, words: list[str]) -> str:
+    """A 1-layer BERT (hidden 32) whose tokenizer knows exactly `words` (label_noise uses it too)."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = [f"f{i}" for i in range(FEATURES)] + [f"q{i}" for i in range(20)]
-    words += ["user", "assistant", "system", ":"]
     vocab = {token: i for i, token in enumerate(specials + words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
