@@ -65,9 +65,17 @@ def _yaml_str(value: str) -> str:
 def dataset_card(manifest: dict[str, Any], *, instructions: str) -> str:
     """README.md for an export: YAML header, columns, label scale, instructions, counts, the
     aggregation rule, the filters and the snapshot hash."""
+    lines = _front_matter(manifest)
+    lines += _label_scale(manifest["label_scale"])
+    lines += _instructions_and_counts(instructions, manifest["counts"])
+    lines += _provenance(manifest)
+    return "\n".join(lines)
+
+
+def _front_matter(manifest: dict[str, Any]) -> list[str]:
+    """YAML header, how to load the file, its columns."""
     project = manifest["project"]
     counts = manifest["counts"]
-    scale = manifest["label_scale"]
     data_file = manifest["file"]
     loader = (
         "parquet"
@@ -113,6 +121,11 @@ def dataset_card(manifest: dict[str, Any], *, instructions: str) -> str:
     ]
     if manifest["rows_are"] == "preference" and manifest["format"] != "openai":
         lines += [EXTRAS, ""]
+    return lines
+
+
+def _label_scale(scale: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     lines += [
         "## Label scale",
         "",
@@ -129,6 +142,11 @@ def dataset_card(manifest: dict[str, Any], *, instructions: str) -> str:
         lines += ["", f"Strength of the preference: {levels}."]
     if scale["reason_tags"]:
         lines += ["", "Optional reason tags: " + ", ".join(scale["reason_tags"]) + "."]
+    return lines
+
+
+def _instructions_and_counts(instructions: str, counts: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     lines += [
         "",
         "## Instructions given to labelers",
@@ -146,6 +164,12 @@ def dataset_card(manifest: dict[str, Any], *, instructions: str) -> str:
                 lines.append(f"| {key}: {sub} | {n} |")
         else:
             lines.append(f"| {key.replace('_', ' ')} | {value} |")
+    return lines
+
+
+def _provenance(manifest: dict[str, Any]) -> list[str]:
+    """The aggregation rule, the filters and the snapshot hash."""
+    lines: list[str] = []
     lines += [
         "",
         "## How it was aggregated",
@@ -166,4 +190,4 @@ def dataset_card(manifest: dict[str, Any], *, instructions: str) -> str:
         "records for the same preference rows (see `manifest.json`).",
         "",
     ]
-    return "\n".join(lines)
+    return lines
