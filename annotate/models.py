@@ -332,6 +332,9 @@ class Comparison(models.Model):
     import_file = models.CharField(max_length=500, blank=True)
     # Identity of an imported judgment (external id or row hash): re-importing adds nothing.
     import_key = models.CharField(max_length=64, blank=True)
+    # A fixed random draw: a repeat check probes the labeler's judgments at a random point of
+    # this key's index (comparison_repeat_probe) instead of sorting them all.
+    random_key = models.FloatField(default=new_random_key)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -367,6 +370,12 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["project", "created_at"]),
             models.Index(fields=["labeler", "project"]),
+            # A labeler's own first judgments in random-key order: the repeat-check probe.
+            models.Index(
+                fields=["labeler", "project", "random_key"],
+                condition=Q(is_repeat=False, source="human"),
+                name="comparison_repeat_probe",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -31,7 +31,8 @@ PG_BENCH_NAME = f"pf_export_bench_{os.getpid()}"
 PG_BENCH = f"postgres://postgres@127.0.0.1:5432/{PG_BENCH_NAME}"
 TARGET_SECONDS = 60
 TARGET_MB = 300
-LABELERS = 4  # every pair judged by each: comparisons / 4 pairs
+PER_PAIR = 4  # judgments of every pair: comparisons / 4 pairs
+LABELERS = 4  # default: every pair judged by each
 WORDS = (
     "the a model answer question reward policy data token train human prefer response "
     "helpful honest clear short long explain because result value python code list"
@@ -77,7 +78,8 @@ def drop_database(kind: str) -> None:
 
 def _writer(model, columns: list[str]):
     """(table, prepare, write_rows): rows given as {column: value} for `columns`; every other
-    column takes its field default, prepared for the database once."""
+    column takes its field default, prepared for the database once (a callable default, such
+    as a random key, is called per row)."""
     from django.db import connection
     from django.db.models import DateTimeField, JSONField
     from django.utils import timezone
@@ -85,8 +87,12 @@ def _writer(model, columns: list[str]):
     now = timezone.now()
     fields = [f for f in model._meta.concrete_fields]
     defaults = {}
+    per_row = {}
     for f in fields:
         if f.column in columns:
+            continue
+        if f.has_default() and callable(f.default) and f.default not in (list, dict):
+            per_row[f.column] = f
             continue
         value = now if isinstance(f, DateTimeField) else f.get_default()
         defaults[f.column] = f.get_db_prep_save(value, connection=connection)
@@ -106,6 +112,8 @@ def _writer(model, columns: list[str]):
                 else values[c]
             )
             if c in values
+            else per_row[c].get_db_prep_save(per_row[c].get_default(), connection=connection)
+            if c in per_row
             else defaults[c]
             for c in names
         )
@@ -138,7 +146,7 @@ def _writer(model, columns: list[str]):
     return prepare, write_rows
 
 
-def seed(comparisons: int) -> None:
+def seed(comparisons: int, labelers: int = LABELERS) -> None:
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
@@ -151,9 +159,9 @@ def seed(comparisons: int) -> None:
 
     call_command("migrate", verbosity=0)
     rng = random.Random(0)
-    pairs = comparisons // LABELERS
+    pairs = comparisons // PER_PAIR
     project = Project.objects.create(name="Bench", slug="bench", ask_strength=True)
-    users = [get_user_model().objects.create(username=f"bench{i}") for i in range(LABELERS)]
+    users = [get_user_model().objects.create(username=f"bench{i}") for i in range(labelers)]
     Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
     start = timezone.now() - timedelta(days=30)
 
@@ -223,7 +231,9 @@ def seed(comparisons: int) -> None:
         def judgments():
             n = 0
             for pair in range(1, pairs + 1):
-                for user in users:
+                # PER_PAIR labelers in rotation (all of them when there are PER_PAIR).
+                for j in range(PER_PAIR):
+                    user = users[(pair * PER_PAIR + j) % len(users)]
                     n += 1
                     choice = rng.choice(choices)
                     yield prep(
@@ -309,12 +319,59 @@ def report(kind: str, fmt: str, result: dict, out: Path) -> None:
     print(f"  throughput  {counts['comparisons'] / result['seconds']:,.0f} comparisons/s")
 
 
+def time_repeat_checks(rounds: int) -> list[float]:
+    """Milliseconds of each of `rounds` repeat-check draws (annotate.services.checks), the
+    labelers taken in turn; each draw's lease is rolled back, so every draw sees the same
+    data."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from annotate.models import Project
+    from annotate.services.checks import repeat_lease
+
+    project = Project.objects.get(slug="bench")
+    users = list(get_user_model().objects.filter(username__startswith="bench").order_by("pk"))
+    rng = random.Random(1)
+    times = []
+    for n in range(rounds + 1):
+        with transaction.atomic():
+            started = time.perf_counter()
+            lease = repeat_lease(
+                project=project, labeler=users[n % len(users)], rng=rng, now=timezone.now()
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            assert lease is not None, "no repeat found"
+            transaction.set_rollback(True)
+        if n:  # the first draw warms the connection and the caches
+            times.append(elapsed)
+    return times
+
+
+def report_repeat_checks(kind: str, times: list[float], comparisons: int, labelers: int) -> None:
+    times = sorted(times)
+    print(
+        f"\n[{kind}] repeat checks: {len(times)} draws, {labelers} labelers, "
+        f"{comparisons // labelers:,} judgments each"
+    )
+    print(
+        f"  per draw    mean {sum(times) / len(times):.2f} ms, median {times[len(times) // 2]:.2f}"
+        f" ms, range {times[0]:.2f}-{times[-1]:.2f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="2,000 comparisons on SQLite")
     parser.add_argument("--comparisons", type=int, default=None, help="default 1,000,000")
     parser.add_argument("--database", choices=("postgres", "sqlite", "both"), default=None)
     parser.add_argument("--format", default="trl", help="Also try raw, parquet, ...")
+    parser.add_argument(
+        "--labelers", type=int, default=LABELERS, help=f"each pair judged by {PER_PAIR} of them"
+    )
+    parser.add_argument(
+        "--repeat-checks", type=int, default=0, help="also time this many repeat-check draws"
+    )
     parser.add_argument("--seed-only", help=argparse.SUPPRESS)  # the child process's job
     args = parser.parse_args()
     args.comparisons = args.comparisons or (2000 if args.smoke else 1_000_000)
@@ -323,7 +380,7 @@ def main() -> None:
     if args.seed_only:
         setup_django(args.seed_only)
         started = time.perf_counter()
-        seed(args.comparisons)
+        seed(args.comparisons, args.labelers)
         print(f"  seeded {args.comparisons:,} comparisons in {time.perf_counter() - started:.0f} s")
         return
 
@@ -341,6 +398,10 @@ def main() -> None:
                     str(args.comparisons),
                     "--format",
                     args.format,
+                    "--labelers",
+                    str(args.labelers),
+                    "--repeat-checks",
+                    str(args.repeat_checks),
                 ],
                 check=True,
             )
@@ -359,6 +420,8 @@ def main() -> None:
                     url,
                     "--comparisons",
                     str(args.comparisons),
+                    "--labelers",
+                    str(args.labelers),
                 ],
                 check=True,
             )
@@ -368,6 +431,9 @@ def main() -> None:
             lines = sum(1 for _ in open(out, "rb")) if out.suffix == ".jsonl" else None
             assert lines in (None, result["manifest"]["counts"]["rows"]), "row count mismatch"
             report(kind, args.format, result, out)
+            if args.repeat_checks:
+                times = time_repeat_checks(args.repeat_checks)
+                report_repeat_checks(kind, times, args.comparisons, args.labelers)
         finally:
             if "django" in sys.modules and os.environ.get("DATABASE_URL") == url:
                 from django.db import connections

@@ -251,6 +251,9 @@ def seed_comparisons(
         offsets = np.sort(rng.random(n)) * 14 * 86400  # 14 days, in id order
         start = now - timedelta(days=14)
         repeat = np.flatnonzero(rng.random(n) < repeat_share)
+        # Each comparison's own random key (the repeat checks' probe), from a generator of its
+        # own so that the other draws stay as they were.
+        keys = np.random.default_rng([seed, 1]).random(n + len(repeat))
 
         def comparison_rows():
             k = comparison0
@@ -272,6 +275,7 @@ def seed_comparisons(
                     None,
                     "",
                     "",
+                    float(keys[k - comparison0]),
                     start + timedelta(seconds=float(offsets[i])),
                 )
                 k += 1
@@ -296,6 +300,7 @@ def seed_comparisons(
                     None,
                     "",
                     "",
+                    float(keys[k - comparison0]),
                     start + timedelta(seconds=float(offsets[i]) + 600),
                 )
                 k += 1
@@ -305,7 +310,7 @@ def seed_comparisons(
             [
                 *("id", "pair_id", "project_id", "labeler_id", "source", "choice", "strength"),
                 *("reasons", "comment", "left", "time_spent_ms", "is_repeat", "is_gold_check"),
-                *("import_batch_id", "import_file", "import_key", "created_at"),
+                *("import_batch_id", "import_file", "import_key", "random_key", "created_at"),
             ],
             comparison_rows(),
         )

@@ -150,3 +150,44 @@ def test_gold_answers_import_with_the_pairs_and_bad_ones_are_named(project, tmp_
         import_file(project=project, path=bad)
     assert "line 1" in str(rejected.value.errors[0]).lower() or rejected.value.errors[0][0] == 1
     assert "gold must be one of" in str(rejected.value.errors)
+
+
+class FixedDraw(random.Random):
+    """An rng whose every draw is one given number."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_a_repeat_is_the_first_fit_at_or_after_a_random_key_wrapping_around(project, labeler):
+    from django.utils import timezone
+
+    from annotate.services.checks import repeat_lease
+
+    pool(project, 10)
+    label(project, labeler, 10, random.Random(1))
+    mine = list(Comparison.objects.filter(labeler=labeler).order_by("created_at", "id"))
+    # Keys 0.9, 0.8, ... 0.0 by age; the latest five are too recent to repeat, so the
+    # eligible keys are 0.9, 0.8, 0.7, 0.6, 0.5 on the five oldest.
+    for n, comparison in enumerate(mine):
+        Comparison.objects.filter(pk=comparison.pk).update(random_key=(9 - n) / 10)
+
+    def probe(draw: float):
+        lease = repeat_lease(
+            project=project, labeler=labeler, rng=FixedDraw(draw), now=timezone.now()
+        )
+        Lease.objects.filter(pk=lease.pk).delete()  # each probe on the same candidates
+        return lease.pair_id
+
+    assert probe(0.65) == mine[2].pair_id  # key 0.7: the first at or after the draw
+    assert probe(0.95) == mine[4].pair_id  # past the last key: wraps to the lowest, 0.5
+    assert probe(0.0) == mine[4].pair_id
+    # A pair already repeated is skipped: the probe moves on to the next key.
+    Comparison.objects.create(
+        pair_id=mine[2].pair_id, project=project, labeler=labeler, choice=Choice.A, is_repeat=True
+    )
+    assert probe(0.65) == mine[1].pair_id
