@@ -22,6 +22,9 @@ class ExportContext:
     # The trainer's split shares, so that a raw row's split matches the preference rows'.
     validation_share: float = 0.1
     test_share: float = 0.1
+    # What a record builder works out once per labeler or per pair and reuses on the next rows
+    # (one export's context, one export's memo).
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def transcript(messages: list[dict[str, Any]], reply: str | None = None) -> str:

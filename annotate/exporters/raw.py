@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -23,23 +24,45 @@ def labeler_pseudonym(user_id: int) -> str:
     return f"labeler-{digest[:16]}"
 
 
+def _labeler(row: dict[str, Any], ctx: ExportContext) -> str | None:
+    """The labeler column, one HMAC per labeler per export."""
+    user_id = row["labeler_id"]
+    if user_id is None:
+        return None
+    if ctx.real_usernames:
+        return row["labeler__username"]
+    names = ctx.memo.setdefault("labelers", {})
+    name = names.get(user_id)
+    if name is None:
+        name = names[user_id] = labeler_pseudonym(user_id)
+    return name
+
+
+def _pair_columns(row: dict[str, Any], ctx: ExportContext) -> tuple[str, list[dict[str, str]]]:
+    """(split, prompt) of the row's pair: the split's sha256 and the prompt's JSON decoding
+    done once per pair, since rows come in pair order (a pair's judgments one after another)."""
+    last = ctx.memo.get("pair")
+    if last is not None and last[0] == row["pair_id"]:
+        return last[1], last[2]
+    split = split_of(row["pair__prompt__content_hash"], ctx.validation_share, ctx.test_share)
+    prompt = [
+        {"role": m.get("role", "user"), "content": m.get("content", "")}
+        for m in json.loads(row["prompt_json"])
+    ]
+    ctx.memo["pair"] = (row["pair_id"], split, prompt)
+    return split, prompt
+
+
 def record(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
-    if row["labeler_id"] is None:
-        labeler = None
-    elif ctx.real_usernames:
-        labeler = row["labeler__username"]
-    else:
-        labeler = labeler_pseudonym(row["labeler_id"])
+    """One comparison. `row["prompt_json"]` is the prompt's messages as JSON text."""
+    split, prompt = _pair_columns(row, ctx)
     strength = row["strength"]
     scale = ctx.strength_labels
     return {
         "comparison_id": row["id"],
         "pair_id": row["pair_id"],
-        "split": split_of(row["pair__prompt__content_hash"], ctx.validation_share, ctx.test_share),
-        "prompt": [
-            {"role": m.get("role", "user"), "content": m.get("content", "")}
-            for m in row["pair__prompt__messages"]
-        ],
+        "split": split,
+        "prompt": prompt,
         "response_a": row["pair__response_a__text"],
         "response_b": row["pair__response_b__text"],
         "model_a": row["pair__response_a__model_name"],
@@ -50,7 +73,7 @@ def record(row: dict[str, Any], ctx: ExportContext) -> dict[str, Any]:
         "strength_label": scale[strength - 1] if strength and strength <= len(scale) else None,
         # Which response was on the left of the labeler's screen ("" when not recorded).
         "left": row["left"],
-        "labeler": labeler,
+        "labeler": _labeler(row, ctx),
         "source": row["source"],
         "reasons": list(row["reasons"] or []),
         "comment": row["comment"],
