@@ -380,3 +380,40 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_choice_display()} on pair {self.pair_id}"
+
+
+class ExportJob(models.Model):
+    """A dataset export too large for one request: a worker builds its zip into a file under
+    MEDIA_ROOT/exports/, and staff download the file when the job has succeeded."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # The export's options as the API took them (text values, as in a query string).
+    options = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Progress: rows written, of about `rows_total` (the comparisons, or the pairs, that count
+    # under the options; filters may leave out some).
+    rows_done = models.PositiveBigIntegerField(default=0)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    file_name = models.CharField(max_length=300)  # the zip's name, chosen when asked for
+    # Under MEDIA_ROOT; set only once the whole file is written and renamed into place.
+    file = models.CharField(max_length=500, blank=True)
+    file_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of {self.project_id} ({self.status})"

@@ -1,11 +1,13 @@
 """The staff export page: a form whose download is the export API. Model versions are
 downloaded from the project's training page (rewardtrain)."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotate.exporters import FORMAT_NAMES, SHAPES
+from annotate.selectors.exports import export_jobs_recent
 from annotate.selectors.pairs import pair_counts
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.exports import SOURCES
@@ -25,5 +27,8 @@ def project_export(request: HttpRequest, slug: str) -> HttpResponse:
             "sources": SOURCES,
             "splits": SPLITS,
             "counts": pair_counts(project=project),
+            "jobs": export_jobs_recent(project=project),
+            "sync_max": settings.EXPORT_SYNC_MAX_COMPARISONS,
+            "retention_hours": settings.EXPORT_RETENTION_HOURS,
         },
     )

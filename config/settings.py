@@ -212,6 +212,11 @@ SPECTACULAR_SETTINGS = {
     # describe the API, not themselves.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two choice sets share the field name `status`: training runs' keeps the name it had.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "rewardtrain.models.TrainingRun.Status",
+        "ExportJobStatusEnum": "annotate.models.ExportJob.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "annotate.api.schema.document_error_answers",
@@ -227,6 +232,18 @@ SPECTACULAR_SETTINGS = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(1 << 30)))
+
+# --- Dataset exports ---
+# An export that counts more comparisons than this is built by a worker into a file under
+# MEDIA_ROOT/exports (annotate/services/export_jobs.py) instead of streaming from the request:
+# 50,000 raw rows take a few seconds here, far inside gunicorn's default 30 s timeout.
+EXPORT_SYNC_MAX_COMPARISONS = int(os.environ.get("EXPORT_SYNC_MAX_COMPARISONS", "50000"))
+# Finished export jobs and their files are deleted this long after they end (hourly check).
+EXPORT_RETENTION_HOURS = float(os.environ.get("EXPORT_RETENTION_HOURS", "24"))
+# Behind nginx: the URL prefix of an `internal` location that serves MEDIA_ROOT/exports/, so
+# that nginx sends the file (X-Accel-Redirect) and no web worker is held for the download.
+# Empty: the web worker sends the file itself.
+EXPORT_ACCEL_REDIRECT = os.environ.get("EXPORT_ACCEL_REDIRECT", "")
 
 # --- Reward model ---
 MODELS_DIR = Path(os.environ.get("MODELS_DIR", DATA_DIR / "models"))
@@ -278,6 +295,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "evaluate-active": {
         "task": "rewardtrain.evaluate_active_all",
+        "schedule": 3600,
+        "options": {"expires": 3600},
+    },
+    "clean-exports": {
+        "task": "annotate.export_jobs_clean",
         "schedule": 3600,
         "options": {"expires": 3600},
     },

@@ -12,15 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis.exceptions
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError
-from kombu.utils.url import maybe_sanitize_url
 
 from annotate.models import Comparison, Project
-from config.celery import app
+from config.celery import QueueUnavailable, task_publish
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import (
     rescore_pairs,
@@ -35,34 +32,6 @@ logger = logging.getLogger(__name__)
 TRAIN_RUN_TASK = "rewardtrain.train_run"
 RESCORE_PAIRS_TASK = "rewardtrain.rescore_pairs"
 EVALUATE_ACTIVE_TASK = "rewardtrain.evaluate_active"
-
-# What a broken or absent broker raises: kombu wraps most of it, the rest comes raw.
-QUEUE_ERRORS = (OperationalError, redis.exceptions.RedisError, OSError)
-
-
-class QueueUnavailable(Exception):
-    """The task queue (Redis) could not be reached."""
-
-
-def task_publish(*, name: str, args: list) -> str:
-    """Publish one task message and return its id, or raise QueueUnavailable at once.
-
-    A fresh connection with no retries and socket timeouts: a request that enqueues must answer
-    within the broker connection timeout, not hang on kombu's retry loop or on the operating
-    system's connect timeout (minutes) when the Redis host does not answer at all.
-    """
-    timeout = app.conf.broker_connection_timeout
-    conn = app.connection_for_write(
-        connect_timeout=timeout,
-        transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
-    )
-    try:
-        with conn:
-            conn.ensure_connection(max_retries=0)
-            return app.send_task(name, args=args, connection=conn, retry=False).id
-    except QUEUE_ERRORS as exc:
-        where = maybe_sanitize_url(conn.as_uri(include_password=True))  # the password masked
-        raise QueueUnavailable(f"could not reach the task queue (Redis at {where}): {exc}") from exc
 
 
 def run_enqueue(*, run_id: int) -> None:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from annotate.hashing import content_hash, user_message
 from annotate.models import (
     Comparison,
+    ExportJob,
     ImportBatch,
     Lease,
     Membership,
@@ -119,6 +120,17 @@ class ComparisonFactory(factory.django.DjangoModelFactory):
     labeler = factory.SubFactory(UserFactory)
     choice = "a"
     left = Side.A
+
+
+class ExportJobFactory(factory.django.DjangoModelFactory):
+    """A queued background export of its project's trl dataset."""
+
+    class Meta:
+        model = ExportJob
+
+    project = factory.SubFactory(ProjectFactory)
+    options = factory.LazyFunction(lambda: {"format": "trl"})
+    file_name = factory.LazyAttribute(lambda job: f"{job.project.slug}-trl.jsonl.zip")
 
 
 class TrainingRunFactory(factory.django.DjangoModelFactory):

@@ -21,6 +21,16 @@ urlpatterns: list = [
         name="api-dataset-export",
     ),
     path(
+        "projects/<slug:slug>/export/jobs/<int:job_id>/",
+        exports.ExportJobApi.as_view(),
+        name="api-export-job",
+    ),
+    path(
+        "projects/<slug:slug>/export/jobs/<int:job_id>/download/",
+        exports.ExportJobDownloadApi.as_view(),
+        name="api-export-job-download",
+    ),
+    path(
         "projects/<slug:slug>/quality/",
         quality.ProjectQualityApi.as_view(),
         name="api-project-quality",

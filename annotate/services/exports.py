@@ -8,7 +8,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -331,9 +331,16 @@ class DatasetExport:
         return f"{self.project.slug}-{self.format.shape}-{stamp}.{self.format.extension}.zip"
 
 
-def dataset_export(*, project: Project, options: ExportOptions, out: Path) -> dict[str, Any]:
+def dataset_export(
+    *,
+    project: Project,
+    options: ExportOptions,
+    out: Path,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Write the export to `out` with `out`.manifest.json and the card `out`.README.md beside it,
     or, when `out` ends in .zip, one zip holding all three. Returns the manifest.
+    `on_progress(rows written so far)` is called every few thousand rows.
 
     Files are written under a temporary name and renamed at the end, so that a failed export
     leaves no half-written file behind.
@@ -347,9 +354,12 @@ def dataset_export(*, project: Project, options: ExportOptions, out: Path) -> di
             if out.suffix == ".zip":
                 for chunk in export.zip_chunks():
                     fh.write(chunk)
+                    if on_progress:
+                        on_progress(export.counts["rows"])
             else:
                 for _ in export.write(fh):
-                    pass
+                    if on_progress:
+                        on_progress(export.counts["rows"])
         manifest = export.manifest()
         if out.suffix != ".zip":
             manifest["file"] = out.name
@@ -363,12 +373,3 @@ def dataset_export(*, project: Project, options: ExportOptions, out: Path) -> di
     finally:
         partial.unlink(missing_ok=True)
     return manifest
-
-
-def dataset_export_stream(
-    *, project: Project, options: ExportOptions
-) -> tuple[str, Iterator[bytes]]:
-    """(file name, bytes) of the export as a zip, for a streaming download. Options are checked
-    now, so that a bad request fails before any byte is sent."""
-    export = DatasetExport(project=project, options=options)
-    return export.zip_name, export.zip_chunks()

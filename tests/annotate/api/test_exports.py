@@ -97,3 +97,50 @@ def test_export_page_is_staff_only(judged, client, staff, labeler):
     assert 'href="/projects/demo/training/"' in html  # where the models download
     client.logout()
     assert client.get("/projects/demo/export/").status_code == 302  # to the login page
+
+
+def test_a_large_export_answers_202_with_a_job_to_follow_then_download(
+    judged, staff, settings, tmp_path
+):
+    from annotate.services.export_jobs import export_job_execute
+    from tests.factories import ProjectFactory
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.EXPORT_SYNC_MAX_COMPARISONS = 3
+    client = client_for(staff)
+    asked = client.get("/api/projects/demo/export/", {"format": "raw", "split": ""})
+    assert asked.status_code == 202
+    job = asked.json()
+    url = f"http://testserver/api/projects/demo/export/jobs/{job['id']}/"
+    assert job["url"] == asked["Location"] == url
+    assert (job["status"], job["progress"], job["download_url"]) == ("queued", 0.0, None)
+    assert client.get(f"{job['url']}download/").status_code == 409  # not built yet
+
+    export_job_execute(job_id=job["id"])  # what the worker does
+    done = client.get(job["url"]).json()
+    assert (done["status"], done["progress"], done["error"]) == ("succeeded", 1.0, "")
+    assert done["rows_done"] == done["rows_total"] == 10 and done["expires_at"]
+    download = client.get(done["download_url"])
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    assert download["Content-Disposition"] == f'attachment; filename="{done["file_name"]}"'
+    archive = unzip(download)
+    assert len(archive.read(archive.namelist()[0]).splitlines()) == 10
+    # The export page lists the job with its download.
+    client.force_login(staff)
+    assert (
+        done["download_url"].removeprefix("http://testserver")
+        in client.get("/projects/demo/export/").content.decode()
+    )
+
+    # Another project's staff URL for this job: 404; a labeler: 403.
+    ProjectFactory(slug="other")
+    assert client.get(f"/api/projects/other/export/jobs/{job['id']}/").status_code == 404
+    assert client.get(f"/api/projects/other/export/jobs/{job['id']}/download/").status_code == 404
+    labeler = judged.users["alice"]
+    assert client_for(labeler).get(job["url"]).status_code == 403
+
+    # Behind nginx the file is sent by nginx's internal location, not by the web worker.
+    settings.EXPORT_ACCEL_REDIRECT = "/_exports/"
+    accel = client.get(done["download_url"])
+    assert accel["X-Accel-Redirect"] == f"/_exports/{job['id']}/{done['file_name']}"
+    assert accel.content == b""

@@ -1,0 +1,24 @@
+"""Celery tasks of the labeling app: shims that take ids and call one service function.
+They run on the default queue."""
+
+from celery import shared_task
+
+from annotate.services import export_jobs
+
+
+@shared_task(
+    name=export_jobs.EXPORT_JOB_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    # The soft limit ends the job as failed with a message; the hard one frees the worker.
+    soft_time_limit=export_jobs.JOB_MAX_SECONDS,
+    time_limit=export_jobs.JOB_MAX_SECONDS + 60,
+)
+def export_job_run(job_id: int) -> str:
+    return export_jobs.export_job_execute(job_id=job_id).status
+
+
+@shared_task(name="annotate.export_jobs_clean", acks_late=True, ignore_result=True)
+def export_jobs_clean() -> int:
+    return export_jobs.export_jobs_clean()
