@@ -1,5 +1,7 @@
 """Quality, review and downloads at scale: the staff pages over HTTP against a project of
-100,000 and 1,000,000 comparisons, on PostgreSQL, under gunicorn (`-w 2`, DEBUG off).
+100,000 and 1,000,000 comparisons, on PostgreSQL, under gunicorn (`-w 2`, DEBUG off); the raw
+export through the API (202, the job polled, the file downloaded and checked against its
+manifest) with a Celery worker; the repeat checks' draw.
 
     .venv/bin/python bench/quality_scale.py            # 100k, then 1M comparisons
     .venv/bin/python bench/quality_scale.py --sizes 1m --rounds 5
@@ -350,7 +352,13 @@ class Server:
     as the Celery broker (a message it publishes never reaches another checkout's worker)."""
 
     def __init__(
-        self, database_url: str, *, workers: int = 2, timeout: int = 30, debug: bool = False
+        self,
+        database_url: str,
+        *,
+        workers: int = 2,
+        timeout: int = 30,
+        debug: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         from config.redis_server import start_local_redis
 
@@ -369,7 +377,9 @@ class Server:
             "STATIC_ROOT": str(self.static_root / "static"),
             "REDIS_URL": self.redis.url,
             "CELERY_BROKER_URL": self.redis.url,
+            **(extra_env or {}),
         }
+        self.env = env  # a Celery worker of this server's runs with the same
         if not debug:
             # With DEBUG off the pages name hashed static files, which exist after
             # collectstatic (compressing them takes 5-15 s here: the smoke runs DEBUG on).
@@ -530,6 +540,148 @@ def time_requests(server: Server, client: Client, rounds: int) -> tuple[dict, li
     return results, errors
 
 
+def worker_start(server: Server, log: Path, timeout: float = 120) -> subprocess.Popen:
+    """A Celery worker on the default queue (export jobs), with the server's settings; returns
+    once it says it is ready, so that its start is not counted in the export's time."""
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default"),
+                *("--pool", "solo", "--loglevel", "INFO", "-n", f"bench-{os.getpid()}@%h"),
+                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+            ],
+            cwd=ROOT,
+            env=server.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while b" ready." not in log.read_bytes():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise RuntimeError("the Celery worker did not start: " + log.read_text()[-2000:])
+        time.sleep(0.2)
+    return worker
+
+
+def _download(client: Client, port: int, path: str, out: Path) -> int:
+    """GET `path` into the file `out` a megabyte at a time; the HTTP status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request(
+        "GET", path, headers={"Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())}
+    )
+    response = conn.getresponse()
+    with out.open("wb") as fh:
+        while block := response.read(1 << 20):
+            fh.write(block)
+    conn.close()
+    return response.status
+
+
+def time_export(
+    server: Server, client: Client, workdir: Path, timeout: float, smoke: bool = False
+) -> dict:
+    """The raw export through the API as a client does it: ask (202 and a job), poll the job
+    until it has ended, download the file; then check that the zip is whole and that its data
+    file's sha256 is the manifest's. Seconds of each step, and the worker's peak memory. The
+    smoke runs the job in this process instead of a worker (a worker's start costs more than
+    its export; tests/annotate/test_tasks_e2e.py runs a real one)."""
+    import zipfile
+
+    worker = None if smoke else worker_start(server, workdir / "worker.log")
+    try:
+        started = time.perf_counter()
+        status, body = client.request("GET", f"/api/projects/{SLUG}/export/?format=raw")
+        if status != 202:
+            return {"error": f"asked: {status} {body[:200]!r}"}
+        job = json.loads(body)
+        job_path = "/" + job["url"].split("/", 3)[3]
+        if worker is None:
+            from django.conf import settings
+
+            from annotate.services.export_jobs import export_job_execute
+
+            settings.MEDIA_ROOT = server.env["MEDIA_ROOT"]
+            export_job_execute(job_id=job["id"])
+        polls = 0
+        while job["status"] in ("queued", "running"):
+            if time.perf_counter() - started > timeout:
+                return {"error": f"not done after {timeout:.0f} s: {job}"}
+            if worker is not None and worker.poll() is not None:
+                return {
+                    "error": "the worker exited: " + (workdir / "worker.log").read_text()[-2000:]
+                }
+            if polls:
+                time.sleep(0.5)
+            status, body = client.request("GET", job_path)
+            job = json.loads(body)
+            polls += 1
+        ready = time.perf_counter() - started
+        if job["status"] != "succeeded":
+            return {"error": f"the job failed: {job['error']}"}
+        pid = worker.pid if worker is not None else os.getpid()
+        worker_peak = int(_status(pid)["VmHWM"].split()[0]) / 1024
+        zipped = workdir / job["file_name"]
+        began = time.perf_counter()
+        status = _download(client, server.port, "/" + job["download_url"].split("/", 3)[3], zipped)
+        download = time.perf_counter() - began
+        if status != 200:
+            return {"error": f"download: {status}"}
+        with zipfile.ZipFile(zipped) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            digest = hashlib.sha256()
+            with archive.open(manifest["file"]) as data:
+                while block := data.read(1 << 20):
+                    digest.update(block)
+        return {
+            "rows": job["rows_done"],
+            "ready_s": ready,
+            "polls": polls,
+            "download_s": download,
+            "zip_mib": zipped.stat().st_size / 2**20,
+            "checksum_ok": digest.hexdigest() == manifest["data_sha256"],
+            "manifest_rows": manifest["counts"]["rows"],
+            "worker_peak_mib": worker_peak,
+        }
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def time_repeat_checks(project, rounds: int) -> list[float]:
+    """Milliseconds of repeat-check draws (annotate.services.checks.repeat_lease), the labelers
+    in turn, each draw's lease rolled back so that every draw sees the same data; the first
+    draw (connection and caches warming) left out."""
+    import random
+
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from annotate.services.checks import repeat_lease
+
+    labelers = list(get_user_model().objects.filter(username__startswith=f"{SLUG}-labeler"))
+    rng = random.Random(0)
+    times = []
+    for n in range(rounds + 1):
+        with transaction.atomic():
+            started = time.perf_counter()
+            lease = repeat_lease(
+                project=project, labeler=labelers[n % len(labelers)], rng=rng, now=timezone.now()
+            )
+            elapsed = time.perf_counter() - started
+            transaction.set_rollback(True)
+        if lease is None:
+            raise RuntimeError("a repeat check found no pair")
+        if n:
+            times.append(elapsed)
+    return times
+
+
 def figure(values: list[float], unit: str, scale: float = 1.0) -> str:
     values = [v * scale for v in values]
     return f"{statistics.mean(values):8.3f} {unit} ({min(values):.3f}-{max(values):.3f})"
@@ -584,13 +736,21 @@ def child(url: str, name: str, args) -> int:
     )
     username = staff_create()
     computed = time_computation(project)
+    repeats = time_repeat_checks(project, 20 if name == "smoke" else 200)
+    workdir = Path(tempfile.mkdtemp(prefix="quality-scale-media-"))
+    # The smoke's few comparisons go the background way too: its threshold is lowered.
+    extra = {"MEDIA_ROOT": str(workdir / "media")}
+    if name == "smoke":
+        extra["EXPORT_SYNC_MAX_COMPARISONS"] = "1000"
     connections.close_all()
-    server = Server(url, timeout=args.timeout, debug=name == "smoke")
+    server = Server(url, timeout=args.timeout, debug=name == "smoke", extra_env=extra)
     try:
         client = Client(server.port, username)
         results, errors = time_requests(server, client, args.rounds)
+        exported = time_export(server, client, workdir, timeout=3600, smoke=name == "smoke")
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     debug = "on (smoke)" if name == "smoke" else "off"
     print(f"[{name}] {project.comparison_count:,} comparisons, gunicorn -w 2, DEBUG {debug}")
     if computed:
@@ -616,6 +776,25 @@ def child(url: str, name: str, args) -> int:
         f"  worst worker growth per request (after the first of each kind) {worst_growth:.1f} "
         f"MiB  target < {TARGET_GROWTH_MIB:.0f} MiB  ratio {worst_growth / TARGET_GROWTH_MIB:.2f}"
     )
+    repeats = sorted(repeats)
+    print(
+        f"  repeat check  {figure(repeats, 'ms', 1000)} over {len(repeats)} draws, median "
+        f"{repeats[len(repeats) // 2] * 1000:.2f} ms (an index probe; sorting cost 56-83 ms at 1M)"
+    )
+    if "error" in exported:
+        errors.append(f"raw export: {exported['error']}")
+    else:
+        e = exported
+        whole = e["checksum_ok"] and e["rows"] == e["manifest_rows"]
+        print(
+            f"  raw export    202, then ready in {e['ready_s']:8.2f} s ({e['polls']} polls): "
+            f"{e['rows']:,} rows, {e['rows'] / e['ready_s']:,.0f} rows/s; download "
+            f"{e['zip_mib']:.0f} MiB zip in {e['download_s']:.2f} s; "
+            f"{'complete, sha256 as in the manifest' if whole else 'INCOMPLETE or checksum wrong'}; "
+            f"worker peak RSS {e['worker_peak_mib']:.0f} MiB"
+        )
+        if not whole:
+            errors.append("raw export: the downloaded file is not the manifest's")
     print(
         f"  this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
