@@ -59,13 +59,15 @@ def backbone(tmp_path_factory):
 def redis_url():
     """A real Redis: the one at REDIS_URL, else a redis-server of the tests' own.
 
-    Each test session uses its own database number on a shared server and flushes it after.
+    Each test session uses its own database number on a shared server and flushes it after;
+    under pytest-xdist each worker (gw0, gw1, ...) takes its own number.
     """
     url = os.environ.get("REDIS_URL")
     if url:
         import redis
 
-        db = 9 + os.getpid() % 6
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        db = 9 + (int(worker[2:]) if worker.startswith("gw") else os.getpid()) % 6
         base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
         session_url = f"{base}/{db}"
         client = redis.Redis.from_url(session_url)
