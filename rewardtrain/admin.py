@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from rewardtrain.config import ConfigError
 from rewardtrain.dashboard import request_message
 from rewardtrain.models import Evaluation, ModelVersion, ProjectTraining, TrainingRun
 from rewardtrain.services import run_cancel
@@ -20,7 +21,7 @@ def retrain_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
             run, created = training_request(
                 project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
             )
-        except QueueUnavailable as exc:
+        except (ConfigError, QueueUnavailable) as exc:
             modeladmin.message_user(
                 request, f"{project}: training was not started: {exc}", messages.ERROR
             )

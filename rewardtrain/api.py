@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from annotate.selectors.projects import project_get_for_staff
 from rewardtrain import dashboard
+from rewardtrain.config import ConfigError
 from rewardtrain.models import TrainingRun
 from rewardtrain.services import run_cancel
 from rewardtrain.triggers import QueueUnavailable, training_request
@@ -89,6 +90,11 @@ class TrainingRunListCreateApi(APIView):
             200: OpenApiResponse(
                 RequestedRunSerializer, description="Joined the run already queued or running."
             ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="The project's training settings cannot train here (no run is "
+                "created), e.g. more ranks (nproc) than the visible GPUs.",
+            ),
             503: OpenApiResponse(
                 ErrorSerializer,
                 description="The task queue cannot be reached (the run is recorded as failed).",
@@ -97,12 +103,18 @@ class TrainingRunListCreateApi(APIView):
         summary="Retrain now (staff)",
     )
     def post(self, request: Request, slug: str) -> Response:
-        """201 with a new run, 200 with the run already queued or running (joined), 503 when
-        the task queue cannot be reached (the run is then recorded as failed)."""
+        """201 with a new run, 200 with the run already queued or running (joined), 400 when
+        the training settings cannot train here (no run created), 503 when the task queue
+        cannot be reached (the run is then recorded as failed)."""
         project = project_get_for_staff(user=request.user, slug=slug)
         try:
             run, created = training_request(
                 project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
+            )
+        except ConfigError as exc:
+            return Response(
+                {"detail": f"Training was not started: {exc}"},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         except QueueUnavailable as exc:
             return Response(

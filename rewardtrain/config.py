@@ -132,3 +132,23 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+def check_nproc(nproc: int, device: str, visible_gpus: int) -> None:
+    """Raise ConfigError when `nproc` ranks cannot train on `device` here: on CUDA each rank
+    needs a GPU of its own (two ranks on one GPU would each hold a whole model), and a device
+    that names one GPU ("cuda:1") has room for one rank. On CPU any number of gloo ranks runs.
+    `device` "" means CUDA when a GPU is visible, as training resolves it."""
+    on_cuda = device.startswith("cuda") or (not device and visible_gpus > 0)
+    if not on_cuda or nproc <= 1:
+        return
+    if ":" in device:
+        raise ConfigError(
+            f"device {device} names one GPU, so nproc={nproc} cannot train on it: set nproc "
+            "to 1, or device to 'cuda' to use every visible GPU"
+        )
+    if nproc > visible_gpus:
+        raise ConfigError(
+            f"nproc={nproc} asks for more ranks than the {visible_gpus} visible GPU(s) "
+            "(one rank per GPU; CUDA_VISIBLE_DEVICES chooses which are visible)"
+        )

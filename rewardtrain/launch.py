@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardtrain.config import TrainConfig
+from rewardtrain.config import ConfigError, TrainConfig, check_nproc
 from rewardtrain.training import Progress, TrainingCancelled, save_model, train, training_figures
 
 # How often the job folder is read while the ranks train.
@@ -87,25 +87,20 @@ def rendezvous_from_env(env: dict[str, str] | None = None) -> Rendezvous:
 
 def resolve_nproc(requested: int, device: str, visible_gpus: int | None = None) -> int:
     """Ranks on this machine: `requested`, else one per visible GPU on CUDA, else 1.
-    More ranks than visible GPUs on CUDA is an error (two ranks would share one)."""
+    Raises LaunchError where config.check_nproc refuses (more ranks than visible GPUs)."""
     if not device.startswith("cuda"):
         return requested or 1
-    if ":" in device:
-        if requested > 1:
-            raise LaunchError(
-                f"Device {device} names one GPU; to train on {requested}, set device to 'cuda'"
-            )
-        return 1
     if visible_gpus is None:
         import torch
 
         visible_gpus = torch.cuda.device_count()
-    if requested > visible_gpus:
+    try:
+        check_nproc(requested, device, visible_gpus)
+    except ConfigError as exc:
         raise LaunchError(
-            f"Asked for nproc={requested} ranks, but only {visible_gpus} GPU(s) are visible "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
-        )
-    return requested or visible_gpus
+            f"{exc} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
+        ) from exc
+    return 1 if ":" in device else requested or visible_gpus
 
 
 def train_and_save(

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from annotate.models import Comparison, Project
 from config.celery import QueueUnavailable, task_publish
+from rewardtrain.config import ConfigError
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import (
     rescore_pairs,
@@ -111,7 +112,7 @@ def retrain_due(*, now: datetime | None = None) -> list[TrainingRun]:
     for item in retrain_due_projects(now=now or timezone.now()):
         try:
             run, created = training_request(project=item.project, trigger=item.trigger)
-        except QueueUnavailable as exc:
+        except (ConfigError, QueueUnavailable) as exc:
             logger.warning("Retraining of %s not queued: %s", item.project.slug, exc)
             continue
         if created:

@@ -11,6 +11,7 @@ from annotate.charts import metrics_chart
 from annotate.selectors.pairs import pair_counts, pairs_queue_head
 from annotate.selectors.projects import project_get_for_staff
 from rewardtrain import dashboard
+from rewardtrain.config import ConfigError
 from rewardtrain.models import ModelVersion, TrainingRun
 from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
 
@@ -42,7 +43,7 @@ def training_retrain(request: HttpRequest, slug: str) -> HttpResponse:
         run, created = training_request(
             project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
         )
-    except QueueUnavailable as exc:
+    except (ConfigError, QueueUnavailable) as exc:
         messages.error(request, f"Training was not started: {exc}")
     else:
         messages.success(request, dashboard.request_message(run=run, created=created))

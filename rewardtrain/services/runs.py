@@ -23,6 +23,7 @@ from django.utils import timezone
 from annotate.models import Project
 from annotate.splits import snapshot
 from rewardtrain import selectors
+from rewardtrain.config import TrainConfig, check_nproc
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services.versions import (
     activate_in_transaction,
@@ -58,10 +59,13 @@ def run_create(
     """Queue a run, or return the project's queued or running one (created=False).
 
     The resolved config is stored on the run, so a queued run shows what it will train with.
-    Raises rewardtrain.config.ConfigError for unknown or bad settings. Enqueueing the task is
-    the caller's job, after commit.
+    Raises rewardtrain.config.ConfigError for unknown or bad settings, and for more ranks than
+    this machine's visible GPUs (ranks_check). Enqueueing the task is the caller's job, after
+    commit.
     """
-    config = selectors.training_config_for(project=project, overrides=config_overrides).to_dict()
+    cfg = selectors.training_config_for(project=project, overrides=config_overrides)
+    ranks_check(cfg=cfg, visible_gpus=_visible_gpus(cfg))
+    config = cfg.to_dict()
     # Two attempts: the active run that blocked the first may finish before it is read back.
     for _ in range(2):
         comparisons = Project.objects.values_list("comparison_count", flat=True).get(pk=project.pk)
@@ -80,6 +84,26 @@ def run_create(
             if existing is not None:
                 return existing, False
     raise RunError(f"could not queue a run for {project.slug}: runs keep starting and ending")
+
+
+def ranks_check(*, cfg: TrainConfig, visible_gpus: int) -> None:
+    """ConfigError before any run exists when the run's ranks (its nproc, else TRAINING_NPROC)
+    cannot train on this machine's `visible_gpus` (config.check_nproc). With no GPU visible
+    here only a device naming one GPU is judged: a web server without GPUs cannot count a
+    training worker's, whose own check (launch.resolve_nproc) then fails the run."""
+    nproc = cfg.nproc or settings.TRAINING_NPROC
+    if visible_gpus or ":" in cfg.device:
+        check_nproc(nproc, cfg.device, visible_gpus)
+
+
+def _visible_gpus(cfg: TrainConfig) -> int:
+    """GPUs this process sees; 0 without asking torch when the count cannot matter."""
+    nproc = cfg.nproc or settings.TRAINING_NPROC
+    if nproc <= 1 or cfg.device == "cpu":
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def run_cancel(*, run: TrainingRun) -> TrainingRun:

@@ -44,7 +44,7 @@ def test_nproc_defaults_and_too_many_gpus_is_a_clear_error():
     assert resolve_nproc(0, "cpu") == 1
     assert resolve_nproc(2, "cpu") == 2
     assert resolve_nproc(0, "cuda", visible_gpus=8) == 8
-    with pytest.raises(LaunchError, match=r"nproc=4 ranks, but only 2 GPU\(s\) are visible"):
+    with pytest.raises(LaunchError, match=r"nproc=4 asks for more ranks than the 2 visible GPU"):
         resolve_nproc(4, "cuda", visible_gpus=2)
     with pytest.raises(LaunchError, match="names one GPU"):
         resolve_nproc(2, "cuda:1", visible_gpus=2)

@@ -208,6 +208,17 @@ def test_api_creates_then_joins_then_cancels(project, staff, broker):  # noqa: F
 
 
 @pytest.mark.django_db
+def test_api_refuses_settings_that_cannot_train_here_with_a_400(project, staff, settings):
+    settings.TRAINING_DEVICE = "cuda:0"
+    project.training_config = {"nproc": 2}
+    project.save()
+    answer = api(staff).post(f"/api/projects/{project.slug}/training-runs/")
+    assert answer.status_code == 400
+    assert "names one GPU, so nproc=2 cannot train on it" in answer.json()["detail"]
+    assert TrainingRun.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_training_api_is_for_staff_only(project, labeler):
     client = api(labeler)
     assert client.post(f"/api/projects/{project.slug}/training-runs/").status_code == 403

@@ -86,6 +86,13 @@ def test_train_reward_model_rejects_bad_settings_and_projects(judged):
     assert not TrainingRun.objects.exists()
 
 
+def test_train_reward_model_refuses_more_ranks_than_the_device_has_before_a_run(judged, settings):
+    settings.TRAINING_DEVICE = "cuda:0"
+    with pytest.raises(CommandError, match="device cuda:0 names one GPU, so nproc=2 cannot"):
+        call("train_reward_model", "--project", "demo", "--nproc", "2")
+    assert not TrainingRun.objects.exists()
+
+
 def test_train_reward_model_backbone_flag(judged):
     with pytest.raises(CommandError, match="Backbone folder not found: /no/such/model"):
         call("train_reward_model", "--project", "demo", "--backbone", "/no/such/model")

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Pair
-from rewardtrain.config import ConfigError
+from rewardtrain.config import ConfigError, TrainConfig
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import (
     mark_stale_runs_failed,
@@ -20,6 +20,7 @@ from rewardtrain.services import (
     version_activate,
     version_evaluate,
 )
+from rewardtrain.services.runs import ranks_check
 from tests.factories import ProjectFactory
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
 from tests.rewardtrain.tiny import make_bert
@@ -139,6 +140,26 @@ def test_run_create_after_the_last_run_ended_makes_a_new_one(judged):
 def test_run_create_refuses_unknown_settings(judged):
     with pytest.raises(ConfigError, match="unknown training setting"):
         run_create(project=judged, trigger=COMMAND, config_overrides={"epochz": 2})
+    assert not TrainingRun.objects.exists()
+
+
+def test_more_ranks_than_visible_gpus_is_refused_before_a_run_exists(judged, settings):
+    cfg = TrainConfig(nproc=4, device="cuda")
+    with pytest.raises(ConfigError, match=r"nproc=4 asks for more ranks than the 2 visible GPU"):
+        ranks_check(cfg=cfg, visible_gpus=2)
+    ranks_check(cfg=TrainConfig(nproc=2, device="cuda"), visible_gpus=2)
+    ranks_check(cfg=TrainConfig(nproc=4), visible_gpus=0)  # CPU here: gloo ranks
+    # Without GPUs here (a web server), a worker's GPUs are the worker's to count.
+    ranks_check(cfg=TrainConfig(nproc=4, device="cuda"), visible_gpus=0)
+    settings.TRAINING_NPROC = 3
+    with pytest.raises(ConfigError, match="nproc=3"):
+        ranks_check(cfg=TrainConfig(device="cuda"), visible_gpus=2)
+
+    # A device naming one GPU has room for one rank, whatever this machine sees.
+    settings.TRAINING_NPROC = 0
+    settings.TRAINING_DEVICE = "cuda:0"
+    with pytest.raises(ConfigError, match="device cuda:0 names one GPU"):
+        run_create(project=judged, trigger=COMMAND, config_overrides={"nproc": 2})
     assert not TrainingRun.objects.exists()
 
 
