@@ -25,10 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardtrain.config import ConfigError, TrainConfig, check_nproc
-from rewardtrain.training import Progress, TrainingCancelled, save_model, train, training_figures
+
+if TYPE_CHECKING:
+    from rewardtrain.training import Progress
 
 # How often the job folder is read while the ranks train.
 POLL_SECONDS = 0.2
@@ -121,6 +123,10 @@ def train_and_save(
     plus `metrics`), which prefloop.json records too. One rank: in this process. More:
     torchrun, with rank 0 writing the folder. Raises what train() raises, LaunchError when a
     rank fails (the others are ended first)."""
+    # Imported here: a joining node (`python -m rewardtrain.launch`) only starts torchrun, and
+    # torch with transformers takes seconds to import that its ranks spend again.
+    from rewardtrain.training import save_model, train, training_figures
+
     if nproc == 1 and rendezvous.nnodes == 1:
         result = train(
             train_rows,
@@ -195,6 +201,8 @@ def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str
         if proc.returncode != 0 or result is None:
             raise LaunchError(_failure(job_dir, proc.returncode))
         if result.get("cancelled"):
+            from rewardtrain.training import TrainingCancelled
+
             raise TrainingCancelled(result["cancelled"])
         return result["figures"]
     finally:
@@ -203,6 +211,8 @@ def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str
 
 def _follow(proc, job_dir: Path, on_step, should_stop) -> None:
     """Replay rank 0's progress and pass a stop request on, until torchrun exits."""
+    from rewardtrain.training import Progress
+
     offset = 0
     progress = job_dir / "progress.jsonl"
     while True:

@@ -58,11 +58,18 @@ def gpt2_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def make_bert(path: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    """A tiny BERT sequence classifier saved as a backbone folder."""
+def _save(path: Path, model_class, config, tokenizer, seed: int) -> Path:
+    """A random-init model of `config` and its tokenizer saved as a backbone folder."""
     import torch
 
     torch.manual_seed(seed)
+    model_class(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def make_bert(path: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny BERT sequence classifier saved as a backbone folder."""
     tokenizer = bert_tokenizer()
     config = BertConfig(
         vocab_size=len(tokenizer),
@@ -74,16 +81,11 @@ def make_bert(path: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0) -
         num_labels=1,
         pad_token_id=tokenizer.pad_token_id,
     )
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save(path, BertForSequenceClassification, config, tokenizer, seed)
 
 
 def make_gpt2(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """A tiny GPT-2 sequence classifier (no pad token) saved as a backbone folder."""
-    import torch
-
-    torch.manual_seed(seed)
     tokenizer = gpt2_tokenizer()
     config = GPT2Config(
         vocab_size=len(tokenizer),
@@ -95,16 +97,11 @@ def make_gpt2(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    GPT2ForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save(path, GPT2ForSequenceClassification, config, tokenizer, seed)
 
 
 def make_llama(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
     """A tiny random Llama sequence classifier (no pad token: pad = eos) saved as a backbone."""
-    import torch
-
-    torch.manual_seed(seed)
     tokenizer = gpt2_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -118,9 +115,7 @@ def make_llama(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) 
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    LlamaForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save(path, LlamaForSequenceClassification, config, tokenizer, seed)
 
 
 @contextmanager
