@@ -17,8 +17,12 @@ install: $(VENV)/.installed
 run: install
 	$(PY) -m config.stack
 
+# The suite runs on every core (pytest-xdist): much of it waits on subprocesses (Celery
+# workers, torchrun ranks, gunicorn, Chromium), so even two cores overlap well.
+PYTEST_WORKERS ?= auto
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=20 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
