@@ -62,8 +62,10 @@ def labeler_exclusion(*, project: Project, labeler: AbstractBaseUser) -> str | N
         .values_list("excluded_reason", flat=True)
         .first()
     )
-    if reason is None:
-        return None
+    return None if reason is None else _exclusion_message(reason)
+
+
+def _exclusion_message(reason: str) -> str:
     why = f" The reason given: {reason}" if reason else ""
     return (
         "Staff excluded you from this project, so it has no more pairs for you; your "
@@ -95,21 +97,19 @@ def pair_lease_next(
     partial index in order and stopping at the first fit, whatever the project's size
     (annotate/services/_queue_sql.py); rows a concurrent labeler is leasing are skipped.
     """
-    excluded = labeler_exclusion(project=project, labeler=labeler)
-    if excluded:
-        raise LabelerExcluded(excluded)
     rng = rng or random.Random()
     now = timezone.now()
     with transaction.atomic():
         # A lease is soft state: its commit need not wait for the disk (a judgment's does).
         _queue_sql.commit_without_flush()
-        current_id = _queue_sql.lease_current_id(
-            project_id=project.pk, labeler_id=labeler.pk, now=now
-        )
-        if current_id is not None:
+        # The exclusion (as labeler_exclusion reads it) and the current lease, in one read.
+        start = _queue_sql.lease_start(project_id=project.pk, labeler_id=labeler.pk, now=now)
+        if start.excluded:
+            raise LabelerExcluded(_exclusion_message(start.excluded_reason))
+        if start.current_id is not None:
             current = Lease.objects.select_related(
                 "pair__prompt", "pair__response_a", "pair__response_b"
-            ).get(pk=current_id)
+            ).get(pk=start.current_id)
             current.pair.project = project
             return current
         check = check_lease(project=project, labeler=labeler, rng=rng, now=now)
