@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "bench-pass-1"
 TARGET_RATE, TARGET_P99_MS = 100.0, 200.0
+LOGIN_TIMEOUT_S, REQUEST_TIMEOUT_S = 300, 30
 
 
 def free_port() -> int:
@@ -211,10 +212,30 @@ class Labeler(threading.Thread):
         assert status == 302 and "sessionid" in self.cookies, f"login failed: {status}"
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        # Logging in hashes the password (PBKDF2, deliberately slow): done before the clock.
-        self.login(conn)
-        self.start_line.wait()
+        # Logging in hashes the password (PBKDF2, deliberately slow): done before the clock,
+        # 32 at once, which on a busy machine takes longer than any labeling request may.
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=LOGIN_TIMEOUT_S)
+        try:
+            self.login(conn)
+        except (OSError, AssertionError) as error:
+            # The others wait at the start line for this one: break it, or the run hangs.
+            self.errors.append(f"login {error!r}")
+            self.start_line.abort()
+            return
+        conn.timeout = REQUEST_TIMEOUT_S
+        if conn.sock is not None:
+            conn.sock.settimeout(REQUEST_TIMEOUT_S)
+        try:
+            self.start_line.wait()
+        except threading.BrokenBarrierError:
+            return
+        try:
+            self.label(conn)
+        except OSError as error:
+            # A request that timed out is a failed request, not a quietly shorter run.
+            self.errors.append(f"request {error!r}")
+
+    def label(self, conn) -> None:
         stop_at = time.perf_counter() + self.seconds
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
@@ -281,25 +302,23 @@ class Watcher(threading.Thread):
                         self.waits[event] = self.waits.get(event, 0) + 1
 
 
-def cpu_seconds_by_program() -> dict[str, float]:
+def cpu_seconds_by_program(server_pid: int) -> dict[str, float]:
     """CPU seconds so far of every process on the machine, summed by program name: shows
-    where the load's CPU went (client, gunicorn, postgres)."""
+    where the load's CPU went (client, this run's gunicorn, postgres). Another gunicorn on
+    the machine counts as other."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().split(b"\0")
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         cpu = (int(fields[11]) + int(fields[12])) / ticks
-        argv = b" ".join(cmdline).decode(errors="replace")
-        if "gunicorn" in argv:
+        if server_pid in (int(pid), int(fields[1])):
             name = f"gunicorn {pid}"
-        elif "labeling_load" in argv:
+        elif int(pid) == os.getpid():
             name = "load client"
         elif stat.split("(", 1)[1].startswith("postgres"):
             name = "postgres"
@@ -446,15 +465,21 @@ def main() -> int:
         wal_before = wal_position()
         watcher = Watcher(database_url)
         watcher.start()
-        start.wait()
+        try:
+            start.wait()
+        except threading.BrokenBarrierError:
+            watcher.stop.set()
+            failed = [e for lab in labelers for e in lab.errors]
+            print(f"a labeler could not sign in: {failed[:3]}", file=sys.stderr)
+            return 1
         t_start = time.perf_counter()
-        cpu_before, busy_before = cpu_seconds_by_program(), machine_busy()
+        cpu_before, busy_before = cpu_seconds_by_program(server.pid), machine_busy()
         for labeler in labelers:
             labeler.join()
         elapsed = time.perf_counter() - t_start
         watcher.stop.set()
         watcher.join()
-        cpu_after, busy_after = cpu_seconds_by_program(), machine_busy()
+        cpu_after, busy_after = cpu_seconds_by_program(server.pid), machine_busy()
 
         created = sum(lab.created for lab in labelers)
         next_ms = [x for lab in labelers for x in lab.next_ms]
