@@ -376,6 +376,13 @@ class Comparison(models.Model):
                 condition=Q(is_repeat=False, source="human"),
                 name="comparison_repeat_probe",
             ),
+            # A project's few staff rulings, without reading its judgments (pair counts,
+            # the review queue).
+            models.Index(
+                fields=["project", "pair"],
+                condition=Q(source="adjudication"),
+                name="comparison_adjudications",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -417,3 +424,45 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Export {self.pk} of {self.project_id} ({self.status})"
+
+
+class QualityResult(models.Model):
+    """A project's quality figures as last computed in the background
+    (annotate.services.quality): the API and the pages read these instead of computing them
+    per request. `comparison_count` and `inputs` are what they were computed from; the
+    staleness rule compares them with the project's now."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="quality_result")
+    figures = models.JSONField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="How long the computation took.")
+    comparison_count = models.PositiveIntegerField(default=0)
+    inputs = models.JSONField(default=dict, blank=True)
+    # When a computation was last queued: one queued at a time per project.
+    requested_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"Quality of {self.project} at {self.computed_at}"
+
+
+class ReviewItem(models.Model):
+    """A pair of a project's review queue as of the last computation (annotate.quality.review
+    says why it is listed), `rank` in order of urgency: the review page reads the few it shows
+    through the (project, rank) index instead of every comparison."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_items")
+    pair = models.OneToOneField(Pair, on_delete=models.CASCADE, related_name="review_item")
+    rank = models.PositiveIntegerField()
+    reasons = models.JSONField(default=list)
+    counts = models.JSONField(default=dict)
+    majority = models.CharField(max_length=10, blank=True)
+    agreement = models.FloatField(null=True, blank=True)
+    posterior_p_a = models.FloatField(null=True, blank=True)
+    model_p_a = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "rank"], name="review_item_rank")]
+
+    def __str__(self) -> str:
+        return f"Review of pair {self.pair_id}"

@@ -1,9 +1,10 @@
 """Celery tasks of the labeling app: shims that take ids and call one service function.
-They run on the default queue."""
+They run on the default queue, with `acks_late`: a worker lost mid-task leaves the message to
+be redelivered (computing a project's quality figures twice stores the same figures twice)."""
 
 from celery import shared_task
 
-from annotate.services import export_jobs
+from annotate.services import export_jobs, quality
 
 
 @shared_task(
@@ -22,3 +23,21 @@ def export_job_run(job_id: int) -> str:
 @shared_task(name="annotate.export_jobs_clean", acks_late=True, ignore_result=True)
 def export_jobs_clean() -> int:
     return export_jobs.export_jobs_clean()
+
+
+@shared_task(
+    name=quality.QUALITY_COMPUTE_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=1800,
+    time_limit=1900,
+)
+def quality_compute(project_id: int) -> float | None:
+    result = quality.quality_compute(project_id=project_id)
+    return result.seconds if result else None
+
+
+@shared_task(name="annotate.quality_due", acks_late=True, ignore_result=True)
+def quality_due() -> int:
+    return quality.quality_due()

@@ -12,6 +12,11 @@ urlpatterns = [
     path("projects/<slug:slug>/export/", views_export.project_export, name="project-export"),
     path("projects/<slug:slug>/quality/", views_quality.quality_dashboard, name="project-quality"),
     path(
+        "projects/<slug:slug>/quality/recompute/",
+        views_quality.quality_recompute,
+        name="project-quality-recompute",
+    ),
+    path(
         "projects/<slug:slug>/quality/labelers/<int:user_id>/",
         views_quality.labeler_membership,
         name="project-quality-labeler",

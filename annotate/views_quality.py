@@ -18,18 +18,15 @@ from annotate.charts import Svg, bar_chart, interval_chart, rate_chart
 from annotate.models import Choice
 from annotate.selectors.pairs import pair_counts
 from annotate.selectors.projects import project_get_for_staff
-from annotate.selectors.quality import (
-    labeler_detail,
-    pair_get_for_staff,
-    project_quality,
-    review_page,
-)
+from annotate.selectors.quality import labeler_detail, pair_get_for_staff, review_page
+from annotate.services.quality import quality_get, quality_request
 from annotate.services.review import (
     membership_exclude,
     membership_include,
     pair_adjudicate,
     pair_mark_ambiguous,
 )
+from config.celery import QueueUnavailable
 
 # Review items shown with their texts on the dashboard (the review page shows more).
 DASHBOARD_REVIEW_ITEMS = 5
@@ -80,13 +77,37 @@ def _charts(q: dict[str, Any]) -> dict[str, Svg]:
 
 @login_required
 def quality_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """The stored figures, how old they are, and the most urgent review items (read now)."""
     project = project_get_for_staff(user=request.user, slug=slug)
-    q = project_quality(project=project, review_details=DASHBOARD_REVIEW_ITEMS)
+    q = quality_get(project=project)
+    review = review_page(project=project, limit=DASHBOARD_REVIEW_ITEMS)
+    q["review_queue"] = {"size": review["size"]}
+    q["review_details"] = review["items"]
     return render(
         request,
         "annotate/quality.html",
-        {"project": project, "q": q, "charts": _charts(q), "counts": pair_counts(project=project)},
+        {
+            "project": project,
+            "q": q,
+            "charts": _charts(q) if q.get("labelers") is not None else {},
+            "counts": pair_counts(project=project),
+        },
     )
+
+
+@login_required
+@require_POST
+def quality_recompute(request: HttpRequest, slug: str) -> HttpResponse:
+    """The dashboard's recompute button: queue a computation of the figures now."""
+    project = project_get_for_staff(user=request.user, slug=slug)
+    try:
+        if quality_request(project=project):
+            messages.success(request, "The figures are being recomputed: reload in a moment.")
+        else:
+            messages.info(request, "A recomputation is already queued.")
+    except QueueUnavailable as exc:
+        messages.error(request, f"Not recomputed: {exc}")
+    return redirect("project-quality", slug=project.slug)
 
 
 @login_required
@@ -97,9 +118,12 @@ def labeler_membership(request: HttpRequest, slug: str, user_id: int) -> HttpRes
     project = project_get_for_staff(user=request.user, slug=slug)
     user = get_object_or_404(get_user_model(), pk=user_id)
     if request.method == "GET":
-        detail = labeler_detail(project=project, user=user)
+        rows = quality_get(project=project).get("labelers") or []
+        detail = labeler_detail(project=project, user=user, rows=rows)
         if detail is None:
-            raise Http404(f"{user.username} has no judgments on this project.")
+            raise Http404(
+                f"{user.username} has no judgments on this project as of its quality figures."
+            )
         context = {"project": project, "labeler": user, **detail}
         return render(request, "annotate/labeler.html", context)
     if request.POST.get("action") == "include":
@@ -118,12 +142,14 @@ def labeler_membership(request: HttpRequest, slug: str, user_id: int) -> HttpRes
 @login_required
 def review(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_staff(user=request.user, slug=slug)
+    state = quality_get(project=project, figures=False)
     queue = review_page(project=project, limit=REVIEW_PAGE_ITEMS)
     return render(
         request,
         "annotate/review.html",
         {
             "project": project,
+            "state": state,
             "queue": queue,
             "choices": [c for c in Choice],
             "strengths": list(enumerate(project.strength_scale, start=1)),

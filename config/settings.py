@@ -281,6 +281,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 RETRAIN_CHECK_SECONDS = int(os.environ.get("RETRAIN_CHECK_SECONDS", "300"))
 # A running run whose heartbeat is older than this is taken to have lost its worker.
 RUN_HEARTBEAT_TIMEOUT_SECONDS = int(os.environ.get("RUN_HEARTBEAT_TIMEOUT_SECONDS", "180"))
+# Quality figures are computed in the background and stored (annotate.services.quality): the
+# beat recomputes a project's once this many comparisons arrived since (1,000: at 1M
+# comparisons a computation costs a worker about half a minute, so busy projects recompute at
+# most once per check, quiet ones only when something changed); staff can recompute any time.
+QUALITY_RECOMPUTE_EVERY = int(os.environ.get("QUALITY_RECOMPUTE_EVERY", "1000"))
+QUALITY_CHECK_SECONDS = int(os.environ.get("QUALITY_CHECK_SECONDS", "60"))
 # Each tick expires at the next one: ticks that wait for a stopped worker are not run in a heap.
 CELERY_BEAT_SCHEDULE = {
     "retrain-due": {
@@ -292,6 +298,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rewardtrain.fail_stale_runs",
         "schedule": 60,
         "options": {"expires": 60},
+    },
+    "quality-due": {
+        "task": "annotate.quality_due",
+        "schedule": QUALITY_CHECK_SECONDS,
+        "options": {"expires": QUALITY_CHECK_SECONDS},
     },
     "evaluate-active": {
         "task": "rewardtrain.evaluate_active_all",

@@ -16,7 +16,9 @@ from annotate.models import (
     Pair,
     Project,
     Prompt,
+    QualityResult,
     Response,
+    ReviewItem,
     Selection,
     Side,
 )
@@ -131,6 +133,29 @@ class ExportJobFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     options = factory.LazyFunction(lambda: {"format": "trl"})
     file_name = factory.LazyAttribute(lambda job: f"{job.project.slug}-trl.jsonl.zip")
+
+
+class QualityResultFactory(factory.django.DjangoModelFactory):
+    """A project's stored quality figures, as yet never computed."""
+
+    class Meta:
+        model = QualityResult
+
+    project = factory.SubFactory(ProjectFactory)
+
+
+class ReviewItemFactory(factory.django.DjangoModelFactory):
+    """The first pair of its project's stored review queue: a 1-1 split."""
+
+    class Meta:
+        model = ReviewItem
+
+    pair = factory.SubFactory(PairFactory)
+    project = factory.SelfAttribute("pair.project")
+    rank = 0
+    reasons = factory.LazyFunction(lambda: ["split"])
+    counts = factory.LazyFunction(lambda: {"a": 1, "b": 1})
+    agreement = 0.5
 
 
 class TrainingRunFactory(factory.django.DjangoModelFactory):

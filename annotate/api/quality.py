@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.selectors.projects import project_get_for_staff
-from annotate.selectors.quality import project_quality
+from annotate.selectors.quality import review_items
+from annotate.services.quality import quality_get
 
 
 class ProjectQualityApi(APIView):
@@ -21,10 +22,18 @@ class ProjectQualityApi(APIView):
         description=(
             "Progress, queue depth and ETA, throughput, agreement (percent, Krippendorff's "
             "alpha nominal / interval / ordinal, Fleiss' kappa) with bootstrap 95% intervals, "
-            "per-labeler statistics with flags, the source-model leaderboard, the review queue."
+            "per-labeler statistics with flags, the source-model leaderboard, the review queue. "
+            "The figures are computed in the background and stored: `status` is `ready`, "
+            "`stale` (enough new comparisons or changed settings since `computed_at`: a "
+            "recomputation is queued, the stored figures are given meanwhile) or `computing` "
+            "(none yet: only `status` and the project are given until they are)."
         ),
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 403: None, 404: None},
     )
     def get(self, request: Request, slug: str) -> Response:
         project = project_get_for_staff(user=request.user, slug=slug)
-        return Response(project_quality(project=project))
+        figures = quality_get(project=project)
+        if figures["computed_at"] is not None:
+            # Read now from the stored queue: a pair settled since leaves it at once.
+            figures["review_queue"] = review_items(project=project)
+        return Response(figures)

@@ -1,7 +1,10 @@
 """Agreement between labelers over pairs: percent agreement, Krippendorff's alpha (nominal,
 interval, ordinal), Fleiss' kappa, and bootstrap 95% intervals that resample pairs.
 
-A unit is one pair; its values are the judgments it received (choices, or signed strengths).
+A unit is one pair; its values are the judgments it received (choices, or signed strengths),
+given as lists (`Ratings.of`) or as a matrix of counts per pair read from the database
+(`Ratings.of_counts`). Every measure and its bootstrap see only the distinct patterns of
+counts, so their cost does not grow with the number of pairs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from annotate.bootstrap import percentile_interval, resample_weights
 
 Units = Sequence[Sequence[Hashable]]
 LEVELS = ("nominal", "interval", "ordinal")
+# Bootstrap resamples are drawn in blocks of at most this many cells (resamples x patterns):
+# 2**21 floats, 16 MiB, however many distinct patterns the pairs have.
+CELLS = 2**21
+# Patterns per step when summing coincidence matrices: bounds the patterns x K x K array.
+PATTERN_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,28 @@ class Ratings:
         counts = np.array(keys, dtype=float).reshape(len(keys), len(values))
         weights = np.array([patterns[k] for k in keys], dtype=float)
         return cls(values=values, counts=counts, weights=weights)
+
+    @classmethod
+    def of_counts(cls, values: Sequence[Hashable], counts: np.ndarray) -> Ratings:
+        """The Ratings of units given as rows of judgment counts (column j counts `values[j]`,
+        values sorted): the same as `of` on the lists those rows count, patterns in the order
+        in which the units first show them."""
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1, len(values))
+        pairable = counts[counts.sum(1) >= 2]
+        present = pairable.sum(0) > 0
+        pairable = pairable[:, present]
+        kept = tuple(v for v, keep in zip(values, present, strict=True) if keep)
+        if not len(pairable):
+            return cls(values=(), counts=np.zeros((0, 0)), weights=np.zeros(0))
+        patterns, first, weights = np.unique(
+            pairable, axis=0, return_index=True, return_counts=True
+        )
+        order = np.argsort(first, kind="stable")
+        return cls(
+            values=kept,
+            counts=patterns[order].astype(float),
+            weights=weights[order].astype(float),
+        )
 
     @property
     def units(self) -> int:
@@ -95,15 +125,25 @@ def _delta(r: Ratings, n_c: np.ndarray, level: str) -> np.ndarray:
     raise ValueError(f"unknown level {level!r}; expected one of {LEVELS}")
 
 
-def _alpha(r: Ratings, w: np.ndarray, level: str) -> np.ndarray:
+def _coincidences(r: Ratings, w: np.ndarray) -> np.ndarray:
+    """B x K x K coincidence matrices: each pattern's n_c n_k / (m - 1) over its c != k pairs
+    of judgments, weighted by the resample; summed over chunks of patterns."""
+    c = r.counts
+    k = c.shape[1]
+    eye = np.eye(k)
+    o = np.zeros((len(w), k * k))
+    for start in range(0, len(c), PATTERN_CHUNK):
+        part = c[start : start + PATTERN_CHUNK]
+        per_unit = part[:, :, None] * part[:, None, :] - part[:, :, None] * eye[None]
+        per_unit /= (part.sum(1) - 1)[:, None, None]
+        o += w[:, start : start + PATTERN_CHUNK] @ per_unit.reshape(len(part), k * k)
+    return o.reshape(len(w), k, k)
+
+
+def _alpha(r: Ratings, w: np.ndarray, level: str, o: np.ndarray | None = None) -> np.ndarray:
     if not r.units:
         return np.full(len(w), np.nan)
-    c = r.counts
-    m = c.sum(1)
-    # Coincidences contributed by one unit of each pattern: n_c n_k / (m - 1), c != k pairs.
-    per_unit = c[:, :, None] * c[:, None, :] - np.einsum("pc,ck->pck", c, np.eye(c.shape[1]))
-    per_unit /= (m - 1)[:, None, None]
-    o = np.einsum("bp,pck->bck", w, per_unit)
+    o = _coincidences(r, w) if o is None else o
     n_c = o.sum(2)
     n = n_c.sum(1)
     delta = _delta(r, n_c, level)
@@ -171,6 +211,42 @@ def pair_agreement(values: Sequence[Hashable]) -> float | None:
     return sum(c * (c - 1) for c in Counter(values).values()) / (n * (n - 1))
 
 
+def _evaluate(r: Ratings, w: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Several measures on the same weights; the alpha levels share one coincidence sum."""
+    o = _coincidences(r, w) if r.units and any(n.startswith("alpha_") for n in names) else None
+    return {
+        name: _alpha(r, w, name.removeprefix("alpha_"), o)
+        if name.startswith("alpha_")
+        else MEASURES[name](r, w)
+        for name in names
+    }
+
+
+def bootstrap_intervals(
+    r: Ratings,
+    names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, tuple[float, float] | None]:
+    """Percentile intervals of several measures over the same bootstrap resamples of the
+    pairs (each measure's interval is the one `bootstrap_interval` gives it alone), drawn in
+    blocks of at most CELLS weights."""
+    if r.units < 2 or n_boot < 1 or not names:
+        return dict.fromkeys(names)
+    block = max(1, CELLS // max(len(r.weights), 1))
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for weights in resample_weights(r.weights, n_boot, seed=seed, block=block):
+        for name, v in _evaluate(r, weights, names).items():
+            values[name].append(v)
+    out: dict[str, tuple[float, float] | None] = {}
+    for name in names:
+        low, high = percentile_interval(np.concatenate(values[name]), confidence=confidence)
+        out[name] = None if np.isnan(low) else (float(low), float(high))
+    return out
+
+
 def bootstrap_interval(
     units: Units | Ratings,
     name: str,
@@ -181,14 +257,7 @@ def bootstrap_interval(
 ) -> tuple[float, float] | None:
     """Percentile interval of a measure over bootstrap resamples of the pairs."""
     r = units if isinstance(units, Ratings) else Ratings.of(units)
-    if r.units < 2 or n_boot < 1:
-        return None
-    draws = resample_weights(r.weights, n_boot, seed=seed)
-    values = np.concatenate([MEASURES[name](r, weights) for weights in draws])
-    low, high = percentile_interval(values, confidence=confidence)
-    if np.isnan(low):
-        return None
-    return float(low), float(high)
+    return bootstrap_intervals(r, [name], n_boot=n_boot, seed=seed, confidence=confidence)[name]
 
 
 def signed_strength(choice: str, strength: int | None) -> int | None:
@@ -202,10 +271,19 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def _with_interval(r: Ratings, name: str, n_boot: int, seed: int) -> tuple[Any, Any]:
-    value = _value(MEASURES[name](r, r.weights[None, :])[0])
-    ci = bootstrap_interval(r, name, n_boot=n_boot, seed=seed) if value is not None else None
-    return _round(value), [_round(ci[0]), _round(ci[1])] if ci else None
+def _with_intervals(
+    r: Ratings, names: Sequence[str], n_boot: int, seed: int
+) -> dict[str, tuple[Any, Any]]:
+    """(value, [low, high] or None) of each measure, rounded; one bootstrap for them all."""
+    observed = _evaluate(r, r.weights[None, :], names)
+    values = {name: _value(observed[name][0]) for name in names}
+    defined = [name for name in names if values[name] is not None]
+    cis = bootstrap_intervals(r, defined, n_boot=n_boot, seed=seed)
+    out = {}
+    for name in names:
+        ci = cis.get(name)
+        out[name] = _round(values[name]), [_round(ci[0]), _round(ci[1])] if ci else None
+    return out
 
 
 def agreement_report(
@@ -215,29 +293,49 @@ def agreement_report(
 
     `choices` holds each pair's choices (a / b / tie / both_bad, canonical by response);
     `signed` the same judgments on the signed strength scale (see signed_strength).
+    """
+    nominal = Ratings.of(choices)
+    sizes = Counter(len(u) for u in choices if len(u) >= 2)
+    raters = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
+    same_size = Ratings.of([u for u in choices if len(u) == raters]) if raters else nominal
+    return agreement_from_ratings(
+        nominal, Ratings.of(signed), same_size, raters, n_boot=n_boot, seed=seed
+    )
+
+
+def agreement_from_ratings(
+    nominal: Ratings,
+    scale: Ratings,
+    same_size: Ratings,
+    raters: int | None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """agreement_report's figures from Ratings: `nominal` over the choices, `scale` over the
+    signed strengths, `same_size` over the pairs with `raters` judgments (the most common
+    number of two or more, the larger on a tie; None when no pair has two).
+
     Fleiss' kappa needs one number of judgments per pair: it is computed over the pairs that
     have the most common number (usually the project's redundancy) and says how many those are.
     """
-    nominal = Ratings.of(choices)
-    scale = Ratings.of(signed)
     report: dict[str, Any] = {
         "pairs": nominal.units,
         "judgments": int((nominal.counts.sum(1) * nominal.weights).sum()),
     }
-    report["percent"], report["percent_ci"] = _with_interval(nominal, "percent", n_boot, seed)
-    for key, r, name in (
-        ("krippendorff_alpha", nominal, "alpha_nominal"),
-        ("krippendorff_alpha_interval", scale, "alpha_interval"),
-        ("krippendorff_alpha_ordinal", scale, "alpha_ordinal"),
+    figures = _with_intervals(nominal, ["percent", "alpha_nominal"], n_boot, seed)
+    report["percent"], report["percent_ci"] = figures["percent"]
+    report["krippendorff_alpha"], report["krippendorff_alpha_ci"] = figures["alpha_nominal"]
+    figures = _with_intervals(scale, ["alpha_interval", "alpha_ordinal"], n_boot, seed)
+    for key, name in (
+        ("krippendorff_alpha_interval", "alpha_interval"),
+        ("krippendorff_alpha_ordinal", "alpha_ordinal"),
     ):
-        report[key], report[f"{key}_ci"] = _with_interval(r, name, n_boot, seed)
-
-    sizes = Counter(len(u) for u in choices if len(u) >= 2)
-    raters = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
-    same_size = Ratings.of([u for u in choices if len(u) == raters]) if raters else nominal
-    report["fleiss_kappa"], report["fleiss_kappa_ci"] = _with_interval(
-        same_size, "fleiss", n_boot, seed
-    )
+        report[key], report[f"{key}_ci"] = figures[name]
+    same_size = same_size if raters else nominal
+    report["fleiss_kappa"], report["fleiss_kappa_ci"] = _with_intervals(
+        same_size, ["fleiss"], n_boot, seed
+    )["fleiss"]
     report["fleiss_kappa_pairs"] = same_size.units if raters else 0
     report["fleiss_kappa_raters"] = raters
     return report

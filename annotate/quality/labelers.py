@@ -125,22 +125,40 @@ def active_seconds(judgments: Iterable[Judgment]) -> float:
     return total
 
 
-def labeler_stats(
+@dataclass
+class LabelerCounts:
+    """What one labeler's statistics are made of: counts over their judgments, whether read
+    from lists of Judgments (labeler_counts) or aggregated in the database
+    (annotate.selectors.quality_counts)."""
+
+    comparisons: int = 0  # first judgments
+    repeats: int = 0  # swapped repeats
+    active_seconds: float = 0.0  # see active_seconds
+    median_seconds: float | None = None  # of every judgment's own time on the page
+    agree: int = 0  # first judgments that match the others' strict majority ...
+    agree_n: int = 0  # ... of those on a pair where the others have one
+    gold_right: int = 0
+    gold_n: int = 0  # first judgments of gold pairs
+    consistent: int = 0  # repeats that repeat the first judgment ...
+    repeat_n: int = 0  # ... of the repeats of a pair they judged first
+    left_k: int = 0  # A/B choices of the response shown on the left ...
+    left_n: int = 0  # ... of A/B choices with a known side (repeats too)
+    longer_k: int = 0  # first A/B choices of the longer response ...
+    longer_n: int = 0  # ... on pairs whose responses differ in length
+    model_agree: int = 0  # first A/B choices on the model's side ...
+    model_n: int = 0  # ... where the model leans (P(A) known and not 0.5)
+
+
+def labeler_counts(
     judgments: Iterable[Judgment],
     pairs: Mapping[int, PairFacts],
     *,
     excluded: Iterable[int] = (),
-    bands: Mapping[str, Any] | None = None,
-) -> dict[int, dict[str, Any]]:
-    """Statistics and flags per labeler id.
-
-    Excluded labelers get statistics too, but their votes leave the majority and the pool that
-    everybody else is compared against. The longer-response rate is tested against the median
-    rate of the other labelers (each with at least min_count such choices).
-    """
+) -> dict[int, LabelerCounts]:
+    """Each labeler's counts from plain Judgments: the definitions the database aggregates
+    follow. Excluded labelers' votes leave the majority the others are compared against."""
     judgments = list(judgments)
     excluded = set(excluded)
-    bands = merge_bands(bands)
     votes: dict[int, Counter] = defaultdict(Counter)
     originals: dict[tuple[int, int], str] = {}
     by_labeler: dict[int, list[Judgment]] = defaultdict(list)
@@ -153,109 +171,123 @@ def labeler_stats(
             originals[(j.labeler, j.pair_id)] = j.choice
         if j.labeler not in excluded:
             votes[j.pair_id][j.choice] += 1
-
-    # Each labeler's longer-response choices; the yardstick for one labeler is the median
-    # of the others' rates, so one labeler who always picks the longer answer does not move it.
-    longer = {labeler: _longer_choices(own, pairs) for labeler, own in by_labeler.items()}
-    pool = {
-        labeler: sum(choices) / len(choices)
-        for labeler, choices in longer.items()
-        if labeler not in excluded and len(choices) >= bands["min_count"]
+    return {
+        labeler: _counts_of(labeler, own, pairs, votes, originals, labeler not in excluded)
+        for labeler, own in by_labeler.items()
     }
-    result = {}
-    for labeler, own in by_labeler.items():
-        others = [rate for other, rate in pool.items() if other != labeler]
-        yardstick = statistics.median(others) if others else None
-        result[labeler] = _one_labeler(
-            labeler, own, pairs, votes, originals, longer[labeler], yardstick, excluded, bands
-        )
-    return result
 
 
-def _longer_choices(own: list[Judgment], pairs: Mapping[int, PairFacts]) -> list[bool]:
-    """For each A/B choice on a pair whose responses differ in length: was it the longer one?"""
-    return [
-        j.choice == pairs[j.pair_id].longer
-        for j in own
-        if not j.is_repeat and j.choice in ("a", "b") and pairs.get(j.pair_id, PairFacts()).longer
-    ]
-
-
-def _one_labeler(
+def _counts_of(
     labeler: int,
     own: list[Judgment],
     pairs: Mapping[int, PairFacts],
     votes: Mapping[int, Counter],
     originals: Mapping[tuple[int, int], str],
-    longer: list[bool],
-    pool_rate: float | None,
-    excluded: set[int],
-    bands: Mapping[str, float],
-) -> dict[str, Any]:
+    counted: bool,
+) -> LabelerCounts:
+    facts = {j.pair_id: pairs.get(j.pair_id, PairFacts()) for j in own}
     first = [j for j in own if not j.is_repeat]
     repeats = [j for j in own if j.is_repeat]
-    counted = labeler not in excluded
-
-    agree = agree_n = 0
+    c = LabelerCounts(comparisons=len(first), repeats=len(repeats))
     for j in first:
         majority = _majority(votes.get(j.pair_id, {}), without=j.choice if counted else None)
         if majority is not None:
-            agree_n += 1
-            agree += j.choice == majority
-
-    gold = [
-        (j.choice, pairs[j.pair_id].gold) for j in first if pairs.get(j.pair_id, PairFacts()).gold
-    ]
-    gold_right = sum(c == g for c, g in gold)
-
-    consistent = sum(
-        originals.get((labeler, j.pair_id)) == j.choice
-        for j in repeats
-        if (labeler, j.pair_id) in originals
-    )
-    repeat_n = sum((labeler, j.pair_id) in originals for j in repeats)
-
+            c.agree_n += 1
+            c.agree += j.choice == majority
+        gold = facts[j.pair_id].gold
+        if gold:
+            c.gold_n += 1
+            c.gold_right += j.choice == gold
+        if j.choice in ("a", "b") and facts[j.pair_id].longer:
+            c.longer_n += 1
+            c.longer_k += j.choice == facts[j.pair_id].longer
+        p = facts[j.pair_id].model_p_a
+        if j.choice in ("a", "b") and p not in (None, 0.5):
+            c.model_n += 1
+            c.model_agree += j.choice == ("a" if p > 0.5 else "b")
+    for j in repeats:
+        if (labeler, j.pair_id) in originals:
+            c.repeat_n += 1
+            c.consistent += originals[(labeler, j.pair_id)] == j.choice
     sided = [j for j in own if j.choice in ("a", "b") and j.left in ("a", "b")]
-    left_k = sum(j.choice == j.left for j in sided)
-    left_p = binomial_p_value(left_k, len(sided), 0.5) if sided else None
+    c.left_n, c.left_k = len(sided), sum(j.choice == j.left for j in sided)
+    seconds = [j.seconds for j in own if j.seconds is not None]
+    c.median_seconds = statistics.median(seconds) if seconds else None
+    c.active_seconds = active_seconds(own)
+    return c
 
-    longer_k, longer_n = sum(longer), len(longer)
+
+def labeler_stats(
+    judgments: Iterable[Judgment],
+    pairs: Mapping[int, PairFacts],
+    *,
+    excluded: Iterable[int] = (),
+    bands: Mapping[str, Any] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Statistics and flags per labeler id, from plain Judgments (see labeler_rows)."""
+    excluded = set(excluded)
+    return labeler_rows(labeler_counts(judgments, pairs, excluded=excluded), excluded, bands)
+
+
+def labeler_rows(
+    counts: Mapping[int, LabelerCounts],
+    excluded: Iterable[int] = (),
+    bands: Mapping[str, Any] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Statistics and flags per labeler id from their counts.
+
+    Excluded labelers get statistics too, but their votes leave the majority and the pool that
+    everybody else is compared against. The longer-response rate is tested against the median
+    rate of the other labelers (each with at least min_count such choices), so one labeler who
+    always picks the longer answer does not move their own yardstick.
+    """
+    excluded = set(excluded)
+    bands = merge_bands(bands)
+    pool = {
+        labeler: c.longer_k / c.longer_n
+        for labeler, c in counts.items()
+        if labeler not in excluded and c.longer_n >= bands["min_count"]
+    }
+    result = {}
+    for labeler, c in counts.items():
+        others = [rate for other, rate in pool.items() if other != labeler]
+        yardstick = statistics.median(others) if others else None
+        result[labeler] = _one_labeler(c, yardstick, bands)
+    return result
+
+
+def _one_labeler(
+    c: LabelerCounts, pool_rate: float | None, bands: Mapping[str, float]
+) -> dict[str, Any]:
+    left_p = binomial_p_value(c.left_k, c.left_n, 0.5) if c.left_n else None
     longer_p = (
-        binomial_p_value(longer_k, longer_n, pool_rate)
-        if longer_n and pool_rate is not None
+        binomial_p_value(c.longer_k, c.longer_n, pool_rate)
+        if c.longer_n and pool_rate is not None
         else None
     )
-
-    modelled = [
-        (j.choice, pairs[j.pair_id].model_p_a)
-        for j in first
-        if j.choice in ("a", "b") and pairs.get(j.pair_id, PairFacts()).model_p_a not in (None, 0.5)
-    ]
-    model_agree = sum(c == ("a" if p > 0.5 else "b") for c, p in modelled)
-
-    seconds = [j.seconds for j in own if j.seconds is not None]
-    active = active_seconds(own)
+    judged = c.comparisons + c.repeats
+    active = c.active_seconds
     stats: dict[str, Any] = {
-        "comparisons": len(first),
-        "repeats": len(repeats),
+        "comparisons": c.comparisons,
+        "repeats": c.repeats,
         "active_hours": round(active / 3600, 3),
-        "labels_per_hour": round(len(own) / (active / 3600), 1) if active > 0 else None,
-        "median_seconds": round(statistics.median(seconds), 2) if seconds else None,
-        "agreement_with_majority": _rate(agree, agree_n),
-        "agreement_n": agree_n,
-        "gold_accuracy": _rate(gold_right, len(gold)),
-        "gold_n": len(gold),
-        "self_consistency": _rate(consistent, repeat_n),
-        "repeat_n": repeat_n,
-        "left_rate": _rate(left_k, len(sided)),
-        "left_n": len(sided),
+        "labels_per_hour": round(judged / (active / 3600), 1) if active > 0 else None,
+        "median_seconds": round(c.median_seconds, 2) if c.median_seconds is not None else None,
+        "agreement_with_majority": _rate(c.agree, c.agree_n),
+        "agreement_n": c.agree_n,
+        "gold_accuracy": _rate(c.gold_right, c.gold_n),
+        "gold_n": c.gold_n,
+        "self_consistency": _rate(c.consistent, c.repeat_n),
+        "repeat_n": c.repeat_n,
+        "left_rate": _rate(c.left_k, c.left_n),
+        "left_n": c.left_n,
         "left_p": left_p,
-        "longer_rate": _rate(longer_k, longer_n),
-        "longer_n": longer_n,
+        "longer_rate": _rate(c.longer_k, c.longer_n),
+        "longer_n": c.longer_n,
         "longer_pool_rate": pool_rate,
         "longer_p": longer_p,
-        "model_agreement": _rate(model_agree, len(modelled)),
-        "model_n": len(modelled),
+        "model_agreement": _rate(c.model_agree, c.model_n),
+        "model_n": c.model_n,
     }
     stats["flags"] = flags_for(stats, bands)
     return stats

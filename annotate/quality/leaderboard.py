@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -59,13 +59,28 @@ def leaderboard(battles: Iterable[Battle], *, n_boot: int = 1000, seed: int = 0)
     """
     types: Counter[tuple[str, str, float]] = Counter()
     for model_a, model_b, choice in battles:
-        if not model_a or not model_b or model_a == model_b:
-            continue
-        score = {"a": 1.0, "b": 0.0}.get(choice, 0.5)
-        # Store each battle once with the models in name order.
-        if model_b < model_a:
-            model_a, model_b, score = model_b, model_a, 1.0 - score
-        types[(model_a, model_b, score)] += 1
+        key = battle_type(model_a, model_b, choice)
+        if key is not None:
+            types[key] += 1
+    return leaderboard_of_types(types, n_boot=n_boot, seed=seed)
+
+
+def battle_type(model_a: str, model_b: str, choice: str) -> tuple[str, str, float] | None:
+    """(first model, second model in name order, the first's score), or None when the battle
+    does not count (a model unnamed, or the same on both sides)."""
+    if not model_a or not model_b or model_a == model_b:
+        return None
+    score = {"a": 1.0, "b": 0.0}.get(choice, 0.5)
+    if model_b < model_a:
+        return model_b, model_a, 1.0 - score
+    return model_a, model_b, score
+
+
+def leaderboard_of_types(
+    types: Mapping[tuple[str, str, float], int], *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """leaderboard's answer from battle counts by type (see battle_type), in the order the
+    types first occurred (the bootstrap resamples them in that order)."""
     models = sorted({m for a, b, _ in types for m in (a, b)})
     if len(models) < 2:
         return {"models": [], "names": models, "win_rate": [], "battle_counts": [], "battles": 0}

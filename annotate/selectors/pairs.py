@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q
 
 from annotate.models import Comparison, Pair, Project
 
@@ -48,10 +48,14 @@ class PairCounts:
 
 def pair_counts(*, project: Project) -> PairCounts:
     """One aggregate over the project's pairs (staff pages only, never the labeling path)."""
+    # The project's few adjudicated pairs, read once through their partial index (a probe per
+    # pair, three times over, took 1 s at 100,000 pairs).
     adjudicated = Comparison.objects.filter(
-        pair=OuterRef("pk"), source=Comparison.Source.ADJUDICATION
+        project=project, source=Comparison.Source.ADJUDICATION
+    ).values("pair_id")
+    pairs = Pair.objects.filter(project=project).annotate(
+        adjudicated=ExpressionWrapper(Q(pk__in=adjudicated), output_field=BooleanField())
     )
-    pairs = Pair.objects.filter(project=project).annotate(adjudicated=Exists(adjudicated))
     by_staff = Q(adjudicated=True) | Q(ambiguous=True)
     full = Q(is_open=False, human_count__gte=F("project__redundancy")) & ~by_staff
     figures = pairs.aggregate(

@@ -1,26 +1,30 @@
-"""Quality figures of a Project: its comparisons read once from the database and handed to the
-plain measures of annotate.quality (agreement, labelers, leaderboard, review)."""
+"""Quality figures of a Project: its comparisons aggregated in the database
+(annotate.selectors.quality_counts: one row per pair or labeler, never one per comparison)
+and handed to the plain measures of annotate.quality (agreement, labelers, leaderboard,
+review). annotate.services.quality stores them; pages and the API read the stored figures."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Sum
-from django.db.models.functions import Length
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import TruncDay, TruncHour
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotate.models import Comparison, Membership, Pair, Project
-from annotate.quality.agreement import agreement_report, signed_strength
-from annotate.quality.labelers import Judgment, PairFacts, labeler_stats, merge_bands
-from annotate.quality.leaderboard import leaderboard
+from annotate.models import Comparison, Membership, Pair, Project, ReviewItem
+from annotate.quality.agreement import Ratings, agreement_from_ratings
+from annotate.quality.labelers import labeler_rows, merge_bands
+from annotate.quality.leaderboard import battle_type, leaderboard_of_types
 from annotate.quality.review import review_queue
+from annotate.selectors import quality_counts
 from annotate.selectors.aggregation import PairPosteriors, posteriors_fit
 from annotate.selectors.dataset import DatasetFilter, comparisons_for_dataset, dataset_posteriors
 
@@ -30,93 +34,22 @@ PACE_WINDOW = timedelta(hours=24)
 REVIEW_ITEMS = 50
 
 
-@dataclass
-class _Data:
-    """A project's comparisons and pairs as the measures need them."""
-
-    judgments: list[Judgment] = field(default_factory=list)
-    facts: dict[int, PairFacts] = field(default_factory=dict)
-    models: dict[int, tuple[str, str]] = field(default_factory=dict)
-    ambiguous: set[int] = field(default_factory=set)
-    adjudicated: set[int] = field(default_factory=set)
-    excluded: dict[int, str] = field(default_factory=dict)
-    # Counted votes per pair: first judgments of labelers not excluded, and anonymous imports.
-    votes: dict[int, list[tuple[str, int | None]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    # The project's aggregation as training fits it (None under majority).
-    posteriors: PairPosteriors | None = None
-
-
-def _load(project: Project) -> _Data:
-    data = _Data()
-    data.excluded = dict(
+def _excluded(project: Project) -> dict[int, str]:
+    return dict(
         Membership.objects.filter(project=project, excluded=True).values_list(
             "user_id", "excluded_reason"
         )
     )
-    pairs = (
-        Pair.objects.filter(project=project)
-        .annotate(len_a=Length("response_a__text"), len_b=Length("response_b__text"))
-        .values_list(
-            "id",
-            "gold",
-            "model_p_a",
-            "ambiguous",
-            "len_a",
-            "len_b",
-            "response_a__model_name",
-            "response_b__model_name",
-        )
+
+
+def _human_judgments(project: Project):
+    """Judgments by a labeler (staff rulings and anonymous imports left out)."""
+    return Comparison.objects.filter(project=project, labeler__isnull=False).exclude(
+        source=Comparison.Source.ADJUDICATION
     )
-    for pair_id, gold, model_p_a, ambiguous, len_a, len_b, model_a, model_b in pairs.iterator(
-        chunk_size=2000
-    ):
-        longer = "a" if len_a > len_b else "b" if len_b > len_a else None
-        data.facts[pair_id] = PairFacts(longer=longer, gold=gold, model_p_a=model_p_a)
-        data.models[pair_id] = (model_a, model_b)
-        if ambiguous:
-            data.ambiguous.add(pair_id)
-
-    rows = (
-        Comparison.objects.filter(project=project)
-        .order_by("id")
-        .values_list(
-            "pair_id",
-            "labeler_id",
-            "source",
-            "choice",
-            "strength",
-            "left",
-            "time_spent_ms",
-            "created_at",
-            "is_repeat",
-        )
-    )
-    for pair_id, labeler, source, choice, strength, left, ms, at, repeat in rows.iterator(
-        chunk_size=2000
-    ):
-        if source == Comparison.Source.ADJUDICATION:
-            # A staff decision, not a labeler's vote: it settles the pair (see dataset.py).
-            data.adjudicated.add(pair_id)
-            continue
-        data.judgments.append(
-            Judgment(
-                pair_id=pair_id,
-                labeler=labeler,
-                choice=choice,
-                left=left,
-                seconds=ms / 1000 if ms is not None else None,
-                at=at,
-                is_repeat=repeat,
-            )
-        )
-        if not repeat and labeler not in data.excluded:
-            data.votes[pair_id].append((choice, strength))
-    return data
 
 
-def _progress(project: Project, now: datetime, data: _Data) -> dict[str, Any]:
+def _progress(project: Project, now: datetime) -> dict[str, Any]:
     """Pairs at full redundancy, the queue, the pace and the time left at that pace."""
     redundancy = project.redundancy
     pairs = Pair.objects.filter(project=project)
@@ -127,18 +60,17 @@ def _progress(project: Project, now: datetime, data: _Data) -> dict[str, Any]:
     depth = waiting["n"] or 0
     needed = depth * redundancy - (waiting["have"] or 0)
 
-    since = now - PACE_WINDOW
-    recent = [
-        j.at
-        for j in data.judgments
-        if j.labeler is not None and not j.is_repeat and j.at and j.at >= since
-    ]
+    recent = (
+        _human_judgments(project)
+        .filter(is_repeat=False, created_at__gte=now - PACE_WINDOW)
+        .aggregate(n=Count("id"), first=Min("created_at"))
+    )
     pace = None
-    if recent:
+    if recent["n"]:
         # Over the hours since the first recent label, at least one: a fresh start is not
         # stretched over a whole idle day, nor a burst of two labels read as a flood.
-        hours = max((now - min(recent)).total_seconds() / 3600, 1.0)
-        pace = len(recent) / hours
+        hours = max((now - recent["first"]).total_seconds() / 3600, 1.0)
+        pace = recent["n"] / hours
     eta_hours = needed / pace if pace and needed else (0.0 if not needed else None)
     total = project.pair_count
     return {
@@ -156,23 +88,33 @@ def _progress(project: Project, now: datetime, data: _Data) -> dict[str, Any]:
     }
 
 
-def _throughput(now: datetime, data: _Data) -> dict[str, Any]:
+def _throughput(project: Project, now: datetime) -> dict[str, Any]:
     """Human labels per hour over the last two days of a young project, else per day over
-    the last 30 days."""
-    stamps = [j.at for j in data.judgments if j.labeler is not None and j.at is not None]
-    if not stamps:
+    the last 30 days (counted per bucket in the database)."""
+    judged = _human_judgments(project)
+    first = judged.aggregate(first=Min("created_at"))["first"]
+    if first is None:
         return {"bucket": "day", "series": []}
-    young = now - min(stamps) <= timedelta(days=2)
+    young = now - first <= timedelta(days=2)
     if young:
-        size = timedelta(hours=1)
-        start = min(stamps).replace(minute=0, second=0, microsecond=0)
+        size, trunc = timedelta(hours=1), TruncHour("created_at", tzinfo=UTC)
+        start = first.replace(minute=0, second=0, microsecond=0)
     else:
-        size = timedelta(days=1)
-        start = max(min(stamps), now - timedelta(days=29)).replace(
+        size, trunc = timedelta(days=1), TruncDay("created_at", tzinfo=UTC)
+        start = max(first, now - timedelta(days=29)).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
     buckets = int((now - start) / size) + 1
-    counts = Counter(int((t - start) / size) for t in stamps if t >= start)
+    counts = Counter()
+    for at, n in (
+        judged.filter(created_at__gte=start)
+        .annotate(bucket=trunc)
+        .values_list("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+        .order_by()
+    ):
+        counts[int((at - start) / size)] += n
     return {
         "bucket": "hour" if young else "day",
         "series": [
@@ -182,40 +124,95 @@ def _throughput(now: datetime, data: _Data) -> dict[str, Any]:
     }
 
 
-def _agreement(data: _Data, n_boot: int, seed: int) -> dict[str, Any]:
-    choices = [[c for c, _ in votes] for votes in data.votes.values()]
-    signed = [
-        [v for c, s in votes if (v := signed_strength(c, s)) is not None]
-        for votes in data.votes.values()
-    ]
-    return agreement_report(choices, signed, n_boot=n_boot, seed=seed)
-
-
-def _review(data: _Data, bands: dict[str, float]) -> list[dict[str, Any]]:
-    posteriors = data.posteriors
-    open_votes = (
-        (
-            pair_id,
-            Counter(c for c, _ in votes),
-            data.facts[pair_id].model_p_a,
-            posteriors.get(pair_id) if posteriors is not None else None,
-        )
-        for pair_id, votes in data.votes.items()
-        if pair_id not in data.ambiguous and pair_id not in data.adjudicated
+def _agreement(votes: quality_counts.PairVotes, n_boot: int, seed: int) -> dict[str, Any]:
+    choices = votes.choices
+    sizes = choices.sum(1)
+    pairable = sizes[sizes >= 2]
+    raters = None
+    if len(pairable):
+        # The most common number of judgments, the larger on a tie.
+        values, counts = np.unique(pairable, return_counts=True)
+        raters = int(max(zip(counts, values, strict=True))[1])
+    return agreement_from_ratings(
+        Ratings.of_counts(quality_counts.CHOICES, choices),
+        Ratings.of_counts(votes.signed_values, votes.signed),
+        Ratings.of_counts(quality_counts.CHOICES, choices[sizes == raters]),
+        raters,
+        n_boot=n_boot,
+        seed=seed,
     )
+
+
+def _review(
+    votes: quality_counts.PairVotes, posteriors: PairPosteriors | None, bands: dict[str, float]
+) -> list[dict[str, Any]]:
+    posterior = np.full(len(votes.pair_ids), np.nan)
+    if posteriors is not None and len(posteriors.pair_ids):
+        at = np.clip(np.searchsorted(posteriors.pair_ids, votes.pair_ids), 0, None)
+        at = np.minimum(at, len(posteriors.pair_ids) - 1)
+        fitted = posteriors.pair_ids[at] == votes.pair_ids
+        posterior[fitted] = posteriors.p_a[at[fitted]]
+    candidates = ~votes.settled & _may_be_listed(votes, posterior, bands)
+
+    def pairs():
+        for i in np.flatnonzero(candidates):
+            # The choices voted, in the order of their first vote.
+            present = [k for k in np.argsort(votes.first_of[i]) if votes.choices[i, k]]
+            counts = {quality_counts.CHOICES[k]: int(votes.choices[i, k]) for k in present}
+            model_p_a = None if np.isnan(votes.model_p_a[i]) else float(votes.model_p_a[i])
+            p = None if np.isnan(posterior[i]) else float(posterior[i])
+            yield int(votes.pair_ids[i]), counts, model_p_a, p
+
+    # The review rule itself decides, pair by pair, for the few candidates.
     return review_queue(
-        open_votes,
+        pairs(),
         split_max_agreement=bands["review_split_max_agreement"],
         model_p_min=bands["review_model_p_min"],
         posterior_max=bands["review_posterior_max"],
     )
 
 
-def _reliability(project: Project, data: _Data) -> PairPosteriors:
+def _may_be_listed(
+    votes: quality_counts.PairVotes, posterior: np.ndarray, bands: dict[str, float]
+) -> np.ndarray:
+    """The review rule (annotate.quality.review.review_reasons) over all pairs at once, to
+    leave out the pairs it cannot list: split, or a confident model against the human side."""
+    counts = votes.choices
+    n = counts.sum(1)
+    top = counts.max(1)
+    voted = n >= 2
+    modelled = ~np.isnan(posterior)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        split = np.where(
+            modelled,
+            voted & (np.maximum(posterior, 1.0 - posterior) <= bands["review_posterior_max"]),
+            voted & (top / np.maximum(n, 1) <= bands["review_split_max_agreement"]),
+        )
+    unique_top = (counts == top[:, None]).sum(1) == 1
+    a, b = quality_counts.CHOICES.index("a"), quality_counts.CHOICES.index("b")
+    says_a = np.where(modelled, posterior > 0.5, unique_top & (counts.argmax(1) == a) & (top > 0))
+    says_b = np.where(modelled, posterior < 0.5, unique_top & (counts.argmax(1) == b) & (top > 0))
+    m = votes.model_p_a
+    with np.errstate(invalid="ignore"):
+        model = (says_a & (1.0 - m >= bands["review_model_p_min"])) | (
+            says_b & (m >= bands["review_model_p_min"])
+        )
+    return split | model
+
+
+def _reliability(
+    project: Project, posteriors: PairPosteriors | None, excluded: dict[int, str]
+) -> PairPosteriors:
     """Every labeler's reliability under the project's aggregation, excluded ones too (staff
-    judge them by it); the training fit serves when nobody is excluded."""
-    if data.posteriors is not None and not data.excluded:
-        return data.posteriors
+    judge them by it); the training fit serves when nobody is excluded. Under majority it is
+    counted in the database."""
+    if posteriors is not None and not excluded:
+        return posteriors
+    if posteriors is None:
+        reliability, votes, seconds = quality_counts.majority_reliability(project.pk)
+        return PairPosteriors(
+            method=project.aggregation, reliability=reliability, votes=votes, seconds=seconds
+        )
     qs = comparisons_for_dataset(project, DatasetFilter(include_excluded=True))
     return posteriors_fit(project=project, comparisons=qs)
 
@@ -230,9 +227,10 @@ def _aggregation(fit: PairPosteriors) -> dict[str, Any]:
 
 
 def _labelers(
-    data: _Data, bands: dict[str, float], reliability: dict[int, float]
+    project: Project, excluded: dict[int, str], bands: dict[str, float], reliability: dict
 ) -> list[dict[str, Any]]:
-    stats = labeler_stats(data.judgments, data.facts, excluded=data.excluded, bands=bands)
+    counts = quality_counts.labeler_counts(project.pk, excluded)
+    stats = labeler_rows(counts, excluded, bands)
     names = dict(get_user_model().objects.filter(id__in=stats).values_list("id", "username"))
     rows = []
     for user_id, row in stats.items():
@@ -240,8 +238,8 @@ def _labelers(
             {
                 "user_id": user_id,
                 "username": names.get(user_id, str(user_id)),
-                "excluded": user_id in data.excluded,
-                "excluded_reason": data.excluded.get(user_id, ""),
+                "excluded": user_id in excluded,
+                "excluded_reason": excluded.get(user_id, ""),
                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
                 "reliability": (round(reliability[user_id], 4) if user_id in reliability else None),
             }
@@ -249,13 +247,60 @@ def _labelers(
     return sorted(rows, key=lambda r: r["username"])
 
 
-def _leaderboard(data: _Data, n_boot: int, seed: int) -> dict[str, Any]:
-    battles = (
-        (*data.models[pair_id], choice)
-        for pair_id, votes in data.votes.items()
-        for choice, _ in votes
-    )
-    return leaderboard(battles, n_boot=n_boot, seed=seed)
+def _leaderboard(
+    project: Project, excluded: dict[int, str], n_boot: int, seed: int
+) -> dict[str, Any]:
+    first: dict[tuple[str, str, float], int] = {}
+    n: Counter[tuple[str, str, float]] = Counter()
+    for model_a, model_b, choice, count, key in quality_counts.battle_counts(project.pk, excluded):
+        battle = battle_type(model_a, model_b, choice)
+        if battle is not None:
+            n[battle] += count
+            first[battle] = min(first.get(battle, key), key)
+    # In the order the votes first show each type: the bootstrap draws them in that order.
+    types = Counter({battle: n[battle] for battle in sorted(n, key=first.__getitem__)})
+    return leaderboard_of_types(types, n_boot=n_boot, seed=seed)
+
+
+def quality_figures(
+    *, project: Project, n_boot: int = 1000, seed: int = 0, now: datetime | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every quality figure of a project as JSON-ready data, and its whole review queue (most
+    urgent first): what the background computation stores (annotate.services.quality).
+
+    Counted votes follow the dataset rule: first judgments only (swapped repeats measure
+    self-consistency), excluded labelers left out; adjudications settle a pair instead of
+    voting. Bootstrap intervals use `n_boot` resamples with a fixed seed, so a recomputation
+    of the same data gives the same figures.
+    """
+    figures, review, _excluded_ids = _compute(project, n_boot=n_boot, seed=seed, now=now)
+    return figures, review
+
+
+def _compute(
+    project: Project, *, n_boot: int, seed: int, now: datetime | None
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, str]]:
+    now = now or timezone.now()
+    excluded = _excluded(project)
+    votes = quality_counts.pair_votes(project.pk, excluded)
+    posteriors = dataset_posteriors(project)
+    fit = _reliability(project, posteriors, excluded)
+    bands = merge_bands(project.quality_bands)
+    review = _review(votes, posteriors, bands)
+    figures = {
+        "project": {"slug": project.slug, "name": project.name},
+        "generated_at": now.isoformat(),
+        **_progress(project, now),
+        "throughput": _throughput(project, now),
+        "agreement": _agreement(votes, n_boot, seed),
+        # The model behind labelers[].reliability and the review queue's posteriors.
+        "aggregation": _aggregation(fit),
+        "labelers": _labelers(project, excluded, bands, fit.reliability),
+        "bands": bands,
+        "leaderboard": _leaderboard(project, excluded, n_boot, seed),
+        "review_queue": {"size": len(review), "items": review[:REVIEW_ITEMS]},
+    }
+    return figures, review, excluded
 
 
 def project_quality(
@@ -266,49 +311,47 @@ def project_quality(
     now: datetime | None = None,
     review_details: int = 0,
 ) -> dict[str, Any]:
-    """Every quality figure of a project as JSON-ready data (the API's answer and the
-    dashboard's context). With `review_details`, the first that many review items also come
-    with their Pair and every judgment under "review_details" (for pages: not JSON).
-
-    Counted votes follow the dataset rule: first judgments only (swapped repeats measure
-    self-consistency), excluded labelers left out; adjudications settle a pair instead of
-    voting. Bootstrap intervals use `n_boot` resamples with a fixed seed, so a page reload
-    shows the same figures.
-    """
-    now = now or timezone.now()
-    data = _load(project)
-    data.posteriors = dataset_posteriors(project)
-    fit = _reliability(project, data)
-    bands = merge_bands(project.quality_bands)
-    review = _review(data, bands)
-    figures = {
-        "project": {"slug": project.slug, "name": project.name},
-        "generated_at": now.isoformat(),
-        **_progress(project, now, data),
-        "throughput": _throughput(now, data),
-        "agreement": _agreement(data, n_boot, seed),
-        # The model behind labelers[].reliability and the review queue's posteriors.
-        "aggregation": _aggregation(fit),
-        "labelers": _labelers(data, bands, fit.reliability),
-        "bands": bands,
-        "leaderboard": _leaderboard(data, n_boot, seed),
-        "review_queue": {"size": len(review), "items": review[:REVIEW_ITEMS]},
-    }
+    """quality_figures' figures computed now (see there). With `review_details`, the first
+    that many review items also come with their Pair and every judgment under
+    "review_details" (not JSON)."""
+    figures, review, excluded = _compute(project, n_boot=n_boot, seed=seed, now=now)
     if review_details:
-        figures["review_details"] = _review_details(review[:review_details], data)
+        figures["review_details"] = _review_details(review[:review_details], excluded)
     return figures
 
 
+def review_items(*, project: Project, limit: int = REVIEW_ITEMS) -> dict[str, Any]:
+    """The stored review queue (as of the last computation, less the pairs settled since):
+    its size and its first `limit` items, read through the (project, rank) index."""
+    stored = ReviewItem.objects.filter(project=project)
+    items = [
+        {
+            "pair_id": item.pair_id,
+            "reasons": item.reasons,
+            "counts": item.counts,
+            "majority": item.majority or None,
+            "agreement": item.agreement,
+            "posterior_p_a": item.posterior_p_a,
+            "model_p_a": item.model_p_a,
+        }
+        for item in stored.order_by("rank")[:limit]
+    ]
+    return {"size": stored.count(), "items": items}
+
+
 def review_page(*, project: Project, limit: int = 20) -> dict[str, Any]:
-    """The review queue's size and its first `limit` pairs with their prompt, both responses,
-    every judgment (repeats and excluded labelers marked) and the model's view."""
-    data = _load(project)
-    data.posteriors = dataset_posteriors(project)
-    items = _review(data, merge_bands(project.quality_bands))
-    return {"size": len(items), "items": _review_details(items[:limit], data)}
+    """The stored review queue's size and its first `limit` pairs with their prompt, both
+    responses, every judgment (repeats and excluded labelers marked, read now) and the
+    model's view."""
+    queue = review_items(project=project, limit=limit)
+    excluded = set(
+        Membership.objects.filter(project=project, excluded=True).values_list("user_id", flat=True)
+    )
+    return {"size": queue["size"], "items": _review_details(queue["items"], excluded)}
 
 
-def _review_details(items: list[dict[str, Any]], data: _Data) -> list[dict[str, Any]]:
+def _review_details(items: list[dict[str, Any]], excluded: Iterable[int]) -> list[dict[str, Any]]:
+    excluded = set(excluded)
     ids = [item["pair_id"] for item in items]
     pairs = Pair.objects.filter(id__in=ids).select_related("prompt", "response_a", "response_b")
     by_id = {p.id: p for p in pairs}
@@ -327,7 +370,7 @@ def _review_details(items: list[dict[str, Any]], data: _Data) -> list[dict[str, 
                 "left": c.left,
                 "source": c.source,
                 "is_repeat": c.is_repeat,
-                "excluded": c.labeler_id in data.excluded,
+                "excluded": c.labeler_id in excluded,
                 "seconds": c.time_spent_ms / 1000 if c.time_spent_ms is not None else None,
                 "created_at": c.created_at,
             }
@@ -347,15 +390,11 @@ def pair_get_for_staff(*, user: AbstractBaseUser, project: Project, pair_id: int
 
 
 def labeler_detail(
-    *, project: Project, user: AbstractBaseUser, recent: int = 40
+    *, project: Project, user: AbstractBaseUser, rows: list[dict[str, Any]], recent: int = 40
 ) -> dict[str, Any] | None:
-    """One labeler's figures and flags on a project (the dashboard's row) and their latest
-    `recent` judgments, each beside the other labelers' counted votes on the same pair; None
-    when they have judged nothing here."""
-    data = _load(project)
-    rows = _labelers(
-        data, merge_bands(project.quality_bands), _reliability(project, data).reliability
-    )
+    """One labeler's figures and flags on a project (their row among the stored figures'
+    `rows`) and their latest `recent` judgments, each beside the other labelers' counted votes
+    on the same pair (read now); None when they have no row."""
     row = next((r for r in rows if r["user_id"] == user.pk), None)
     if row is None:
         return None
@@ -364,10 +403,19 @@ def labeler_detail(
         .select_related("pair__prompt", "pair__response_a", "pair__response_b")
         .order_by("-created_at", "-id")[:recent]
     )
+    excluded = Membership.objects.filter(project=project, excluded=True).values_list(
+        "user_id", flat=True
+    )
+    votes = (
+        Comparison.objects.filter(pair_id__in={c.pair_id for c in latest}, is_repeat=False)
+        .exclude(source=Comparison.Source.ADJUDICATION)
+        .exclude(labeler=user)
+        .exclude(labeler_id__in=excluded)
+        .values_list("pair_id", "choice")
+    )
     others: dict[int, Counter] = defaultdict(Counter)
-    for j in data.judgments:
-        if j.labeler != user.pk and not j.is_repeat and j.labeler not in data.excluded:
-            others[j.pair_id][j.choice] += 1
+    for pair_id, choice in votes:
+        others[pair_id][choice] += 1
     return {
         "row": row,
         "judgments": [

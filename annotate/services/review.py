@@ -1,6 +1,6 @@
 """Staff review writes: adjudicate a Pair, mark it ambiguous, exclude or include a labeler.
 
-Nothing here deletes a Comparison: an adjudication is one more Comparison (source
+Nothing here deletes a Comparison (a settled pair leaves the stored review queue at once): an adjudication is one more Comparison (source
 adjudication) that the dataset rule puts in place of the votes; exclusion is a flag on the
 Membership that the dataset rule reads.
 """
@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.http import Http404
 
-from annotate.models import Choice, Comparison, Membership, Pair, Project
+from annotate.models import Choice, Comparison, Membership, Pair, Project, ReviewItem
 from annotate.services.projects import memberships_set_excluded
 
 
@@ -68,6 +68,8 @@ def pair_adjudicate(
     locked.ambiguous = False
     locked.is_open = False
     locked.save(update_fields=["ambiguous", "is_open"])
+    # Settled: out of the stored review queue now, not at the next computation.
+    ReviewItem.objects.filter(pair=locked).delete()
     pair.ambiguous, pair.is_open = False, False
     return comparison
 
@@ -78,6 +80,7 @@ def pair_mark_ambiguous(*, pair: Pair, staff: AbstractBaseUser) -> Pair:
     it. Adjudicating it later takes it back."""
     _require_staff(staff)
     Pair.objects.filter(pk=pair.pk).update(ambiguous=True, is_open=False)
+    ReviewItem.objects.filter(pair=pair).delete()
     pair.ambiguous, pair.is_open = True, False
     return pair
 

@@ -38,3 +38,18 @@ def interval(value: Any, digits: int = 3) -> str:
         return "–"
     low, high = value
     return f"[{low:.{int(digits)}f}, {high:.{int(digits)}f}]"
+
+
+@register.filter
+def age(seconds: Any) -> str:
+    """How old, in words: 42 -> "42 s", 200 -> "3 min", 7300 -> "2.0 h", 200000 -> "2.3 days"."""
+    if seconds is None:
+        return "–"
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

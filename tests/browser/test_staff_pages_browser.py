@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from annotate.services.demo import loop_demo_seed
+from annotate.services.quality import quality_compute
 from rewardtrain.models import ModelVersion, TrainingRun
 from rewardtrain.services import rescore_pairs, run_create, run_execute
 from tests.browser.staff_pages import WIDTHS, log_in, staff_pages, visit
@@ -26,7 +27,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def demo(backbone):
     """The loop demo as `make run` leaves it once the worker is done, with a tiny backbone
-    in place of MiniLM: seeded, trained, promoted, pairs rescored (and new ones paired)."""
+    in place of MiniLM: seeded, trained, promoted, pairs rescored (and new ones paired), the
+    quality figures computed."""
     staff = StaffFactory(username="admin")
     project, _ = loop_demo_seed(staff=staff, members=[staff])
     run, _ = run_create(
@@ -37,6 +39,8 @@ def demo(backbone):
     run_execute(run_id=run.pk)
     assert ModelVersion.objects.get(project=project).is_active
     rescore_pairs(project=project)
+    # The worker's computation of the quality figures, queued by the first look at them.
+    quality_compute(project_id=project.pk)
     return project, staff
 
 

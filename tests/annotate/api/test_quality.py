@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from annotate.models import Comparison, Membership, Pair, Response
 from annotate.selectors.dataset import preference_rows
 from annotate.selectors.quality import project_quality, review_page
+from annotate.services.quality import quality_compute
 from annotate.services.review import (
     membership_exclude,
     membership_include,
@@ -74,6 +75,7 @@ def rows_by_pair(project):
 
 
 def test_quality_api_shape_and_hand_values(project, staff, small):
+    quality_compute(project_id=project.pk)
     client = APIClient()
     client.force_login(staff)
     response = client.get(f"/api/projects/{project.slug}/quality/")
@@ -130,6 +132,7 @@ def test_quality_api_shape_and_hand_values(project, staff, small):
     assert board["win_rate"][0][1] == pytest.approx(5.5 / 7, abs=1e-4)
     assert board["battles"] == 7
     assert {"throughput", "eta_hours", "pace_per_hour", "bands"} <= set(q)
+    assert q["status"] == "ready" and q["computed_at"] and q["comparisons_since"] == 0
 
 
 def test_quality_api_is_for_staff_only(project, labeler, small):
@@ -214,6 +217,8 @@ def test_adjudication_refusals(project, staff, small):
 
 
 def test_marking_ambiguous_leaves_the_pair_out_of_training(project, staff, small):
+    quality_compute(project_id=project.pk)
+    assert review_page(project=project)["size"] == 2
     p3 = small["p3"]
     assert p3.pk in rows_by_pair(project)
     pair_mark_ambiguous(pair=p3, staff=staff)
@@ -259,6 +264,7 @@ def test_progress_pace_and_eta(project):
 
 def test_dashboard_and_review_pages_escape_model_output(client, project, staff, small):
     Response.objects.filter(pk=small["p2"].response_b_id).update(model_name="<b>m2</b>")
+    quality_compute(project_id=project.pk)
     client.force_login(staff)
     for name in ("project-quality", "project-review"):
         page = client.get(reverse(name, args=[project.slug]))
@@ -289,6 +295,7 @@ def test_labeler_page_shows_their_figures_flags_and_latest_judgments(
     # Five quick judgments: enough (the bands' min_count) to be flagged.
     for pair in (small["p1"], small["p2"], small["p3"], small["p4"], make_pair(project)):
         vote(pair, quick, "a", left="a", ms=900)
+    quality_compute(project_id=project.pk)
     client.force_login(staff)
     url = reverse("project-quality-labeler", args=[project.slug, quick.pk])
 
@@ -356,6 +363,7 @@ def test_simulated_labelers_through_the_api(project, staff):
         )
         for name, j in named
     )
+    quality_compute(project_id=project.pk)
     client = APIClient()
     client.force_login(staff)
     q = client.get(f"/api/projects/{project.slug}/quality/").json()

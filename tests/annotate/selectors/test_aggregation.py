@@ -13,6 +13,7 @@ from annotate.models import Comparison, Pair, Project, Prompt, Response
 from annotate.selectors.dataset import preference_rows
 from annotate.selectors.quality import review_page
 from annotate.services.exports import ExportOptions, dataset_export
+from annotate.services.quality import quality_compute
 from rewardtrain.selectors import training_data
 from tests.annotate.quality.planted import planted_crowd
 from tests.factories import MembershipFactory, UserFactory, make_pair
@@ -135,6 +136,7 @@ def test_ties_count_half_beside_the_posterior(project, planted):
 def test_quality_api_shows_reliability_beside_agreement(project, planted, staff):
     crowd, users, _pairs = planted
     aggregate(project, "dawid_skene")
+    quality_compute(project_id=project.pk)
     client = APIClient()
     client.force_authenticate(staff)
     body = client.get(f"/api/projects/{project.slug}/quality/").json()
@@ -165,8 +167,10 @@ def test_review_queue_weighs_the_labelers(project, planted):
     Comparison.objects.create(pair=pair, project=project, labeler=honest, choice="a")
     Comparison.objects.create(pair=pair, project=project, labeler=coin, choice="b")
     # Majority: a 1-1 split is listed.
+    quality_compute(project_id=project.pk)
     assert pair.id in [item["pair_id"] for item in review_page(project=project, limit=500)["items"]]
     # Dawid-Skene believes the reliable labeler: no longer a split.
     aggregate(project, "dawid_skene")
+    quality_compute(project_id=project.pk)
     listed = {item["pair_id"]: item for item in review_page(project=project, limit=500)["items"]}
     assert pair.id not in listed
