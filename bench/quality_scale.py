@@ -519,7 +519,7 @@ def time_computation(project) -> dict | None:
 
 def time_requests(server: Server, client: Client, rounds: int) -> tuple[dict, list[str]]:
     """Each request `rounds` times, in turn: seconds and each one's worker memory growth."""
-    results = {name: {"seconds": [], "growth": [], "peak": []} for name in REQUESTS}
+    results = {name: {"seconds": [], "growth": [], "peak": [], "rise": []} for name in REQUESTS}
     errors = []
     for _ in range(rounds):
         for name, path in REQUESTS.items():
@@ -535,6 +535,17 @@ def time_requests(server: Server, client: Client, rounds: int) -> tuple[dict, li
                 max(after[pid][0] - before[pid][0] for pid in after if pid in before)
             )
             results[name]["peak"].append(max(rss for rss, _ in after.values()))
+            # How far above its memory before the request a worker went during it (known
+            # where its peak grew; else at most its earlier peak, and the growth is given).
+            results[name]["rise"].append(
+                max(
+                    after[pid][1] - before[pid][0]
+                    if after[pid][1] > before[pid][1]
+                    else after[pid][0] - before[pid][0]
+                    for pid in after
+                    if pid in before
+                )
+            )
             if name == "quality_api" and status == 200:
                 results[name]["status"] = json.loads(body).get("status", "(none)")
     return results, errors
@@ -769,8 +780,9 @@ def child(url: str, name: str, args) -> int:
         status = f" status={r['status']}" if "status" in r else ""
         print(
             f"  {key:13s} {figure(r['seconds'], 's')}  target < {target} s  ratio "
-            f"{mean / target:.2f}; worker growth {figure(warm, 'MiB')}, worker RSS after "
-            f"up to {max(r['peak']):.0f} MiB{status}"
+            f"{mean / target:.2f}; worker growth {figure(warm, 'MiB')}, peak rise during one "
+            f"up to {max(r['rise']):.0f} MiB, worker RSS after up to {max(r['peak']):.0f} MiB"
+            f"{status}"
         )
     print(
         f"  worst worker growth per request (after the first of each kind) {worst_growth:.1f} "
