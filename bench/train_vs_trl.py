@@ -161,7 +161,7 @@ def run_ours(spec: dict) -> dict:
         batch_size=spec["batch_size"],
         epochs=spec["epochs"],
         learning_rate=spec["learning_rate"],
-        seed=0,
+        seed=spec.get("seed", 0),
         bf16=spec["bf16"],
         cpu_threads=spec["threads"],
         lora_r=spec.get("lora_r", 0),
@@ -229,7 +229,7 @@ def run_trl(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     data = json.load(open(spec["data"]))
     tok = AutoTokenizer.from_pretrained(spec["backbone"])
-    torch.manual_seed(0)
+    torch.manual_seed(spec.get("seed", 0))
     model = AutoModelForSequenceClassification.from_pretrained(
         spec["backbone"], num_labels=1, attn_implementation=spec.get("attention", "sdpa")
     )
@@ -260,7 +260,7 @@ def run_trl(spec: dict) -> dict:
         report_to="none",
         logging_steps=1000,
         disable_tqdm=True,
-        seed=0,
+        seed=spec.get("seed", 0),
         use_cpu=not cuda,
         dataloader_num_workers=0,
     )
@@ -294,25 +294,27 @@ def run_trl(spec: dict) -> dict:
     )
 
     # Held-out accuracy over the whole test set, with TRL's own input (prompt + response + eos).
+    # A test input over max_length loses its start, as in prefloop (TRL's own evaluate() would
+    # drop the pair; cutting its end would cut the response and the eos the reward is read at).
+    # Inputs go in length order, as prefloop's scorer does: less padding, the same rewards.
     eos = args.eos_token or tok.eos_token
     model = trainer.model
     model.eval()
     device = next(model.parameters()).device
-    wins = []
+    tok.truncation_side = "left"
+    texts = [r["prompt"] + r[side] + eos for side in ("chosen", "rejected") for r in data["test"]]
+    ids = tok(texts, truncation=True, max_length=spec["max_length"])["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    scores = [0.0] * len(ids)
     with torch.inference_mode():
-        for start in range(0, len(data["test"]), 64):
-            rows = data["test"][start : start + 64]
-            texts = [r["prompt"] + r[side] + eos for side in ("chosen", "rejected") for r in rows]
-            enc = tok(
-                texts,
-                padding=True,
-                truncation=True,
-                max_length=spec["max_length"],
-                return_tensors="pt",
-            )
+        for start in range(0, len(order), 64):
+            chunk = order[start : start + 64]
+            enc = tok.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
             r = model(**{k: v.to(device) for k, v in enc.items()}).logits.squeeze(-1).float()
-            r_c, r_r = r.chunk(2)
-            wins += (r_c > r_r).tolist()
+            for i, value in zip(chunk, r.tolist(), strict=True):
+                scores[i] = value
+    n_test = len(data["test"])
+    wins = [c > r for c, r in zip(scores[:n_test], scores[n_test:], strict=True)]
     out = {
         "pairs_per_second": kept * spec["epochs"] / train_seconds,
         "train_seconds": train_seconds,
@@ -368,7 +370,9 @@ DECODER_SIZES = {
 }
 
 
-def build_decoder(folder: str, texts: list[str], hidden: int, layers: int, heads: int) -> int:
+def build_decoder(
+    folder: str, texts: list[str], hidden: int, layers: int, heads: int, seed: int = 0
+) -> int:
     """A random-init Llama-style sequence classifier with a word-level tokenizer learnt from
     `texts`, saved as a backbone folder (nothing downloaded). Returns its parameter count."""
     import torch
@@ -402,19 +406,30 @@ def build_decoder(folder: str, texts: list[str], hidden: int, layers: int, heads
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = LlamaForSequenceClassification(config)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return sum(p.numel() for p in model.parameters())
 
 
+DECODER_PAIRS, DECODER_TEST_PAIRS = 32, 96
+DECODER_MODES = {
+    # mode: (label, LoRA rank, learning rate for random-init weights)
+    "full": ("full fine-tuning", 0, 3e-4),
+    "lora": ("LoRA r=16", 16, 1e-3),
+}
+
+
 def decoder_main(args) -> None:
     """--decoder and --smoke: ours against TRL on a locally built decoder, full fine-tuning
-    and LoRA, then prefloop on 1 against 2 gloo ranks (--smoke: a toy model, in-process)."""
+    and LoRA, one round per seed (the seed draws the decoder's initial weights and both
+    trainers' batch order), then prefloop on 1 against 2 gloo ranks (--smoke: a toy model,
+    in-process, one seed)."""
     import torch
 
     smoke = args.smoke
+    modes = args.modes.split(",")
     n_pairs, n_test = (48, 24) if smoke else (args.pairs, args.test_pairs)
     varied = args.variants.split(",")[0] == "varied"
     max_length = 512 if varied else 128
@@ -426,20 +441,13 @@ def decoder_main(args) -> None:
     texts = [
         r[k] for split in data.values() for r in split for k in ("prompt", "chosen", "rejected")
     ]
-    folder = tempfile.mkdtemp(prefix="decoder-")
-    params = build_decoder(folder, texts, **DECODER_SIZES["smoke" if smoke else "full"])
-    print(
-        f"decoder: random-init Llama, {params / 1e6:.1f}M parameters, word-level vocab; "
-        f"{n_pairs} train pairs ({'varied' if varied else 'fixed'} lengths), {n_test} test; "
-        f"cpu, torch threads {args.threads or torch.get_num_threads()}, cores {os.cpu_count()}, "
-        f"load {os.getloadavg()[0]:.1f}"
-    )
+    size = DECODER_SIZES["smoke" if smoke else "full"]
+    seeds = [args.first_seed + i for i in range(1 if smoke else args.rounds)]
     data_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     json.dump(data, data_file)
     data_file.close()
     base = {
         "data": data_file.name,
-        "backbone": folder,
         "max_length": max_length,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
@@ -455,44 +463,101 @@ def decoder_main(args) -> None:
             return dict(result, peak_rss_mb=peak_rss_mb())
         return _child(kind, spec)
 
-    verdicts = []
-    for mode, lora_r, lr in (("full fine-tuning", 0, 3e-4), ("LoRA r=16", 16, 1e-3)):
-        spec = {**base, "lora_r": lora_r, "learning_rate": args.learning_rate or lr}
-        runs: dict[str, list[dict]] = {"ours": [], "trl": []}
-        for round_ in range(1 if smoke else args.rounds):
-            order = ["trl", "ours"] if round_ % 2 == 0 else ["ours", "trl"]
-            for kind in order:
-                result = run(kind, {**spec, "attention": "sdpa"})
-                runs[kind].append(result)
-                print(f"  {mode}, round {round_ + 1}, {kind:4s}: {_fmt(result)}", flush=True)
-        ours = [r["pairs_per_second"] for r in runs["ours"]]
-        trl = [r["pairs_per_second"] for r in runs["trl"]]
-        ratios = [o / t for o, t in zip(ours, trl, strict=True)]
-        acc_ours = min(r["test_accuracy"] for r in runs["ours"])
-        acc_trl = max(r["test_accuracy"] for r in runs["trl"])
-        met = min(ratios) >= 1.5 and acc_ours >= acc_trl
-        verdicts.append(met)
+    results = []
+    for seed in seeds:
+        folder = tempfile.mkdtemp(prefix="decoder-")
+        params = build_decoder(folder, texts, seed=seed, **size)
         print(
-            f"  {mode}: ours/TRL pairs/s x{sum(ratios) / len(ratios):.2f} "
-            f"(range {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} round(s)); "
-            f"held-out accuracy ours {acc_ours:.3f} (worst) vs TRL {acc_trl:.3f} (best); "
-            f"target 1.5x at >= TRL's accuracy: {'met' if met else 'NOT met'}"
+            f"seed {seed}: random-init Llama, {params / 1e6:.1f}M parameters, word-level vocab; "
+            f"{n_pairs} train pairs ({'varied' if varied else 'fixed'} lengths, max_length "
+            f"{max_length}), {n_test} test, batch {args.batch_size}; cpu, torch threads "
+            f"{base['threads'] or torch.get_num_threads()}, cores {os.cpu_count()}, "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
-    if smoke:
+        for mode in (m for m in DECODER_MODES if m in modes):
+            label, lora_r, lr = DECODER_MODES[mode]
+            spec = {
+                **base,
+                "backbone": folder,
+                "seed": seed,
+                "lora_r": lora_r,
+                "learning_rate": args.learning_rate or lr,
+                "attention": "sdpa",
+            }
+            # Alternate who goes first: a shared machine's load drifts.
+            for kind in ("trl", "ours") if seed % 2 == 0 else ("ours", "trl"):
+                result = dict(run(kind, spec), mode=mode, kind=kind, seed=seed)
+                results.append(result)
+                print(f"  {label}, seed {seed}, {kind:4s}: {_fmt(result)}", flush=True)
+        if "ranks" in modes and not smoke and seed == seeds[0]:
+            spec = {**base, "backbone": folder, "seed": seed, "lora_r": 0}
+            spec["learning_rate"] = args.learning_rate or DECODER_MODES["full"][2]
+            one = _child("ours", {**spec, "nproc": 1, "threads": 2})
+            two = _child("ours", {**spec, "nproc": 2})
+            for result, nproc in ((one, 1), (two, 2)):
+                results.append(dict(result, mode="ranks", kind=f"{nproc} rank", seed=seed))
+            print(f"  prefloop, 1 rank (2 threads): {_fmt(one)}")
+            print(f"  prefloop, 2 gloo ranks (1 thread each): {_fmt(two)}")
+        shutil.rmtree(folder, ignore_errors=True)
+    if smoke and "ranks" in modes:
         print("  1 vs 2 gloo ranks: left out of --smoke (torchrun start-up takes longer than it)")
-    else:
-        spec = {**base, "lora_r": 0, "learning_rate": args.learning_rate or 3e-4}
-        one = _child("ours", {**spec, "nproc": 1, "threads": 2})
-        two = _child("ours", {**spec, "nproc": 2})
-        print(f"  prefloop, 1 rank (2 threads): {_fmt(one)}")
-        print(f"  prefloop, 2 gloo ranks (1 thread each): {_fmt(two)}")
-        print(
-            f"  2 ranks / 1 rank: pairs/s x{two['pairs_per_second'] / one['pairs_per_second']:.2f}"
-            " (for information: two ranks share this machine's two cores)"
-        )
     os.unlink(data_file.name)
-    shutil.rmtree(folder, ignore_errors=True)
-    print(f"decoder targets met: {all(verdicts)}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    print(decoder_summary(results))
+
+
+def decoder_summary(results: list[dict]) -> str:
+    """Per mode: ours/TRL pairs/s of each seed's pair of runs (mean, range) and the held-out
+    accuracy of each side (mean, range over seeds); the target is every seed's ratio >= 1.5
+    and ours' mean accuracy >= TRL's. Also 2 ranks against 1 where run."""
+    lines, verdicts = [], []
+    for mode, (label, _, _) in DECODER_MODES.items():
+        by_seed: dict[int, dict[str, dict]] = {}
+        for r in results:
+            if r["mode"] == mode:
+                by_seed.setdefault(r["seed"], {})[r["kind"]] = r
+        paired = [v for _, v in sorted(by_seed.items()) if {"ours", "trl"} <= set(v)]
+        if not paired:
+            continue
+        ratios = [v["ours"]["pairs_per_second"] / v["trl"]["pairs_per_second"] for v in paired]
+        acc = {k: [v[k]["test_accuracy"] for v in paired] for k in ("ours", "trl")}
+        pps = {k: [v[k]["pairs_per_second"] for v in paired] for k in ("ours", "trl")}
+        speed_met = min(ratios) >= 1.5
+        acc_met = _mean(acc["ours"]) >= _mean(acc["trl"])
+        verdicts.append(speed_met and acc_met)
+        lines += [
+            f"{label}, {len(paired)} seed(s) {sorted(by_seed)}:",
+            f"  pairs/s ours {_spread(pps['ours'], '.3f')}, TRL {_spread(pps['trl'], '.3f')}; "
+            f"ours/TRL x{_spread(ratios, '.2f')}: {'met' if speed_met else 'NOT met'} (>= 1.5 "
+            "every seed)",
+            f"  held-out accuracy ours {_spread(acc['ours'], '.3f')}, TRL "
+            f"{_spread(acc['trl'], '.3f')}; ours - TRL per seed "
+            f"{', '.join(f'{o - t:+.3f}' for o, t in zip(acc['ours'], acc['trl'], strict=True))}: "
+            f"{'met' if acc_met else 'NOT met'} (ours' mean >= TRL's)",
+        ]
+    ranks = {r["kind"]: r for r in results if r["mode"] == "ranks"}
+    if {"1 rank", "2 rank"} <= set(ranks):
+        one, two = ranks["1 rank"]["pairs_per_second"], ranks["2 rank"]["pairs_per_second"]
+        lines.append(
+            f"prefloop 2 gloo ranks / 1 rank: pairs/s {two:.3f} / {one:.3f} = x{two / one:.2f} "
+            "(for information: two ranks share this machine's two cores)"
+        )
+    lines.append(f"decoder targets met: {bool(verdicts) and all(verdicts)}")
+    return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _spread(values: list[float], spec: str) -> str:
+    """mean (min-max), or the one value."""
+    if len(values) == 1:
+        return format(values[0], spec)
+    return f"{_mean(values):{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
 def _fmt(result: dict) -> str:
@@ -519,10 +584,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="200 pairs, one round: a smoke run")
-    parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--test-pairs", type=int, default=500)
+    parser.add_argument("--pairs", type=int, help="default 2000; --decoder: 32")
+    parser.add_argument("--test-pairs", type=int, help="default 500; --decoder: 96")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, help="default 16; --decoder: 8")
     parser.add_argument(
         "--learning-rate",
         type=float,
@@ -530,8 +595,26 @@ def main() -> None:
         help="default 5e-5 (MiniLM); --decoder: 3e-4 full, 1e-3 LoRA (random-init weights)",
     )
     parser.add_argument("--variants", default="fixed,varied")
-    parser.add_argument("--rounds", type=int, default=1, help="alternating repeats of each run")
-    parser.add_argument("--threads", type=int, default=0, help="0 = torch's default, for both")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="alternating repeats of each run, default 1; --decoder: seeds, default 3",
+    )
+    parser.add_argument("--first-seed", type=int, default=0, help="--decoder: the first round's")
+    parser.add_argument(
+        "--modes",
+        default="full,lora,ranks",
+        help="--decoder: which of full, lora and ranks (1 vs 2 gloo ranks) to run",
+    )
+    parser.add_argument(
+        "--summarize",
+        nargs="+",
+        metavar="JSON",
+        help="--decoder: print the summary of the rounds saved by earlier runs' --json",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="0 = torch's default (the default), for both; --decoder: 1"
+    )
     parser.add_argument(
         "--bf16",
         choices=["auto", "on", "off", "both"],
@@ -557,16 +640,29 @@ def main() -> None:
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
+    if args.summarize:
+        print(decoder_summary([r for name in args.summarize for r in json.load(open(name))]))
+        return
     if args.decoder or args.smoke:
-        # A ~30M decoder costs ~20x MiniLM's step on a CPU: fewer pairs, the varied lengths
-        # of real preference data unless --variants says otherwise.
-        if args.pairs == 2000:
-            args.pairs, args.test_pairs = 400, 200
+        # A ~30M decoder costs ~20x MiniLM's step on a CPU (a pair of two ~150-token inputs:
+        # seconds of a core): fewer training pairs, batch 8, three seeds, one thread each (on a
+        # shared machine intra-op threads stall waiting for each other); three times as many
+        # test pairs, to tell the two trainers' accuracy apart (a forward costs a third of a
+        # training step). The varied lengths of real preference data unless --variants says
+        # otherwise.
+        args.pairs = args.pairs or DECODER_PAIRS
+        args.test_pairs = args.test_pairs or DECODER_TEST_PAIRS
+        args.batch_size = args.batch_size or 8
+        args.rounds = args.rounds or 3
+        args.threads = args.threads if args.threads is not None else 1
         if args.variants == "fixed,varied":
             args.variants = "varied"
         decoder_main(args)
         return
     args.learning_rate = args.learning_rate or 5e-5
+    args.threads = args.threads or 0
+    args.pairs, args.test_pairs = args.pairs or 2000, args.test_pairs or 500
+    args.batch_size, args.rounds = args.batch_size or 16, args.rounds or 1
 
     from rewardtrain.model import default_backbone
 
