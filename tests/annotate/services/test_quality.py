@@ -193,3 +193,15 @@ def test_recompute_button_is_staff_only_and_queues_once(
     # The dashboard says how old the figures are and offers the button.
     assert "Figures computed" in page and "Recompute now" in page
     assert quality_request(project=project) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_before_the_first_computation_say_so(client, project, staff, broker):  # noqa: F811
+    split_pairs(project)
+    client.force_login(staff)
+    dashboard = client.get(reverse("project-quality", args=[project.slug])).content.decode()
+    assert "being computed in the background for the first time" in dashboard
+    assert 'http-equiv="refresh"' in dashboard
+    review = client.get(reverse("project-review", args=[project.slug])).content.decode()
+    assert "being computed in the background for the first time" in review
+    assert len(queued(broker)) == 1
