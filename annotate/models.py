@@ -5,14 +5,32 @@ declare the data and the constraints the database enforces.
 """
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# New rows' random keys come from this module's own generator, so that a seeded run (the loop
+# demo's simulated labelers) can make them repeatable: see random_keys_seeded.
+_random_keys = random.Random()
+
 
 def new_random_key() -> float:
-    return random.random()
+    return _random_keys.random()
+
+
+@contextmanager
+def random_keys_seeded(seed: int) -> Iterator[None]:
+    """Inside the block, new rows' random keys are drawn from `seed`; the generator's state is
+    restored after."""
+    state = _random_keys.getstate()
+    _random_keys.seed(seed)
+    try:
+        yield
+    finally:
+        _random_keys.setstate(state)
 
 
 class Choice(models.TextChoices):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 import annotate
 from annotate import demo_world
-from annotate.models import Comparison, Project
+from annotate.models import Comparison, Project, random_keys_seeded
 from annotate.services.catalog import project_get_or_create
 from annotate.services.imports import import_file
 from annotate.services.labeling import comparison_submit, pair_lease_next
@@ -157,11 +157,14 @@ def loop_demo_seed(
 
     rows, quality = demo_world.candidates_rows(seed)
     gold, gold_quality = demo_world.gold_rows()
-    added = _import_rows(project, "loop-demo-candidates.jsonl", rows, staff)
-    added += _import_rows(project, "loop-demo-gold.jsonl", gold, staff)
-    before = project.comparisons.count()
-    if before == 0:
-        _simulate_labelers(project, {**quality, **gold_quality}, random.Random(seed))
+    # Seeded random keys too: the mixed queue's random share and the repeat checks draw by
+    # them, so the same seed gives the same demo on every machine.
+    with random_keys_seeded(seed):
+        added = _import_rows(project, "loop-demo-candidates.jsonl", rows, staff)
+        added += _import_rows(project, "loop-demo-gold.jsonl", gold, staff)
+        before = project.comparisons.count()
+        if before == 0:
+            _simulate_labelers(project, {**quality, **gold_quality}, random.Random(seed))
     project.refresh_from_db()
     made = project.comparison_count - before
     return project, ProjectSeeded(
@@ -199,7 +202,8 @@ def _simulate_labelers(project: Project, quality: dict[str, int], rng: random.Ra
             quality[shown[1].text],
             rng,
             levels,
-            pair_key=str(pair.pk),
+            # The pair's content, not its id: ids differ from database to database.
+            pair_key=":".join(sorted((pair.response_a.content_hash, pair.response_b.content_hash))),
         )
         preferred = (
             shown[verdict.preferred].pk if isinstance(verdict.preferred, int) else verdict.preferred
