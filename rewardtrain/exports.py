@@ -40,7 +40,7 @@ def model_version_for_export(*, project: Project, version: int | None = None) ->
     return found
 
 
-def _folder(model_version: ModelVersion) -> Path:
+def model_folder(model_version: ModelVersion) -> Path:
     folder = Path(model_version.path)
     if not (folder / "config.json").is_file():
         raise ModelExportError(
@@ -76,7 +76,7 @@ def _files(folder: Path) -> list[Path]:
 
 def model_export(*, model_version: ModelVersion, out: Path) -> Path:
     """Copy the version's folder to `out` (which must not exist yet) with its prefloop.json."""
-    folder = _folder(model_version)
+    folder = model_folder(model_version)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ModelExportError(f"{out} exists and is not empty.")
@@ -93,7 +93,7 @@ def model_zip_stream(*, model_version: ModelVersion) -> Iterator[bytes]:
     """The folder as a zip, one top folder named after the version, produced a megabyte at a
     time so that weights of any size stream with flat memory. The folder is checked now, so a
     missing one fails before any byte is sent."""
-    folder = _folder(model_version)
+    folder = model_folder(model_version)
     meta = json.dumps(model_meta(model_version), indent=2, default=str)
     top = model_zip_name(model_version)
 

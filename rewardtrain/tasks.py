@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from rewardtrain import triggers
-from rewardtrain.services import mark_stale_runs_failed
+from rewardtrain.services import downloads, mark_stale_runs_failed
 
 
 @shared_task(
@@ -49,3 +49,14 @@ def rescore_pairs(project_id: int, unscored_only: bool = False) -> int:
 @shared_task(name="rewardtrain.fail_stale_runs", acks_late=True, ignore_result=True)
 def fail_stale_runs() -> int:
     return mark_stale_runs_failed(timeout_seconds=settings.RUN_HEARTBEAT_TIMEOUT_SECONDS)
+
+
+@shared_task(
+    name=downloads.MODEL_ZIP_TASK,
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=downloads.BUILD_MAX_SECONDS,
+    time_limit=downloads.BUILD_MAX_SECONDS + 60,
+)
+def model_zip_build(model_version_id: int) -> str:
+    return downloads.model_zip_build(model_version_id=model_version_id).status

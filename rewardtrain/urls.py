@@ -21,4 +21,9 @@ urlpatterns = [
         views_export.model_version_download,
         name="model-version-download",
     ),
+    path(
+        "projects/<slug:slug>/models/<int:version>/download/status/",
+        views_export.model_version_download_status,
+        name="model-version-download-status",
+    ),
 ]

@@ -190,6 +190,9 @@ def export_jobs_clean(*, now: datetime | None = None) -> int:
         # Only old ones: a job created after `owned` was read may be writing its folder now.
         before = (now - timedelta(hours=1)).timestamp()
         for folder in root.iterdir():
+            # Job folders are named by id; others (models/, rewardtrain's zips) are not ours.
+            if not folder.name.isdigit():
+                continue
             if folder.name not in owned and folder.stat().st_mtime < before:
                 shutil.rmtree(folder, ignore_errors=True)
     return deleted

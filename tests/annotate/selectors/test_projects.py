@@ -17,6 +17,7 @@ STAFF_GETS = [
     "/projects/{slug}/quality/",
     "/projects/{slug}/training/",
     "/projects/{slug}/models/1/download/",
+    "/projects/{slug}/models/1/download/status/",
     "/api/projects/{slug}/export/",
     "/api/projects/{slug}/quality/",
     "/api/projects/{slug}/training-runs/",
