@@ -365,9 +365,10 @@ def _train(
     precision = step_precision(cfg, device, prepared, ranks)
     data = encode_for_training(train_rows, validation_rows, prepared.tokenizer, cfg, device)
     fsdp = ranks.distributed and cfg.sharding == "fsdp"
+    decoder = reads_last_token(prepared.model)
     net = wrap(
         # FSDP gathers each block's weights per forward call: one call per batch there.
-        RewardForward(prepared.model, split=reads_last_token(prepared.model) and not fsdp),
+        RewardForward(prepared.model, split=decoder and not fsdp),
         sharding=cfg.sharding,
         ranks=ranks,
         device=device,
@@ -389,7 +390,9 @@ def _train(
     tally = _Tally()
     stopped_early = False
     for epoch in range(cfg.epochs):
-        for group in epoch_steps(data.lengths, cfg, global_batch, epoch):
+        # A decoder's batches are drawn at random (its forward chunks each by length; see
+        # data.epoch_steps), under DDP and FSDP alike, so that both reach the same weights.
+        for group in epoch_steps(data.lengths, cfg, global_batch, epoch, grouped=not decoder):
             wants_stop = should_stop is not None and should_stop()
             if leader_says(wants_stop, ranks):
                 raise TrainingCancelled(f"cancelled at step {tally.step} of {total}")

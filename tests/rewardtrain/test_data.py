@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from rewardtrain.data import PairCollator, encode_rows, length_grouped_batches
+from rewardtrain.config import TrainConfig
+from rewardtrain.data import (
+    PairCollator,
+    encode_rows,
+    epoch_steps,
+    length_grouped_batches,
+    random_batches,
+)
 from rewardtrain.model import encode_many, format_input
 from tests.rewardtrain.tiny import bert_tokenizer, gpt2_tokenizer
 
@@ -58,6 +65,29 @@ def test_length_grouped_batches_cover_every_index_once_with_little_padding():
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     # Random batches pad to ~the maximum of 16 draws (about 95 here); grouped ones barely pad.
     assert padded / sum(lengths) < 1.1
+
+
+def test_random_batches_cover_every_index_once_and_mix_lengths():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    batches = random_batches(len(lengths), 16, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert [len(b) for b in batches] == [16] * 62 + [8]
+    assert batches == random_batches(len(lengths), 16, seed=3)
+    assert batches != random_batches(len(lengths), 16, seed=4)
+    # Membership is not by length: a batch's lengths span most of the range.
+    spans = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches[:-1]]
+    assert sum(spans) / len(spans) > 60
+
+
+def test_epoch_steps_group_by_length_or_draw_at_random():
+    lengths = [(i * 37) % 101 + 1 for i in range(64)]
+    cfg = TrainConfig(seed=5, gradient_accumulation_steps=2)
+    grouped = epoch_steps(lengths, cfg, 8, epoch=1)
+    drawn = epoch_steps(lengths, cfg, 8, epoch=1, grouped=False)
+    assert [len(step) for step in grouped] == [len(step) for step in drawn] == [2] * 4
+    assert [b for step in grouped for b in step] == length_grouped_batches(lengths, 8, seed=6)
+    assert [b for step in drawn for b in step] == random_batches(64, 8, seed=6)
+    assert drawn != epoch_steps(lengths, cfg, 8, epoch=2, grouped=False)
 
 
 def test_plain_format_with_roles():
