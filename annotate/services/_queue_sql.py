@@ -172,9 +172,9 @@ def commit_without_flush() -> None:
     """Let the current transaction commit without waiting for its WAL to reach the disk
     (PostgreSQL; SQLite has no such setting). It lasts until that transaction ends.
 
-    For lease transactions only: a lease is soft state, the next judgment's commit flushes
-    it anyway, and one lost in a crash only frees its Pair early. Judgments keep waiting
-    for theirs. Under a slow disk the wait was a sixth of the server's time."""
+    For lease transactions and the project counter only: a lease is soft state, the next
+    judgment's commit flushes it anyway, and one lost in a crash only frees its Pair early;
+    a counter lost in a crash only lags. Judgments keep waiting for theirs. Under a slow disk the wait was a sixth of the server's time."""
     db = _db()
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
@@ -434,12 +434,10 @@ def judgment_write(
     *, comparison: Comparison, pair_counts: tuple[int, bool] | None, had_lease: bool
 ) -> Comparison:
     """Store a new Comparison and move what it moves, all or nothing: the Pair's
-    (human_count, is_open) when it counts toward the redundancy, the labeler's Lease gone,
-    the project's comparison counter up.
+    (human_count, is_open) when it counts toward the redundancy and the labeler's Lease gone.
 
     On PostgreSQL that is one statement (the writes ride along as WITH clauses); SQLite runs
-    them one by one. The project row, the one every labeler updates, is written last, right
-    before the commit, so its lock is held for the shortest time.
+    them one by one.
     """
     writes: list[tuple[str, str, list[Any]]] = []
     if pair_counts is not None:
@@ -458,7 +456,6 @@ def judgment_write(
                 [comparison.pair_id, comparison.labeler_id],
             )
         )
-    writes.append(("project_counted", _project_counted_sql(), [comparison.project_id]))
     if connection.vendor == "postgresql":
         return row_insert(comparison, along=writes)
     row_insert(comparison)
@@ -468,8 +465,13 @@ def judgment_write(
     return comparison
 
 
-def _project_counted_sql() -> str:
-    return f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s"
+def project_counted(*, project_id: int) -> None:
+    """The project's comparison counter up by one."""
+    with _db().cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s",
+            [project_id],
+        )
 
 
 @cache

@@ -1,5 +1,7 @@
 """The assignment rules and the comparison rules, through the services."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -280,3 +282,54 @@ def test_only_lease_transactions_skip_waiting_for_the_disk(project, labeler):
         comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
         assert synchronous_commit() == "on"
     assert Comparison.objects.get().pair_id == pair.pk
+
+
+@pytest.mark.django_db(transaction=True)  # three connections: holder, submitter, this test
+def test_a_judgment_commits_while_another_transaction_holds_the_project_row(project, labeler):
+    """Every labeler counts on the same project row; a judgment must not wait behind that
+    row's lock (nor hold it through its own commit). The counter catches up once it is free."""
+    make_pair(project)
+    lease = pair_lease_next(project=project, labeler=labeler)
+    if connection.vendor != "postgresql":
+        # SQLite locks the whole file, not a row: there the two commits simply run in turn.
+        comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        assert Project.objects.get(pk=project.pk).comparison_count == 1
+        return
+    locked, release, failures = threading.Event(), threading.Event(), []
+
+    def hold_project_row() -> None:
+        try:
+            with transaction.atomic():
+                # The lock the counter takes (an FK check takes KEY SHARE, which it allows).
+                Project.objects.select_for_update(no_key=True).get(pk=project.pk)
+                locked.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    def submit() -> None:
+        try:
+            comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        except Exception as error:  # reported by the test thread
+            failures.append(repr(error))
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_project_row)
+    holder.start()
+    assert locked.wait(timeout=30)
+    submitter = threading.Thread(target=submit)
+    submitter.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not Comparison.objects.filter(pair=lease.pair).exists():
+            assert time.monotonic() < deadline, "the judgment waited for the project row"
+            time.sleep(0.02)  # polling for a commit, bounded by the deadline
+        assert submitter.is_alive()  # its counter step still waits for the row
+        assert Project.objects.get(pk=project.pk).comparison_count == 0
+    finally:
+        release.set()
+        holder.join()
+        submitter.join()
+    assert failures == []
+    assert Project.objects.get(pk=project.pk).comparison_count == 1
