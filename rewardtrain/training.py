@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import get_linear_schedule_with_warmup
 
 from rewardtrain.config import TrainConfig
 from rewardtrain.data import encode_for_training, epoch_steps, pair_length
@@ -163,13 +164,11 @@ def _optimizer(
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused or None)
 
 
-def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def _schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, total: int):
+    """transformers' linear warmup and decay, with warmup steps rounded up as its Trainer
+    does: 0.1 of 8 steps is one step at learning rate 0 (it fills Adam's moments), not none."""
+    warmup = math.ceil(warmup_ratio * total)
+    return get_linear_schedule_with_warmup(optimizer, warmup, total)
 
 
 class RewardForward(nn.Module):
@@ -385,7 +384,7 @@ def _train(
     named = masters.named_parameters() if masters else list(net.named_parameters())
     trained = [tensor for _, tensor in named if tensor.requires_grad]
     optimizer = _optimizer(named, cfg, fused=not fsdp)
-    scheduler = _schedule(optimizer, int(cfg.warmup_ratio * total), total)
+    scheduler = _schedule(optimizer, cfg.warmup_ratio, total)
 
     tally = _Tally()
     stopped_early = False

@@ -16,6 +16,7 @@ from rewardtrain.training import (
     NotEnoughData,
     RewardForward,
     TrainingCancelled,
+    _schedule,
     length_chunks,
     pair_loss,
     save_model,
@@ -260,6 +261,21 @@ def test_pair_loss_by_hand():
     assert pair_loss(one, zero, zero, torch.tensor([0.5])).item() == pytest.approx(tie)
     # Centring adds coefficient * (r_c + r_r)^2 = 0.01 * 4.
     assert pair_loss(one, one, zero, one, 0.01).item() == pytest.approx(math.log(2) + 0.04)
+
+
+def test_warmup_rounds_up_and_starts_from_zero_as_transformers_trainer_does():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = _schedule(optimizer, 0.1, 8)  # 0.8 warmup steps: one
+    factors = []
+    for _ in range(8):
+        factors.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert factors == pytest.approx([0.0, 1.0, 6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7, 1 / 7])
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    _schedule(optimizer, 0.0, 8)
+    assert optimizer.param_groups[0]["lr"] == 1.0  # no warmup: the first step trains
 
 
 def test_config_round_trip_and_unknown_keys():
