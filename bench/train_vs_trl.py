@@ -199,6 +199,7 @@ def _ours_on_ranks(spec: dict, cfg, data: dict) -> dict:
     """prefloop on `nproc` gloo ranks launched with torchrun, as a training run does."""
     from rewardtrain.evaluation import evaluate
     from rewardtrain.launch import train_and_save
+    from rewardtrain.precision import use_bf16
     from rewardtrain.scoring import RewardScorer
 
     folder = tempfile.mkdtemp()
@@ -215,7 +216,7 @@ def _ours_on_ranks(spec: dict, cfg, data: dict) -> dict:
         "test_log_loss": metrics["log_loss"],
         "pairs_trained": len(data["train"]),
         "truncated": figures["truncated"],
-        "bf16": bool(cfg.bf16),
+        "bf16": use_bf16(cfg, "cpu"),
         "threads": 1,
     }
 
