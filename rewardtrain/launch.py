@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -263,11 +264,14 @@ def _failure(job_dir: Path, returncode: int | None) -> str:
     log = (job_dir / "torchrun.log").read_text(errors="replace")
     facts: dict[str, str] = {}
     if "Root Cause (first observed failure):" in log:
-        cause = log.split("Root Cause (first observed failure):")[-1]
-        for line in cause.splitlines():
-            key, _, value = line.strip().partition(":")
-            if key.strip() in ("rank", "exitcode", "traceback") and key.strip() not in facts:
-                facts[key.strip()] = " ".join(value.split())
+        # torchrun's summary: a block per failed rank, the root cause's last.
+        summary = log[log.rfind("Failures:") :]
+        blocks = [_block_facts(b) for b in re.split(r"^\s*\[\d+\]:\s*$", summary, flags=re.M)]
+        blocks = [b for b in blocks[1:] if b]
+        # A rank killed by a signal (SIGKILL, the OOM killer) is the cause of its peers'
+        # "Connection reset by peer", even when one of those was observed first.
+        killed = [b for b in blocks if b.get("exitcode", "").startswith("-")]
+        facts = killed[0] if killed else blocks[-1] if blocks else {}
     rank = facts.get("rank", "").split(" ")[0]
     own = job_dir / f"error-{rank}"
     if rank and own.exists():
@@ -283,6 +287,15 @@ def _failure(job_dir: Path, returncode: int | None) -> str:
         return f"{errors[0].name.replace('error-', 'rank ')} failed: {lines[-1] if lines else ''}"
     tail = " | ".join(log.strip().splitlines()[-5:])
     return f"the ranks ended with exit code {returncode}: {tail[-1500:]}"
+
+
+def _block_facts(block: str) -> dict[str, str]:
+    facts: dict[str, str] = {}
+    for line in block.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key.strip() in ("rank", "exitcode", "traceback") and key.strip() not in facts:
+            facts[key.strip()] = " ".join(value.split())
+    return facts
 
 
 def progress_line(progress: Progress) -> str:
