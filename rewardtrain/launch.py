@@ -269,9 +269,10 @@ def _failure(job_dir: Path, returncode: int | None) -> str:
         blocks = [_block_facts(b) for b in re.split(r"^\s*\[\d+\]:\s*$", summary, flags=re.M)]
         blocks = [b for b in blocks[1:] if b]
         # A rank killed by a signal (SIGKILL, the OOM killer) is the cause of its peers'
-        # "Connection reset by peer", even when one of those was observed first.
-        killed = [b for b in blocks if b.get("exitcode", "").startswith("-")]
-        facts = killed[0] if killed else blocks[-1] if blocks else {}
+        # "Connection reset by peer", even when one of those was observed first. SIGTERM is
+        # torchrun stopping the survivors: never the cause. The root cause first, if killed.
+        killed = [b for b in blocks if _killed(b)]
+        facts = killed[-1] if killed else blocks[-1] if blocks else {}
     rank = facts.get("rank", "").split(" ")[0]
     own = job_dir / f"error-{rank}"
     if rank and own.exists():
@@ -287,6 +288,11 @@ def _failure(job_dir: Path, returncode: int | None) -> str:
         return f"{errors[0].name.replace('error-', 'rank ')} failed: {lines[-1] if lines else ''}"
     tail = " | ".join(log.strip().splitlines()[-5:])
     return f"the ranks ended with exit code {returncode}: {tail[-1500:]}"
+
+
+def _killed(facts: dict[str, str]) -> bool:
+    code = facts.get("exitcode", "")
+    return code.startswith("-") and "SIGTERM" not in code
 
 
 def _block_facts(block: str) -> dict[str, str]:

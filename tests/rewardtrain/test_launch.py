@@ -47,3 +47,21 @@ def test_without_a_killed_rank_the_root_cause_speaks_with_its_own_error(tmp_path
     )
     (tmp_path / "error-0").write_text("Traceback...\nValueError: bad batch\n")
     assert _failure(tmp_path, 1) == "rank 0 failed: ValueError: bad batch"
+
+
+def test_the_survivors_sigterm_from_torchrun_is_never_the_cause(tmp_path):
+    stopped = KILLED.replace("rank      : 1 (local_rank: 1)", "rank      : 0 (local_rank: 0)")
+    stopped = stopped.replace("-9 (pid: 502)", "-15 (pid: 502)  (SIGTERM)").replace(
+        "Signal 9 (SIGKILL)", "Signal 15 (SIGTERM)"
+    )
+    (tmp_path / "torchrun.log").write_text(
+        SUMMARY.format(
+            others=stopped,
+            root_rank=1,
+            root_code="-9 (pid: 503)  (SIGKILL)",
+            root_traceback="Signal 9 (SIGKILL) received by PID 503",
+        )
+    )
+    message = _failure(tmp_path, 1)
+    assert message.startswith("rank 1 (local_rank: 1) failed: exit code -9"), message
+    assert "SIGTERM" not in message
