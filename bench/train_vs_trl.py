@@ -613,7 +613,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="200 pairs, one round: a smoke run")
     parser.add_argument("--pairs", type=int, help="default 2000; --decoder: 64")
-    parser.add_argument("--test-pairs", type=int, help="default 500; --decoder: 96")
+    parser.add_argument("--test-pairs", type=int, help="default 500; --decoder: 400")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, help="default 16; --decoder: 8")
     parser.add_argument(

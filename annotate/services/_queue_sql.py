@@ -174,7 +174,8 @@ def commit_without_flush() -> None:
 
     For lease transactions and the project counter only: a lease is soft state, the next
     judgment's commit flushes it anyway, and one lost in a crash only frees its Pair early;
-    a counter lost in a crash only lags. Judgments keep waiting for theirs. Under a slow disk the wait was a sixth of the server's time."""
+    a counter lost in a crash only lags. Judgments keep waiting for theirs. Under a slow
+    disk the wait was a sixth of the server's time."""
     db = _db()
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
@@ -463,15 +464,6 @@ def judgment_write(
         for _, sql, params in writes:
             cursor.execute(sql, params)
     return comparison
-
-
-def project_counted(*, project_id: int) -> None:
-    """The project's comparison counter up by one."""
-    with _db().cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_t(Project)} SET comparison_count = comparison_count + 1 WHERE id = %s",
-            [project_id],
-        )
 
 
 @cache

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotate.models import Choice, Comparison, Lease, Membership, Pair, Project, Side
@@ -303,13 +304,11 @@ def _project_count_one(*, project_id: int) -> None:
     fraction of a second, leaves the counter short by those submissions; the counter only
     drives displays and the quality recompute cadence, the Comparisons themselves are
     durable."""
-    if transaction.get_connection().in_atomic_block:
-        # A caller's transaction: count inside it, with its durability.
-        _queue_sql.project_counted(project_id=project_id)
-        return
+    in_callers = transaction.get_connection().in_atomic_block
     with transaction.atomic():
-        _queue_sql.commit_without_flush()
-        _queue_sql.project_counted(project_id=project_id)
+        if not in_callers:  # a caller's transaction keeps its own durability
+            _queue_sql.commit_without_flush()
+        Project.objects.filter(pk=project_id).update(comparison_count=F("comparison_count") + 1)
 
 
 @transaction.atomic
