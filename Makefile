@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(PY) -m config.stack
+	$(PY) -m scripts.stack
 
 # The suite runs on every core (pytest-xdist): much of it waits on subprocesses (Celery
 # workers, torchrun ranks, gunicorn, Chromium), so even two cores overlap well.

@@ -7,8 +7,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from annotate.api.errors import API_PREFIX
-
 LOCKED_OUT_STATUS = 429
 
 
@@ -36,7 +34,7 @@ def lockout_response(
 ) -> HttpResponse:
     """429 with Retry-After; the right password does not get through until the cool-off."""
     message = lockout_message()
-    if request.path.startswith(API_PREFIX):
+    if request.path.startswith(settings.API_PREFIX):
         response: HttpResponse = JsonResponse(
             {"detail": message, "code": "locked_out"}, status=LOCKED_OUT_STATUS
         )

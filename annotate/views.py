@@ -4,10 +4,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from annotate.api.serializers import project_scale
 from annotate.rendering import markdown_to_safe_html
 from annotate.selectors.labeling import (
     project_get_for_labeler,
+    project_scale,
     projects_for_labeler,
     projects_for_staff,
 )

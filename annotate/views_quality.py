@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.charts import Svg, bar_chart, interval_chart, rate_chart
 from annotate.models import Choice
+from annotate.queue import QueueUnavailable
 from annotate.selectors.pairs import pair_counts
 from annotate.selectors.projects import project_get_for_staff
 from annotate.selectors.quality import labeler_detail, pair_get_for_staff, review_page
@@ -26,7 +27,6 @@ from annotate.services.review import (
     pair_adjudicate,
     pair_mark_ambiguous,
 )
-from config.celery import QueueUnavailable
 
 # Review items shown with their texts on the dashboard (the review page shows more).
 DASHBOARD_REVIEW_ITEMS = 5

@@ -4,7 +4,7 @@ Builds a random-init reward model of Qwen2-0.5B's shape (no download: the config
 word-level tokenizer are made here; Llama blocks with Qwen2's q/k/v biases, grouped-query
 attention and SwiGLU, because transformers pairs the qwen2 model type with its own BPE
 tokenizer class, which a locally made word-level vocabulary cannot fill), then trains 50 steps at sequence length 1024 in bf16
-through the training run's own path (rewardtrain.launch.train_and_save): full fine-tuning,
+through the training run's own path (rewardtrain.core.launch.train_and_save): full fine-tuning,
 LoRA, and DDP over every visible GPU. Prints tokens/s, MFU, peak memory per GPU and the 1 -> N
 scaling efficiency. Target on one H100/H200: MFU >= 40% for full fine-tuning.
 
@@ -116,8 +116,8 @@ def main() -> int:
     if not args.smoke and not torch.cuda.is_available():
         print("gpu_check needs a CUDA GPU and none is visible (run --smoke for a CPU check).")
         return 2
-    from rewardtrain.config import TrainConfig
-    from rewardtrain.launch import train_and_save
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.launch import train_and_save
 
     shape = SHAPES["smoke" if args.smoke else "0.5B"]
     steps, seq_len = (3, 64) if args.smoke else (args.steps, args.seq_len)

@@ -360,7 +360,7 @@ class Server:
         debug: bool = False,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        from config.redis_server import start_local_redis
+        from scripts.local_redis import start_local_redis
 
         self.static_root = Path(tempfile.mkdtemp(prefix="quality-scale-static-"))
         self.redis = start_local_redis(workdir=self.static_root)

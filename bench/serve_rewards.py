@@ -86,8 +86,8 @@ def serve(kind: str, model: str, device: str, max_batch_tokens: int, max_wait_ms
     import torch
     import uvicorn
 
-    from rewardtrain.model import default_backbone
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.model import default_backbone
+    from rewardtrain.core.scoring import RewardScorer
     from rewardtrain.serving.app import RewardsApp
     from rewardtrain.serving.batcher import Batcher, LoadedModel
 

@@ -149,10 +149,10 @@ def _cuda_stats(model, tokens_per_second: float) -> dict:
 def run_ours(spec: dict) -> dict:
     import torch
 
-    from rewardtrain.config import TrainConfig
-    from rewardtrain.evaluation import evaluate
-    from rewardtrain.scoring import RewardScorer
-    from rewardtrain.training import resolve_device, train, use_bf16
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.evaluation import evaluate
+    from rewardtrain.core.scoring import RewardScorer
+    from rewardtrain.core.training import resolve_device, train, use_bf16
 
     data = json.load(open(spec["data"]))
     cfg = TrainConfig(
@@ -197,10 +197,10 @@ def run_ours(spec: dict) -> dict:
 
 def _ours_on_ranks(spec: dict, cfg, data: dict) -> dict:
     """prefloop on `nproc` gloo ranks launched with torchrun, as a training run does."""
-    from rewardtrain.evaluation import evaluate
-    from rewardtrain.launch import train_and_save
-    from rewardtrain.precision import use_bf16
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.evaluation import evaluate
+    from rewardtrain.core.launch import train_and_save
+    from rewardtrain.core.precision import use_bf16
+    from rewardtrain.core.scoring import RewardScorer
 
     folder = tempfile.mkdtemp()
     started = time.perf_counter()
@@ -240,8 +240,8 @@ def run_trl(spec: dict) -> dict:
     keep = ("prompt", "chosen", "rejected")
     train_ds = Dataset.from_list([{k: r[k] for k in keep} for r in data["train"]])
     cuda = torch.cuda.is_available()
-    from rewardtrain.config import TrainConfig
-    from rewardtrain.training import resolve_device, use_bf16
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.training import resolve_device, use_bf16
 
     # The same rule as prefloop's (None = bf16 where the hardware has it).
     bf16 = use_bf16(TrainConfig(bf16=spec["bf16"]), resolve_device(""))
@@ -476,8 +476,8 @@ def decoder_main(args) -> None:
             return dict(result, peak_rss_mb=peak_rss_mb())
         return _child(kind, spec)
 
-    from rewardtrain.config import TrainConfig
-    from rewardtrain.precision import cpu_has_native_bf16, use_bf16
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.precision import cpu_has_native_bf16, use_bf16
 
     # The same rule decides for both trainers (run_trl asks use_bf16 too).
     bf16 = use_bf16(TrainConfig(bf16=base["bf16"]), "cpu")
@@ -697,7 +697,7 @@ def main() -> None:
     args.pairs, args.test_pairs = args.pairs or 2000, args.test_pairs or 500
     args.batch_size, args.rounds = args.batch_size or 16, args.rounds or 1
 
-    from rewardtrain.model import default_backbone
+    from rewardtrain.core.model import default_backbone
 
     backbone = args.backbone or default_backbone()
     if args.quick:

@@ -75,6 +75,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Where the JSON API is mounted (config/urls.py): its errors and lockouts answer JSON there.
+API_PREFIX = "/api/"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -259,7 +261,7 @@ TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "")  # "", "cpu", "cuda", "c
 # visible GPU on CUDA, 1 on CPU. A run's own `nproc` setting wins.
 TRAINING_NPROC = int(os.environ.get("TRAINING_NPROC", "0"))
 # Several machines: each runs torchrun with these (torchrun's static rendezvous). Node 0 runs
-# the TrainingRun; the others join with `python -m rewardtrain.launch`.
+# the TrainingRun; the others join with `python -m rewardtrain.core.launch`.
 TRAINING_NNODES = int(os.environ.get("TRAINING_NNODES", "1"))
 TRAINING_NODE_RANK = int(os.environ.get("TRAINING_NODE_RANK", "0"))
 TRAINING_MASTER_ADDR = os.environ.get("TRAINING_MASTER_ADDR", "127.0.0.1")

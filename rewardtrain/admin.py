@@ -7,11 +7,11 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from rewardtrain.config import ConfigError
-from rewardtrain.dashboard import request_message
+from rewardtrain.core.config import ConfigError
 from rewardtrain.models import Evaluation, ModelVersion, ProjectTraining, TrainingRun
+from rewardtrain.selectors.dashboard import request_message
 from rewardtrain.services import run_cancel
-from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
+from rewardtrain.services.triggers import QueueUnavailable, training_request, version_rollback
 
 
 @admin.action(description="Retrain now")

@@ -14,11 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.selectors.projects import project_get_for_staff
-from rewardtrain import dashboard
-from rewardtrain.config import ConfigError
+from rewardtrain.core.config import ConfigError
 from rewardtrain.models import TrainingRun
+from rewardtrain.selectors import dashboard
 from rewardtrain.services import run_cancel
-from rewardtrain.triggers import QueueUnavailable, training_request
+from rewardtrain.services.triggers import QueueUnavailable, training_request
 
 
 # The documented shape of dashboard.run_progress, which builds it.

@@ -8,7 +8,7 @@ class RewardtrainConfig(AppConfig):
     def ready(self) -> None:
         # This app builds on annotate and listens to it; annotate never imports this app.
         from annotate.signals import pairs_imported
-        from rewardtrain.triggers import on_pairs_imported
+        from rewardtrain.services.triggers import on_pairs_imported
 
         pairs_imported.connect(on_pairs_imported, dispatch_uid="rewardtrain-score-imported")
 

@@ -7,8 +7,7 @@ leaves it to be redelivered; every task is safe to run twice (a finished run is 
 from celery import shared_task
 from django.conf import settings
 
-from rewardtrain import triggers
-from rewardtrain.services import downloads, mark_stale_runs_failed
+from rewardtrain.services import downloads, mark_stale_runs_failed, triggers
 
 
 @shared_task(

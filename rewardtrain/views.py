@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 from annotate.charts import metrics_chart
 from annotate.selectors.pairs import pair_counts, pairs_queue_head
 from annotate.selectors.projects import project_get_for_staff
-from rewardtrain import dashboard
-from rewardtrain.config import ConfigError
+from rewardtrain.core.config import ConfigError
 from rewardtrain.models import ModelVersion, TrainingRun
-from rewardtrain.triggers import QueueUnavailable, training_request, version_rollback
+from rewardtrain.selectors import dashboard
+from rewardtrain.services.triggers import QueueUnavailable, training_request, version_rollback
 
 staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 

@@ -18,18 +18,18 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from annotate.selectors.projects import project_get_for_staff
-from rewardtrain.exports import (
-    ModelExportError,
-    model_version_for_export,
-    model_zip_name,
-    model_zip_stream,
-)
 from rewardtrain.models import ModelVersion
 from rewardtrain.services.downloads import (
     ModelZip,
     folder_bytes,
     model_zip_request,
     model_zip_state,
+)
+from rewardtrain.services.model_exports import (
+    ModelExportError,
+    model_version_for_export,
+    model_zip_name,
+    model_zip_stream,
 )
 
 # The preparing page asks again this often; the answer that finds the zip ready is the file.

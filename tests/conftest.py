@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.redis_server import start_local_redis
+from scripts.local_redis import start_local_redis
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import MembershipFactory, ProjectFactory, StaffFactory, UserFactory
 

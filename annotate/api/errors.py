@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger("django.request")
-API_PREFIX = "/api/"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -70,7 +69,7 @@ class ApiJsonErrorsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            request.path.startswith(API_PREFIX)
+            request.path.startswith(settings.API_PREFIX)
             and response.status_code >= 400
             and not response.get("Content-Type", "").startswith("application/json")
         ):
@@ -78,7 +77,7 @@ class ApiJsonErrorsMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if not request.path.startswith(API_PREFIX):
+        if not request.path.startswith(settings.API_PREFIX):
             return None
         got_request_exception.send(sender=None, request=request)
         logger.error("Internal Server Error: %s", request.path, exc_info=exc)

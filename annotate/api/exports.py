@@ -23,12 +23,12 @@ from rest_framework.views import APIView
 from annotate.api.schema import BLANK_QUERY_IS_ABSENT
 from annotate.exporters import FORMAT_NAMES, SHAPES
 from annotate.models import ExportJob
+from annotate.queue import QueueUnavailable
 from annotate.selectors.exports import export_job_get
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.export_jobs import EXPORTS_DIR, dataset_export_request, export_job_file
 from annotate.services.exports import SOURCES, ExportError
 from annotate.splits import SPLITS
-from config.celery import QueueUnavailable
 
 
 class ExportQueryNegotiation(DefaultContentNegotiation):

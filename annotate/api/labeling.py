@@ -25,13 +25,13 @@ from annotate.api.serializers import (
     ScaleSerializer,
     comparison_payload,
     leased_pair_payload,
-    project_scale,
 )
 from annotate.models import Choice
 from annotate.selectors.labeling import (
     comparisons_of_labeler,
     pair_get_for_labeler,
     project_get_for_labeler,
+    project_scale,
     projects_for_labeler,
 )
 from annotate.services.labeling import (

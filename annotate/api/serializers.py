@@ -8,8 +8,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from annotate.models import Choice, Comparison, Lease, Project, Side
+from annotate.models import Choice, Comparison, Lease, Side
 from annotate.rendering import markdown_to_safe_html
+from annotate.selectors.labeling import project_scale
 
 # The API's one datetime format (ISO 8601, UTC as "Z"), for payloads built by hand.
 _DATETIME = serializers.DateTimeField()
@@ -21,16 +22,6 @@ class ScaleSerializer(serializers.Serializer):
     ask_strength = serializers.BooleanField()
     strength_labels = serializers.ListField(child=serializers.CharField())
     reason_tags = serializers.ListField(child=serializers.CharField())
-
-
-def project_scale(project: Project) -> dict[str, Any]:
-    return {
-        "allow_tie": project.allow_tie,
-        "allow_both_bad": project.allow_both_bad,
-        "ask_strength": project.ask_strength,
-        "strength_labels": project.strength_scale,
-        "reason_tags": list(project.reason_tags),
-    }
 
 
 class MessageSerializer(serializers.Serializer):

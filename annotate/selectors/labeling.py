@@ -4,6 +4,7 @@ fetches of a Project or Pair for a labeler (404 when it is not theirs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
@@ -89,3 +90,14 @@ def comparisons_of_labeler(
 def projects_for_staff() -> list[Project]:
     """Every project, for the staff links on the home page (counters only, no scans)."""
     return list(Project.objects.order_by("name"))
+
+
+def project_scale(project: Project) -> dict[str, Any]:
+    """The choices a labeler of this project is offered, as the page and the API show them."""
+    return {
+        "allow_tie": project.allow_tie,
+        "allow_both_bad": project.allow_both_bad,
+        "ask_strength": project.ask_strength,
+        "strength_labels": project.strength_scale,
+        "reason_tags": list(project.reason_tags),
+    }

@@ -22,9 +22,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.models import ExportJob, Project
+from annotate.queue import QueueUnavailable, task_publish
 from annotate.selectors.dataset import comparisons_for_dataset
 from annotate.services.exports import DatasetExport, ExportError, dataset_export, export_options
-from config.celery import QueueUnavailable, task_publish
 
 logger = logging.getLogger(__name__)
 

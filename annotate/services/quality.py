@@ -22,8 +22,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotate.models import Comparison, Membership, Project, QualityResult, ReviewItem
+from annotate.queue import QueueUnavailable, task_publish
 from annotate.selectors.quality import quality_figures
-from config.celery import QueueUnavailable, task_publish
 
 logger = logging.getLogger(__name__)
 

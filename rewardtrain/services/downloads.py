@@ -20,14 +20,14 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from config.celery import QueueUnavailable, task_publish
-from rewardtrain.exports import (
+from annotate.queue import QueueUnavailable, task_publish
+from rewardtrain.models import ModelVersion
+from rewardtrain.services.model_exports import (
     ModelExportError,
     model_folder,
     model_zip_name,
     model_zip_stream,
 )
-from rewardtrain.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from annotate.models import Pair, Project
-from rewardtrain import selectors
+from rewardtrain.core.uncertainty import pair_view, sigmoid
+from rewardtrain.selectors import runs as selectors
 from rewardtrain.services.versions import scorer_for
-from rewardtrain.uncertainty import pair_view, sigmoid
 
 # Pairs scored and written per round trip: bounded memory and one bulk UPDATE per chunk.
 RESCORE_CHUNK = 500
@@ -39,7 +39,7 @@ def ensemble_paths(path: str | Path) -> list[Path]:
 
 
 def _ensemble_scorers(version: Any, device: str) -> list[Any]:
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.scoring import RewardScorer
 
     extra = ensemble_paths(version.path)[1:]
     return [scorer_for(version=version, device=device)] + [
@@ -53,7 +53,7 @@ def rescore_pairs(*, project: Project, device: str = "", unscored_only: bool = F
 
     model_p_a is P(A better) = sigma(r_a - r_b); model_uncertainty is its binary entropy, or,
     for a version trained as an ensemble, the spread of r_a - r_b across the members
-    (rewardtrain/uncertainty.py); priority, the order the queue serves in, becomes that
+    (rewardtrain/core/uncertainty.py); priority, the order the queue serves in, becomes that
     uncertainty. Prompts with many candidates first get the pairings of neighbours in reward
     order (annotate.services.selection). `unscored_only` scores only pairs never scored (new
     imports), leaving the rest as the last promotion scored them.
@@ -135,8 +135,8 @@ def _read_rows(source: Path) -> Iterator[tuple[int, dict[str, Any], Any, str, st
 
 def _file_scorer(project: Project | None, model_dir: Path | None, device: str) -> Any:
     if model_dir is not None:
-        from rewardtrain.model import BackboneError
-        from rewardtrain.scoring import RewardScorer
+        from rewardtrain.core.model import BackboneError
+        from rewardtrain.core.scoring import RewardScorer
 
         if not Path(model_dir).is_dir():
             raise PairsFileError(f"model folder not found: {model_dir}")

@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from annotate.models import Project
 from annotate.splits import snapshot
-from rewardtrain import selectors
-from rewardtrain.config import TrainConfig, check_nproc
+from rewardtrain.core.config import TrainConfig, check_nproc
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.selectors import runs as selectors
 from rewardtrain.services.versions import (
     activate_in_transaction,
     evaluation_rows_score,
@@ -59,7 +59,7 @@ def run_create(
     """Queue a run, or return the project's queued or running one (created=False).
 
     The resolved config is stored on the run, so a queued run shows what it will train with.
-    Raises rewardtrain.config.ConfigError for unknown or bad settings, and for more ranks than
+    Raises rewardtrain.core.config.ConfigError for unknown or bad settings, and for more ranks than
     this machine's visible GPUs (ranks_check). Enqueueing the task is the caller's job, after
     commit.
     """
@@ -257,9 +257,9 @@ def _release_memory() -> None:
 
 
 def _error_text(exc: BaseException, device: str) -> str:
-    from rewardtrain.launch import LaunchError
-    from rewardtrain.model import BackboneError
-    from rewardtrain.training import NotEnoughData
+    from rewardtrain.core.launch import LaunchError
+    from rewardtrain.core.model import BackboneError
+    from rewardtrain.core.training import NotEnoughData
 
     if isinstance(exc, NotEnoughData):
         return f"Not enough data: {exc}"
@@ -292,7 +292,7 @@ def run_execute(*, run_id: int, on_progress: Callable[[Any], None] | None = None
     failed with a readable error and the active ModelVersion as it was; a cancel request
     stops training at the next step and leaves the run cancelled.
     """
-    from rewardtrain.training import TrainingCancelled
+    from rewardtrain.core.training import TrainingCancelled
 
     now = timezone.now()
     claimed = TrainingRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
@@ -349,8 +349,8 @@ RUN_FIGURES = (
 def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> None:
     """Rows, ranks, training into a hidden folder, evaluation, then the version committed;
     a failure at any point leaves no model folder behind."""
-    from rewardtrain.config import TrainConfig
-    from rewardtrain.model import default_backbone
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.model import default_backbone
 
     cfg = TrainConfig.from_dict(run.config)
     data, snap = _rows_for(run)
@@ -396,7 +396,7 @@ def _rows_for(run: TrainingRun) -> tuple[Any, dict[str, Any]]:
 def _ranks_for(cfg: Any, device: str) -> tuple[int, Any]:
     """(ranks on this machine, rendezvous): the run's nproc, else TRAINING_NPROC, else one
     per visible GPU; the machines from TRAINING_NNODES and friends."""
-    from rewardtrain.launch import LaunchError, Rendezvous, resolve_nproc
+    from rewardtrain.core.launch import LaunchError, Rendezvous, resolve_nproc
 
     rendezvous = Rendezvous(
         nnodes=settings.TRAINING_NNODES,
@@ -407,7 +407,7 @@ def _ranks_for(cfg: Any, device: str) -> tuple[int, Any]:
     if rendezvous.node_rank != 0:
         raise LaunchError(
             f"this worker is node {rendezvous.node_rank} of {rendezvous.nnodes}: training runs "
-            "start on node 0; the other machines join with `python -m rewardtrain.launch`"
+            "start on node 0; the other machines join with `python -m rewardtrain.core.launch`"
         )
     return resolve_nproc(cfg.nproc or settings.TRAINING_NPROC, device), rendezvous
 
@@ -417,7 +417,7 @@ def _train_into(
 ) -> dict[str, Any]:
     """Train (in this process or on torchrun's ranks) and write the model into `staging`;
     returns the training figures, also recorded on the run."""
-    from rewardtrain.launch import train_and_save
+    from rewardtrain.core.launch import train_and_save
 
     training = train_and_save(
         data.train,
@@ -447,8 +447,8 @@ def _evaluate_staged(
 ) -> dict[str, Any]:
     """The saved folder's metrics on the test split, the promotion decision against the
     active model, and the test split's snapshot."""
-    from rewardtrain.evaluation import promotion_decision
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.evaluation import promotion_decision
+    from rewardtrain.core.scoring import RewardScorer
 
     # Scored from the saved folder: what gets evaluated is exactly what is served.
     scorer = RewardScorer.load(str(staging), device=device)
@@ -538,7 +538,7 @@ def _ensemble_members_train(
     member: the members' differences are the measure."""
     from dataclasses import replace
 
-    from rewardtrain.launch import train_and_save
+    from rewardtrain.core.launch import train_and_save
     from rewardtrain.services.pairs import MEMBERS_DIR
 
     for k in range(1, cfg.ensemble_size):

@@ -14,8 +14,8 @@ from django.db import transaction
 
 from annotate.models import Project
 from annotate.splits import snapshot
-from rewardtrain import selectors
 from rewardtrain.models import Evaluation, ModelVersion
+from rewardtrain.selectors import runs as selectors
 
 # Rows scored per call while evaluating: between calls the run's heartbeat is written, so a
 # long evaluation is not taken for a dead worker.
@@ -47,7 +47,7 @@ def json_safe(value: Any) -> Any:
 
 def scorer_for(*, version: ModelVersion, device: str = "") -> Any:
     """The version's RewardScorer, loaded once per process (per path and device)."""
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.scoring import RewardScorer
 
     key = (version.path, device)
     with _scorers_lock:
@@ -108,7 +108,7 @@ def evaluation_rows_score(
 ) -> dict[str, Any]:
     """Metrics of a scorer on rows; with a baseline scorer, the baseline is scored on the same
     rows too (its figures under "baseline", the flip rate between the two beside)."""
-    from rewardtrain.evaluation import evaluate
+    from rewardtrain.core.evaluation import evaluate
 
     chosen, rejected = _score(scorer, rows, heartbeat)
     baseline = _score(baseline_scorer, rows, heartbeat) if baseline_scorer is not None else None

@@ -22,7 +22,7 @@ POLL_SECONDS = 1.0
 
 
 def _load_scorer(path: str, device: str) -> Any:
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.scoring import RewardScorer
 
     return RewardScorer.load(path, device=device)
 

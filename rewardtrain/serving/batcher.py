@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A scorer (rewardtrain.scoring.RewardScorer or alike) and the version number it serves."""
+    """A scorer (rewardtrain.core.scoring.RewardScorer or alike) and the version number it serves."""
 
     scorer: Any
     version: int | None

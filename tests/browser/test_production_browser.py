@@ -19,8 +19,8 @@ import pytest
 from django.conf import global_settings
 
 from annotate.models import Comparison, Project
-from rewardtrain.dashboard import TERMINAL
 from rewardtrain.models import ModelVersion, TrainingRun
+from rewardtrain.selectors.dashboard import TERMINAL
 from tests.browser.test_labeling_browser import PASSWORD, shown_pair, wait_for_change
 from tests.config.production_env import BASE_DIR, manage, production_env
 from tests.rewardtrain.queue_helpers import (  # noqa: F401 - a fixture

@@ -1,12 +1,12 @@
 """BERT's last layer computed for [CLS] alone gives the plain forward's rewards and gradients
-(rewardtrain.bert_pooled)."""
+(rewardtrain.core.bert_pooled)."""
 
 import pytest
 import torch
 
-from rewardtrain.bert_pooled import bert_pooled_rewards, supports_pooled_forward
-from rewardtrain.data import PairCollator
-from rewardtrain.model import disable_dropout, load_backbone, rewards, set_attention
+from rewardtrain.core.bert_pooled import bert_pooled_rewards, supports_pooled_forward
+from rewardtrain.core.data import PairCollator
+from rewardtrain.core.model import disable_dropout, load_backbone, rewards, set_attention
 from tests.rewardtrain.tiny import make_bert, make_gpt2
 
 

@@ -7,7 +7,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from rewardtrain.client import RewardServerError, reward_function
-from rewardtrain.scoring import RewardScorer
+from rewardtrain.core.scoring import RewardScorer
 from rewardtrain.services import version_activate
 from tests.rewardtrain.serving.conftest import start_server, versions  # noqa: F401 - fixtures
 from tests.rewardtrain.tiny import gpt2_tokenizer, one_thread

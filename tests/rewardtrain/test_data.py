@@ -1,17 +1,17 @@
-"""Encoding, truncation and batching of preference rows (rewardtrain.data, rewardtrain.model)."""
+"""Encoding, truncation and batching of preference rows (rewardtrain.core.data, rewardtrain.core.model)."""
 
 import pytest
 import torch
 
-from rewardtrain.config import TrainConfig
-from rewardtrain.data import (
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.data import (
     PairCollator,
     encode_rows,
     epoch_steps,
     length_grouped_batches,
     random_batches,
 )
-from rewardtrain.model import encode_many, format_input
+from rewardtrain.core.model import encode_many, format_input
 from tests.rewardtrain.tiny import bert_tokenizer, gpt2_tokenizer
 
 ITEMS = [

@@ -1,5 +1,5 @@
-"""Training on several ranks: torchrun started by the training run (rewardtrain.launch), each
-rank running rewardtrain.rank with gloo on this CPU, on a tiny random Llama."""
+"""Training on several ranks: torchrun started by the training run (rewardtrain.core.launch), each
+rank running rewardtrain.core.rank with gloo on this CPU, on a tiny random Llama."""
 
 import json
 import os
@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from rewardtrain import selectors
-from rewardtrain.config import TrainConfig
-from rewardtrain.distributed import Ranks, my_share
-from rewardtrain.launch import (
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.distributed import Ranks, my_share
+from rewardtrain.core.launch import (
     LaunchError,
     Rendezvous,
     rendezvous_from_env,
@@ -24,6 +23,7 @@ from rewardtrain.launch import (
     train_and_save,
 )
 from rewardtrain.models import TrainingRun
+from rewardtrain.selectors import runs as selectors
 from rewardtrain.services import run_cancel, run_create, run_execute
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
 from tests.rewardtrain.tiny import make_llama
@@ -114,7 +114,9 @@ def _is_training(pid: int) -> bool:
     except OSError:
         return False
     state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z" and (b"rewardtrain.rank" in cmdline or b"torch.distributed.run" in cmdline)
+    return state != "Z" and (
+        b"rewardtrain.core.rank" in cmdline or b"torch.distributed.run" in cmdline
+    )
 
 
 def _wait_until(condition, seconds: float) -> bool:
@@ -248,7 +250,7 @@ def test_two_nodes_of_one_rank_each_meet_on_loopback(llama_project, settings):
         "TRAINING_DEVICE": "cpu",
     }
     follower = subprocess.Popen(
-        [sys.executable, "-m", "rewardtrain.launch"],
+        [sys.executable, "-m", "rewardtrain.core.launch"],
         env=env,
         cwd=ROOT,
         start_new_session=True,

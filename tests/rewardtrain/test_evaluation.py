@@ -1,10 +1,10 @@
-"""Held-out metrics against values worked out by hand (rewardtrain.evaluation)."""
+"""Held-out metrics against values worked out by hand (rewardtrain.core.evaluation)."""
 
 import json
 
 import pytest
 
-from rewardtrain.evaluation import evaluate, promotion_decision, spearman
+from rewardtrain.core.evaluation import evaluate, promotion_decision, spearman
 
 
 def _row(

@@ -12,8 +12,8 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from rewardtrain.exports import model_export, model_version_for_export
 from rewardtrain.models import ModelVersion
+from rewardtrain.services.model_exports import model_export, model_version_for_export
 from tests.rewardtrain.tiny import make_bert
 
 PROMPTS = [
@@ -56,7 +56,7 @@ def hf_rewards(folder: Path, prompts, responses) -> list[float]:
     """Rewards computed with plain transformers, following prefloop.json's input format."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rewardtrain.model import format_input
+    from rewardtrain.core.model import format_input
 
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -99,7 +99,7 @@ def test_command_exports_a_given_version_and_refuses_what_is_missing(project, ve
 
 
 def test_exported_folder_scores_as_the_apps_scorer(project, versions, tmp_path):
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.scoring import RewardScorer
 
     version = model_version_for_export(project=project)
     out = model_export(model_version=version, out=tmp_path / "exported")
@@ -125,7 +125,7 @@ def test_staff_download_streams_the_folder_as_a_zip(client, staff, project, vers
     folder = tmp_path / "unzipped" / "demo-reward-model-v1"
     meta = json.loads((folder / "prefloop.json").read_text())
     assert meta["model_version"]["version"] == 1 and not meta["model_version"]["is_active"]
-    from rewardtrain.scoring import RewardScorer
+    from rewardtrain.core.scoring import RewardScorer
 
     original = RewardScorer.load(versions[0].path, device="cpu").score(PROMPTS, RESPONSES)
     assert hf_rewards(folder, PROMPTS, RESPONSES) == pytest.approx(original, abs=1e-5)

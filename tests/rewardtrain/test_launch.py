@@ -1,11 +1,11 @@
-"""rewardtrain/launch.py without launching: how a failed job is explained."""
+"""rewardtrain/core/launch.py without launching: how a failed job is explained."""
 
-from rewardtrain.launch import _failure
+from rewardtrain.core.launch import _failure
 
 SUMMARY = """[rank0]: RuntimeError: Connection reset by peer
 E1203 10:08:01 torch/distributed/elastic/multiprocessing/api.py:874] failed (exitcode: 1)
 ============================================================
-rewardtrain.rank FAILED
+rewardtrain.core.rank FAILED
 ------------------------------------------------------------
 Failures:
 {others}

@@ -1,5 +1,5 @@
-"""LoRA, decoder backbones and gradient checkpointing in the training loop (rewardtrain.lora,
-rewardtrain.prepare), on a tiny random Llama."""
+"""LoRA, decoder backbones and gradient checkpointing in the training loop (rewardtrain.core.lora,
+rewardtrain.core.prepare), on a tiny random Llama."""
 
 import json
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, ViTConfig, ViTModel
 
-from rewardtrain.config import ConfigError, TrainConfig
-from rewardtrain.lora import ADAPTER_DIR
-from rewardtrain.model import BackboneError, load_backbone
-from rewardtrain.scoring import RewardScorer
-from rewardtrain.training import save_model, train
+from rewardtrain.core.config import ConfigError, TrainConfig
+from rewardtrain.core.lora import ADAPTER_DIR
+from rewardtrain.core.model import BackboneError, load_backbone
+from rewardtrain.core.scoring import RewardScorer
+from rewardtrain.core.training import save_model, train
 from tests.rewardtrain.test_training import keyword_rows
 from tests.rewardtrain.tiny import gpt2_tokenizer, make_llama
 

@@ -1,10 +1,10 @@
-"""Loading backbones and reading rewards at the right token (rewardtrain.model)."""
+"""Loading backbones and reading rewards at the right token (rewardtrain.core.model)."""
 
 import pytest
 import torch
 
-from rewardtrain.data import PairCollator
-from rewardtrain.model import BackboneError, default_backbone, load_backbone, rewards
+from rewardtrain.core.data import PairCollator
+from rewardtrain.core.model import BackboneError, default_backbone, load_backbone, rewards
 from tests.rewardtrain.tiny import make_bert, make_gpt2
 
 

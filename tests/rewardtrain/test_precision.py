@@ -1,14 +1,14 @@
-"""bf16 training with float32 master weights (rewardtrain.precision) and its use in train()."""
+"""bf16 training with float32 master weights (rewardtrain.core.precision) and its use in train()."""
 
 import torch
 from torch import nn
 
-from rewardtrain.config import TrainConfig
-from rewardtrain.evaluation import evaluate
-from rewardtrain.model import load_backbone, rewards
-from rewardtrain.precision import MasterWeights, use_master_weights
-from rewardtrain.scoring import RewardScorer
-from rewardtrain.training import train
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.evaluation import evaluate
+from rewardtrain.core.model import load_backbone, rewards
+from rewardtrain.core.precision import MasterWeights, use_master_weights
+from rewardtrain.core.scoring import RewardScorer
+from rewardtrain.core.training import train
 from tests.rewardtrain.test_training import keyword_rows
 
 

@@ -15,10 +15,10 @@ from rest_framework.test import APIClient
 from annotate.models import Comparison, Project
 from annotate.services.imports import import_file
 from config.celery import app
-from config.redis_server import start_local_redis
 from rewardtrain import tasks
 from rewardtrain.models import ModelVersion, TrainingRun
-from rewardtrain.triggers import retrain_due_projects, training_request
+from rewardtrain.services.triggers import retrain_due_projects, training_request
+from scripts.local_redis import start_local_redis
 from tests.factories import ProjectFactory, make_pair
 from tests.rewardtrain.queue_helpers import broker  # noqa: F401 - a fixture
 

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 from annotate.models import Choice, Pair, Project
 from annotate.services.labeling import comparison_create
 from rewardtrain import tasks
-from rewardtrain.dashboard import TERMINAL
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.selectors.dashboard import TERMINAL
 from tests.rewardtrain.queue_helpers import (  # noqa: F401 - fixtures
     TINY_TRAINING,
     broker,

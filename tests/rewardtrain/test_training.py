@@ -1,4 +1,4 @@
-"""The training loop, saving and scoring (rewardtrain.training, rewardtrain.scoring)."""
+"""The training loop, saving and scoring (rewardtrain.core.training, rewardtrain.core.scoring)."""
 
 import json
 import math
@@ -8,11 +8,17 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rewardtrain.config import ConfigError, TrainConfig
-from rewardtrain.evaluation import evaluate
-from rewardtrain.model import BackboneError, format_input, load_backbone, rewards, set_attention
-from rewardtrain.scoring import RewardScorer
-from rewardtrain.training import (
+from rewardtrain.core.config import ConfigError, TrainConfig
+from rewardtrain.core.evaluation import evaluate
+from rewardtrain.core.model import (
+    BackboneError,
+    format_input,
+    load_backbone,
+    rewards,
+    set_attention,
+)
+from rewardtrain.core.scoring import RewardScorer
+from rewardtrain.core.training import (
     NotEnoughData,
     RewardForward,
     TrainingCancelled,
@@ -169,7 +175,7 @@ def test_early_stopping_restores_the_best_weights(bert_path):
     losses = [h["val_loss"] for h in result.history]
     assert losses[0] < losses[1] < losses[2]
     assert result.best_val_loss == losses[0]
-    from rewardtrain.data import PairCollator, encode_rows
+    from rewardtrain.core.data import PairCollator, encode_rows
 
     encoded, _ = encode_rows(val, result.tokenizer, cfg.max_length)
     collate = PairCollator(result.tokenizer.pad_token_id)
@@ -197,7 +203,7 @@ def test_plain_and_sdpa_attention_give_the_same_rewards(bert_path):
 def test_cpu_bf16_trains_narrow_batches_with_plain_attention(
     bert_path, monkeypatch, bf16, max_tokens, narrow_uses
 ):
-    import rewardtrain.training as training
+    import rewardtrain.core.training as training
 
     seen = []
 

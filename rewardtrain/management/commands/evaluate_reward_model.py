@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Project
-from rewardtrain import selectors
 from rewardtrain.models import Evaluation, ModelVersion
+from rewardtrain.selectors import runs as selectors
 from rewardtrain.services import version_evaluate
 
 

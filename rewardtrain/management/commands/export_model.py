@@ -5,7 +5,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.models import Project
-from rewardtrain.exports import ModelExportError, model_export, model_version_for_export
+from rewardtrain.services.model_exports import (
+    ModelExportError,
+    model_export,
+    model_version_for_export,
+)
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ loop demo's first model trains as soon as the worker starts instead of at the fi
 
 from django.core.management.base import BaseCommand
 
-from rewardtrain.triggers import retrain_due
+from rewardtrain.services.triggers import retrain_due
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Project
-from rewardtrain.config import ConfigError
+from rewardtrain.core.config import ConfigError
 from rewardtrain.models import TrainingRun
 from rewardtrain.services import run_create, run_execute
 

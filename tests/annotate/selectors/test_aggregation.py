@@ -14,7 +14,7 @@ from annotate.selectors.dataset import preference_rows
 from annotate.selectors.quality import review_page
 from annotate.services.exports import ExportOptions, dataset_export
 from annotate.services.quality import quality_compute
-from rewardtrain.selectors import training_data
+from rewardtrain.selectors.runs import training_data
 from tests.annotate.quality.planted import planted_crowd
 from tests.factories import MembershipFactory, UserFactory, make_pair
 

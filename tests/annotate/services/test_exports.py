@@ -16,7 +16,7 @@ from annotate.exporters.raw import labeler_pseudonym
 from annotate.selectors.dataset import preference_rows
 from annotate.services.exports import ExportError, ExportOptions, dataset_export, export_options
 from annotate.splits import snapshot, split_of
-from rewardtrain.selectors import training_data
+from rewardtrain.selectors.runs import training_data
 from tests.annotate.export_data import judged_project
 
 

@@ -24,7 +24,7 @@ from annotate.services.quality import (
 )
 from annotate.services.review import membership_exclude, pair_adjudicate
 from config.celery import app
-from config.redis_server import start_local_redis
+from scripts.local_redis import start_local_redis
 from tests.factories import MembershipFactory, UserFactory, make_pair
 from tests.rewardtrain.queue_helpers import broker  # noqa: F401 - fixture
 

@@ -10,12 +10,12 @@ import redis
 from annotate.models import Pair
 from annotate.services.imports import import_file
 from annotate.services.labeling import pair_lease_next
-from rewardtrain import tasks, triggers
+from rewardtrain import tasks
+from rewardtrain.core.scoring import RewardScorer
+from rewardtrain.core.uncertainty import delta_entropy, ensemble_spread
 from rewardtrain.models import ModelVersion
-from rewardtrain.scoring import RewardScorer
-from rewardtrain.services import rescore_pairs, run_create, run_execute, scorer_for
+from rewardtrain.services import rescore_pairs, run_create, run_execute, scorer_for, triggers
 from rewardtrain.services.pairs import ensemble_paths
-from rewardtrain.uncertainty import delta_entropy, ensemble_spread
 from tests.factories import make_pair
 from tests.rewardtrain.judged import add_judged_pairs, use_tiny_backbone
 from tests.rewardtrain.queue_helpers import broker  # noqa: F401

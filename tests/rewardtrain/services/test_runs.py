@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Pair
-from rewardtrain.config import ConfigError, TrainConfig
+from rewardtrain.core.config import ConfigError, TrainConfig
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import (
     mark_stale_runs_failed,

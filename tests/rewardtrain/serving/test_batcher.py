@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from rewardtrain.scoring import RewardScorer
+from rewardtrain.core.scoring import RewardScorer
 from rewardtrain.serving.batcher import BadItem, Batcher, LoadedModel, NoModel, plan_batches
 from tests.rewardtrain.tiny import make_bert, one_thread
 

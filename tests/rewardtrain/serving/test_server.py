@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
-from rewardtrain.scoring import RewardScorer
+from rewardtrain.core.scoring import RewardScorer
 from rewardtrain.services import version_activate
 from tests.factories import UserFactory
 from tests.rewardtrain.serving.conftest import get, post, wait_until

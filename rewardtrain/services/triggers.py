@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotate.models import Comparison, Project
-from config.celery import QueueUnavailable, task_publish
-from rewardtrain.config import ConfigError
+from annotate.queue import QueueUnavailable, task_publish
+from rewardtrain.core.config import ConfigError
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.services import (
     rescore_pairs,

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from config.redis_server import LocalRedis, redis_binary, start_local_redis
+from scripts.local_redis import LocalRedis, redis_binary, start_local_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST, PORT = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))

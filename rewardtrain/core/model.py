@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardtrain.bert_pooled import bert_pooled_rewards, supports_pooled_forward
+from rewardtrain.core.bert_pooled import bert_pooled_rewards, supports_pooled_forward
 
 PLAIN_FORMAT_NOTE = (
     "chat template of the tokenizer when it has one; else 'User: ...\\n\\nAssistant: ...' turns "

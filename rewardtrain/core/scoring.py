@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rewardtrain.model import _needs_special_tokens, encode_many, rewards
+from rewardtrain.core.model import _needs_special_tokens, encode_many, rewards
 
 
 class RewardScorer:
@@ -26,7 +26,7 @@ class RewardScorer:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "") -> RewardScorer:
         """A folder written by training.save_model."""
-        from rewardtrain.model import load_backbone
+        from rewardtrain.core.model import load_backbone
 
         model, tokenizer = load_backbone(str(path))
         max_length = 512

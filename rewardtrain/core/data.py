@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from rewardtrain.config import TrainConfig
-from rewardtrain.model import encode_many
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.model import encode_many
 
 
 def encode_rows(

@@ -1,8 +1,8 @@
-"""The program each rank runs under torchrun (rewardtrain.launch starts it): join the process
+"""The program each rank runs under torchrun (rewardtrain.core.launch starts it): join the process
 group, take the job from rank 0, train, and on rank 0 write the model folder and the figures.
 
-    python -m rewardtrain.rank --device cpu --job /tmp/prefloop-ranks-x   (leader node)
-    python -m rewardtrain.rank --device cuda                              (other nodes)
+    python -m rewardtrain.core.rank --device cpu --job /tmp/prefloop-ranks-x   (leader node)
+    python -m rewardtrain.core.rank --device cuda                              (other nodes)
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(device: str, job_dir: Path | None) -> int:
     import torch.distributed as dist
 
-    from rewardtrain.config import TrainConfig
-    from rewardtrain.distributed import broadcast_from_leader, init_from_env
-    from rewardtrain.launch import progress_line
-    from rewardtrain.training import (
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.distributed import broadcast_from_leader, init_from_env
+    from rewardtrain.core.launch import progress_line
+    from rewardtrain.core.training import (
         TrainingCancelled,
         resolve_device,
         save_model,

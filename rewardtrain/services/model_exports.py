@@ -64,7 +64,7 @@ def model_meta(model_version: ModelVersion) -> dict[str, Any]:
         "created_at": model_version.created_at.isoformat(),
     }
     if "input_format" not in meta:
-        from rewardtrain.model import PLAIN_FORMAT_NOTE
+        from rewardtrain.core.model import PLAIN_FORMAT_NOTE
 
         meta["input_format"] = PLAIN_FORMAT_NOTE
     return meta

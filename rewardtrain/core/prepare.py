@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardtrain.config import TrainConfig
-from rewardtrain.lora import adapter_matches, inner_model, lora_resume, lora_wrap
-from rewardtrain.model import (
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.lora import adapter_matches, inner_model, lora_resume, lora_wrap
+from rewardtrain.core.model import (
     BackboneError,
     count_parameters,
     default_backbone,

@@ -11,7 +11,7 @@ from django.conf import settings
 from annotate.models import Project
 from annotate.selectors.dataset import DatasetFilter, DatasetStats, preference_rows
 from annotate.splits import SPLITS, snapshot
-from rewardtrain.config import TrainConfig
+from rewardtrain.core.config import TrainConfig
 from rewardtrain.models import ModelVersion, TrainingRun
 
 
@@ -38,7 +38,7 @@ def training_config_for(
 
     The backbone falls back to REWARD_BACKBONE ("" = the shipped MiniLM). TRAINING_DEVICE,
     when set, wins over any stored device: it describes the machine that trains, not the
-    project. Raises rewardtrain.config.ConfigError on unknown keys or bad values.
+    project. Raises rewardtrain.core.config.ConfigError on unknown keys or bad values.
     """
     values: dict[str, Any] = {**(project.training_config or {}), **(overrides or {})}
     # The project's active-learning setting, unless the training settings name their own.

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from rewardtrain.config import TrainConfig
+from rewardtrain.core.config import TrainConfig
 
 if TYPE_CHECKING:
-    from rewardtrain.distributed import Ranks
-    from rewardtrain.prepare import Prepared
+    from rewardtrain.core.distributed import Ranks
+    from rewardtrain.core.prepare import Prepared
 
 
 class MasterWeights:

@@ -62,7 +62,7 @@ class TrainConfig:
     # losses are always computed in fp32.
     bf16: bool | None = None
     # With bf16: None = the model itself in bf16 with float32 master weights on CPU (autocast's
-    # casts cost ~1/6 of a CPU step; see rewardtrain.precision), autocast on CUDA. True/False
+    # casts cost ~1/6 of a CPU step; see rewardtrain.core.precision), autocast on CUDA. True/False
     # force one or the other.
     bf16_master_weights: bool | None = None
     # CPU threads for training; 0 = torch's default (one per core). On a CPU shared with other

@@ -1,5 +1,5 @@
 """Training in several processes: torchrun (torch.distributed.run) starts the ranks, each runs
-rewardtrain.rank, and this process follows them through files in a job folder.
+rewardtrain.core.rank, and this process follows them through files in a job folder.
 
     job.json       the rows, config and output folder (read by global rank 0, sent to all)
     progress.jsonl one line per step from rank 0, replayed here into on_step
@@ -8,7 +8,7 @@ rewardtrain.rank, and this process follows them through files in a job folder.
     error-<rank>   a rank's traceback; pid-<rank> its process id (for the clean-up)
 
 One process on one machine trains in this process (train_and_save), with no torchrun.
-On another machine of a multi-node run, `python -m rewardtrain.launch` joins as node
+On another machine of a multi-node run, `python -m rewardtrain.core.launch` joins as node
 TRAINING_NODE_RANK and takes its job from rank 0.
 """
 
@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rewardtrain.config import ConfigError, TrainConfig, check_nproc
+from rewardtrain.core.config import ConfigError, TrainConfig, check_nproc
 
 if TYPE_CHECKING:
-    from rewardtrain.training import Progress
+    from rewardtrain.core.training import Progress
 
 # How often the job folder is read while the ranks train.
 POLL_SECONDS = 0.2
@@ -124,9 +124,9 @@ def train_and_save(
     plus `metrics`), which prefloop.json records too. One rank: in this process. More:
     torchrun, with rank 0 writing the folder. Raises what train() raises, LaunchError when a
     rank fails (the others are ended first)."""
-    # Imported here: a joining node (`python -m rewardtrain.launch`) only starts torchrun, and
+    # Imported here: a joining node (`python -m rewardtrain.core.launch`) only starts torchrun, and
     # torch with transformers takes seconds to import that its ranks spend again.
-    from rewardtrain.training import save_model, train, training_figures
+    from rewardtrain.core.training import save_model, train, training_figures
 
     if nproc == 1 and rendezvous.nnodes == 1:
         result = train(
@@ -162,7 +162,7 @@ def _torchrun(nproc: int, rendezvous: Rendezvous, device: str, job_dir: Path | N
         f"--monitor-interval={MONITOR_SECONDS}",
         *rendezvous.torchrun_args(),
         "-m",
-        "rewardtrain.rank",
+        "rewardtrain.core.rank",
         f"--device={device}",
     ]
     return [*command, f"--job={job_dir}"] if job_dir else command
@@ -202,7 +202,7 @@ def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str
         if proc.returncode != 0 or result is None:
             raise LaunchError(_failure(job_dir, proc.returncode))
         if result.get("cancelled"):
-            from rewardtrain.training import TrainingCancelled
+            from rewardtrain.core.training import TrainingCancelled
 
             raise TrainingCancelled(result["cancelled"])
         return result["figures"]
@@ -212,7 +212,7 @@ def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str
 
 def _follow(proc, job_dir: Path, on_step, should_stop) -> None:
     """Replay rank 0's progress and pass a stop request on, until torchrun exits."""
-    from rewardtrain.training import Progress
+    from rewardtrain.core.training import Progress
 
     offset = 0
     progress = job_dir / "progress.jsonl"

@@ -17,8 +17,7 @@ import math
 from typing import Any
 
 import numpy as np
-
-from annotate.bootstrap import percentile_interval, resample_weights
+from scipy import stats
 
 N_BINS = 10
 
@@ -115,24 +114,37 @@ def _bootstrap(
     n_bootstrap: int,
     seed: int,
 ) -> dict[str, list[float | None]]:
-    """95% percentile intervals of means, resampling whole groups (prompts)."""
+    """95% percentile intervals of means, resampling whole groups (prompts) with scipy's
+    bootstrap; every metric is drawn from the same resamples (one seed)."""
     if n_bootstrap <= 0 or len(groups) == 0:
         return {}
     _, inverse = np.unique(groups, return_inverse=True)
-    n_groups = inverse.max() + 1
+    n_groups = int(inverse.max()) + 1
     counts = np.bincount(inverse, minlength=n_groups).astype(float)
-    sums = {k: np.bincount(inverse, weights=v, minlength=n_groups) for k, v in per_pair.items()}
-    # Every group once: each resample draws n_groups groups, uniformly.
-    draws: dict[str, list[np.ndarray]] = {k: [] for k in sums}
-    for weights in resample_weights(np.ones(n_groups), n_bootstrap, seed=seed):
-        total = weights @ counts
-        for k, s in sums.items():
-            with np.errstate(invalid="ignore", divide="ignore"):
-                draws[k].append((weights @ s) / total)
-    out = {}
-    for k, parts in draws.items():
-        low, high = percentile_interval(np.concatenate(parts))
-        out[k] = [float(low), float(high)]
+    out: dict[str, list[float | None]] = {}
+    for k, v in per_pair.items():
+        sums = np.bincount(inverse, weights=v, minlength=n_groups)
+        if n_groups < 2:
+            # One prompt: every resample is that prompt (scipy wants two observations).
+            value = float(sums.sum() / counts.sum())
+            out[k] = [value, value]
+            continue
+
+        def mean_of_drawn(drawn: np.ndarray, axis: int = -1, sums: np.ndarray = sums) -> Any:
+            drawn = drawn.astype(int)
+            return sums[drawn].sum(axis=axis) / counts[drawn].sum(axis=axis)
+
+        result = stats.bootstrap(
+            (np.arange(n_groups),),
+            mean_of_drawn,
+            n_resamples=n_bootstrap,
+            method="percentile",
+            vectorized=True,
+            batch=200,  # resamples per block: bounds the memory over many prompts
+            rng=np.random.default_rng(seed),
+        )
+        interval = result.confidence_interval
+        out[k] = [float(interval.low), float(interval.high)]
     return out
 
 

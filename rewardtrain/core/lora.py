@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardtrain.config import TrainConfig
-from rewardtrain.model import BackboneError
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.model import BackboneError
 
 ADAPTER_DIR = "adapter"
 

@@ -8,7 +8,7 @@ parameter (Rao-Kupper's theta or Davidson's nu would have to be fitted and would
 decided pairs' probabilities too), and the evaluation's sigma(delta) keeps one meaning.
 With soft labels t is the chosen response's vote share.
 
-The same loop runs in one process or in each of several (torchrun, rewardtrain.launch): every
+The same loop runs in one process or in each of several (torchrun, rewardtrain.core.launch): every
 rank takes a disjoint share of each global batch (batch_size x ranks pairs), gradients meet
 in DDP's all-reduce or FSDP's reduce-scatter, and rank 0 alone keeps the history, reports and
 returns the model.
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from rewardtrain.config import TrainConfig
-from rewardtrain.data import encode_for_training, epoch_steps, pair_length
-from rewardtrain.distributed import (
+from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.data import encode_for_training, epoch_steps, pair_length
+from rewardtrain.core.distributed import (
     SINGLE,
     Ranks,
     full_state_dict,
@@ -46,16 +46,16 @@ from rewardtrain.distributed import (
     unwrapped,
     wrap,
 )
-from rewardtrain.lora import lora_save_and_merge
-from rewardtrain.model import (
+from rewardtrain.core.lora import lora_save_and_merge
+from rewardtrain.core.model import (
     PLAIN_FORMAT_NOTE,
     default_backbone,
     reads_last_token,
     rewards,
     set_attention,
 )
-from rewardtrain.precision import autocast, step_precision, use_bf16
-from rewardtrain.prepare import Prepared, flops_per_token, gpu_peak_flops, prepare_model
+from rewardtrain.core.precision import autocast, step_precision, use_bf16
+from rewardtrain.core.prepare import Prepared, flops_per_token, gpu_peak_flops, prepare_model
 
 # Fewer than this and there is nothing to learn from or to stop early on.
 MIN_TRAIN_PAIRS = 2
@@ -293,7 +293,7 @@ def train(
     """Train a reward model on preference rows; the returned model holds the weights of the
     evaluation with the lowest validation loss (on rank 0; other ranks return no model).
 
-    `ranks`: this process's place in an initialised process group (rewardtrain.rank); every
+    `ranks`: this process's place in an initialised process group (rewardtrain.core.rank); every
     rank calls train() with the same rows and config. on_step and should_stop are rank 0's.
     Raises NotEnoughData (fewer than 2 training pairs or no validation pair: early stopping
     needs one), BackboneError, TrainingCancelled.
