@@ -1,43 +1,51 @@
-"""Training in several processes: torchrun (torch.distributed.run) starts the ranks, each runs
-rewardtrain.core.rank, and this process follows them through files in a job folder.
+"""Training in several processes: a launcher process (this module, `--job`) starts the ranks
+with torch's elastic agent (torch.distributed.launcher.api.elastic_launch, what torchrun runs),
+each runs rewardtrain.core.rank, and the training run follows them through a job folder.
 
     job.json       the rows, config and output folder (read by global rank 0, sent to all)
+    launch.json    the launcher's ranks, device and rendezvous
     progress.jsonl one line per step from rank 0, replayed here into on_step
     cancel         written here when should_stop() says so; rank 0 tells every rank
     result.json    rank 0's training figures, once the model folder is written
-    error-<rank>   a rank's traceback; pid-<rank> its process id (for the clean-up)
+    failures.json  the failed ranks as torch reports them (ChildFailedError.failures)
+    launch.log     the launcher's and the ranks' output; logs/ torch's per-rank error files
+    pid-<rank>     a rank's process id (for the clean-up)
 
-One process on one machine trains in this process (train_and_save), with no torchrun.
+One process on one machine trains in this process (train_and_save), with no launcher.
 On another machine of a multi-node run, `python -m rewardtrain.core.launch` joins as node
 TRAINING_NODE_RANK and takes its job from rank 0.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardtrain.core.config import ConfigError, TrainConfig, check_nproc
+from rewardtrain.core.failures import failure_facts, failure_text
 
 if TYPE_CHECKING:
+    from torch.distributed.launcher.api import LaunchConfig
+
     from rewardtrain.core.training import Progress
 
 # How often the job folder is read while the ranks train.
 POLL_SECONDS = 0.2
-# torchrun checks its workers this often; a dead rank is noticed within it.
+# The elastic agent checks its workers this often; a dead rank is noticed within it.
 MONITOR_SECONDS = 0.5
-# After a stop request, torchrun gets this long to end its workers before they are killed.
+# After a stop request, the launcher gets this long to end its workers before they are killed.
 STOP_GRACE_SECONDS = 20
 
 
@@ -56,8 +64,8 @@ class Rendezvous:
     master_port: int = 29500
 
     def torchrun_args(self) -> list[str]:
+        """The same rendezvous as torchrun's options (to start a node by hand)."""
         if self.nnodes == 1:
-            # A free port of its own: runs side by side on one machine never collide.
             return ["--standalone"]
         return [
             f"--nnodes={self.nnodes}",
@@ -65,6 +73,33 @@ class Rendezvous:
             f"--master-addr={self.master_addr}",
             f"--master-port={self.master_port}",
         ]
+
+    def launch_config(self, nproc: int, log_dir: str | os.PathLike) -> LaunchConfig:
+        """The elastic agent's settings for this node, as torchrun makes them from
+        torchrun_args(), --max-restarts=0 and --monitor-interval=MONITOR_SECONDS."""
+        from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+        from torch.distributed.launcher.api import LaunchConfig
+
+        if self.nnodes == 1:
+            # torchrun --standalone: a store on a free port of its own, so runs side by side
+            # on one machine never collide.
+            backend, endpoint, run_id, configs = "c10d", "localhost:0", str(uuid.uuid4()), {}
+        else:
+            backend, endpoint = "static", f"{self.master_addr}:{self.master_port}"
+            run_id, configs = "none", {"rank": self.node_rank}
+        return LaunchConfig(
+            min_nodes=self.nnodes,
+            max_nodes=self.nnodes,
+            nproc_per_node=nproc,
+            run_id=run_id,
+            role="default",
+            rdzv_backend=backend,
+            rdzv_endpoint=endpoint,
+            rdzv_configs=configs,
+            max_restarts=0,
+            monitor_interval=MONITOR_SECONDS,
+            logs_specs=DefaultLogsSpecs(log_dir=str(log_dir)),
+        )
 
 
 def rendezvous_from_env(env: dict[str, str] | None = None) -> Rendezvous:
@@ -121,11 +156,11 @@ def train_and_save(
     extra: dict | None = None,
 ) -> dict[str, Any]:
     """Train and write the model folder; returns the training figures (training_figures()
-    plus `metrics`), which prefloop.json records too. One rank: in this process. More:
-    torchrun, with rank 0 writing the folder. Raises what train() raises, LaunchError when a
-    rank fails (the others are ended first)."""
-    # Imported here: a joining node (`python -m rewardtrain.core.launch`) only starts torchrun, and
-    # torch with transformers takes seconds to import that its ranks spend again.
+    plus `metrics`), which prefloop.json records too. One rank: in this process. More: the
+    launcher's ranks, with rank 0 writing the folder. Raises what train() raises, LaunchError
+    when a rank fails (the others are ended first)."""
+    # Imported here: a launcher (`python -m rewardtrain.core.launch`) only starts the ranks, and
+    # transformers takes seconds to import that its ranks spend again.
     from rewardtrain.core.training import save_model, train, training_figures
 
     if nproc == 1 and rendezvous.nnodes == 1:
@@ -152,26 +187,14 @@ def train_and_save(
     return _run_ranks(job, cfg.device, nproc, rendezvous, on_step, should_stop)
 
 
-def _torchrun(nproc: int, rendezvous: Rendezvous, device: str, job_dir: Path | None) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={nproc}",
-        "--max-restarts=0",
-        f"--monitor-interval={MONITOR_SECONDS}",
-        *rendezvous.torchrun_args(),
-        "-m",
-        "rewardtrain.core.rank",
-        f"--device={device}",
-    ]
-    return [*command, f"--job={job_dir}"] if job_dir else command
+def _launcher(job_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "rewardtrain.core.launch", f"--job={job_dir}"]
 
 
 def _rank_env() -> dict[str, str]:
     """This process's environment, with the folder holding this rewardtrain package first on
     the ranks' path: they run the same code as the run that started them."""
-    here = str(Path(__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH", "")
     return {
         **os.environ,
@@ -181,13 +204,18 @@ def _rank_env() -> dict[str, str]:
 
 
 def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str, Any]:
+    # The elastic agent runs in a launcher process of its own, not in this one: it takes over
+    # SIGTERM and SIGINT (main thread only) and blocks until the ranks end, while this process
+    # (a Celery worker, a command) keeps its own signals, replays progress and cancels. Ending
+    # the launcher (SIGTERM) ends its ranks, as it did torchrun's.
     job_dir = Path(tempfile.mkdtemp(prefix="prefloop-ranks-"))
     try:
         (job_dir / "job.json").write_text(json.dumps(job, default=str))
-        log_path = job_dir / "torchrun.log"
-        with open(log_path, "wb") as log:
+        launch = {"nproc": nproc, "device": device, "rendezvous": asdict(rendezvous)}
+        (job_dir / "launch.json").write_text(json.dumps(launch))
+        with open(job_dir / "launch.log", "wb") as log:
             proc = subprocess.Popen(
-                _torchrun(nproc, rendezvous, device, job_dir),
+                _launcher(job_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -211,7 +239,7 @@ def _run_ranks(job, device, nproc, rendezvous, on_step, should_stop) -> dict[str
 
 
 def _follow(proc, job_dir: Path, on_step, should_stop) -> None:
-    """Replay rank 0's progress and pass a stop request on, until torchrun exits."""
+    """Replay rank 0's progress and pass a stop request on, until the launcher exits."""
     from rewardtrain.core.training import Progress
 
     offset = 0
@@ -235,8 +263,8 @@ def _follow(proc, job_dir: Path, on_step, should_stop) -> None:
 
 
 def _end(proc: subprocess.Popen, job_dir: Path) -> None:
-    """No process of the job outlives it: torchrun ends its workers on SIGTERM; a worker that
-    survives that (or whose torchrun was killed) is killed by the pid it wrote."""
+    """No process of the job outlives it: the launcher ends its workers on SIGTERM; a worker
+    that survives that (or whose launcher was killed) is killed by the pid it wrote."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -259,49 +287,55 @@ def _end(proc: subprocess.Popen, job_dir: Path) -> None:
 
 
 def _failure(job_dir: Path, returncode: int | None) -> str:
-    """The rank that failed first (torchrun's root cause), with its own error when it wrote
-    one, else how it ended (a signal, an exit code). The other ranks' errors follow from it."""
-    log = (job_dir / "torchrun.log").read_text(errors="replace")
-    facts: dict[str, str] = {}
-    if "Root Cause (first observed failure):" in log:
-        # torchrun's summary: a block per failed rank, the root cause's last.
-        summary = log[log.rfind("Failures:") :]
-        blocks = [_block_facts(b) for b in re.split(r"^\s*\[\d+\]:\s*$", summary, flags=re.M)]
-        blocks = [b for b in blocks[1:] if b]
-        # A rank killed by a signal (SIGKILL, the OOM killer) is the cause of its peers'
-        # "Connection reset by peer", even when one of those was observed first. SIGTERM is
-        # torchrun stopping the survivors: never the cause. The root cause first, if killed.
-        killed = [b for b in blocks if _killed(b)]
-        facts = killed[-1] if killed else blocks[-1] if blocks else {}
-    rank = facts.get("rank", "").split(" ")[0]
-    own = job_dir / f"error-{rank}"
-    if rank and own.exists():
-        lines = own.read_text().strip().splitlines()
-        return f"rank {rank} failed: {lines[-1] if lines else 'no message'}"
-    if facts:
-        return f"rank {facts.get('rank', '?')} failed: exit code " + "; ".join(
-            facts[k] for k in ("exitcode", "traceback") if k in facts
-        )
-    errors = sorted(job_dir.glob("error-*"))
-    if errors:
-        lines = errors[0].read_text().strip().splitlines()
-        return f"{errors[0].name.replace('error-', 'rank ')} failed: {lines[-1] if lines else ''}"
+    """Why the job failed: the root cause among the failures the launcher wrote, else (the
+    launcher itself failed: rendezvous, a signal) the end of its output."""
+    failures_path = job_dir / "failures.json"
+    if failures_path.exists():
+        failures = json.loads(failures_path.read_text())
+        if failures:
+            return failure_text(failures)
+    log_path = job_dir / "launch.log"
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
     tail = " | ".join(log.strip().splitlines()[-5:])
     return f"the ranks ended with exit code {returncode}: {tail[-1500:]}"
 
 
-def _killed(facts: dict[str, str]) -> bool:
-    code = facts.get("exitcode", "")
-    return code.startswith("-") and "SIGTERM" not in code
+def launch_ranks(
+    nproc: int, rendezvous: Rendezvous, device: str, job_dir: Path | None, log_dir: Path
+) -> list[dict[str, Any]]:
+    """Run this node's ranks under torch's elastic agent until they end; returns the failures
+    (failure_facts), [] when every rank succeeded. Only in a process of its own (the launcher,
+    a joining node): the agent sets this process's environment and signal handlers."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+
+    os.environ.update(_rank_env())
+    if nproc > 1:
+        # As torchrun: ranks sharing a machine do not each take every core.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args = ["-u", "-m", "rewardtrain.core.rank", f"--device={device}"]
+    if job_dir is not None:
+        args.append(f"--job={job_dir}")
+    try:
+        elastic_launch(rendezvous.launch_config(nproc, log_dir), sys.executable)(*args)
+    except ChildFailedError as exc:
+        print(exc, file=sys.stderr)  # torch's summary, for whoever reads launch.log
+        return failure_facts(exc.failures)
+    return []
 
 
-def _block_facts(block: str) -> dict[str, str]:
-    facts: dict[str, str] = {}
-    for line in block.splitlines():
-        key, _, value = line.strip().partition(":")
-        if key.strip() in ("rank", "exitcode", "traceback") and key.strip() not in facts:
-            facts[key.strip()] = " ".join(value.split())
-    return facts
+def _launch_job(job_dir: Path) -> int:
+    """The launcher process of a training run: the ranks, then their failures as JSON."""
+    launch = json.loads((job_dir / "launch.json").read_text())
+    failures = launch_ranks(
+        launch["nproc"],
+        Rendezvous(**launch["rendezvous"]),
+        launch["device"],
+        job_dir,
+        job_dir / "logs",
+    )
+    (job_dir / "failures.json").write_text(json.dumps(failures))
+    return 1 if failures else 0
 
 
 def progress_line(progress: Progress) -> str:
@@ -310,22 +344,24 @@ def progress_line(progress: Progress) -> str:
 
 
 def follow(device: str, nproc: int, rendezvous: Rendezvous) -> int:
-    """Join a multi-node run as node rendezvous.node_rank (not 0): torchrun with this machine's
-    ranks, which take rows and config from rank 0. Returns torchrun's exit code."""
+    """Join a multi-node run as node rendezvous.node_rank (not 0): this machine's ranks, which
+    take rows and config from rank 0. Returns 0, or 1 with the failure on stderr."""
     if rendezvous.node_rank == 0:
         raise LaunchError("node 0 is the one that runs the training run; join as node 1 or more")
-    proc = subprocess.Popen(
-        _torchrun(nproc, rendezvous, device, None), start_new_session=True, env=_rank_env()
-    )
-    try:
-        return proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=STOP_GRACE_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="prefloop-ranks-") as log_dir:
+        failures = launch_ranks(nproc, rendezvous, device, None, Path(log_dir))
+    if failures:
+        print(f"rewardtrain: {failure_text(failures)}", file=sys.stderr)
+        return 1
+    return 0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Join a multi-node training run as a node.")
+    parser.add_argument("--job", help="(a training run's own launcher) its job folder")
+    args = parser.parse_args(argv)
+    if args.job:
+        sys.exit(_launch_job(Path(args.job)))
     import torch
 
     device = os.environ.get("TRAINING_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")

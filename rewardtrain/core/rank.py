@@ -1,5 +1,7 @@
-"""The program each rank runs under torchrun (rewardtrain.core.launch starts it): join the process
-group, take the job from rank 0, train, and on rank 0 write the model folder and the figures.
+"""The program each rank runs under torch's elastic agent (rewardtrain.core.launch starts it):
+join the process group, take the job from rank 0, train, and on rank 0 write the model folder
+and the figures. An exception is recorded by torch's @record into the error file the agent
+named (TORCHELASTIC_ERROR_FILE), which the launcher reads back as the rank's failure.
 
     python -m rewardtrain.core.rank --device cpu --job /tmp/prefloop-ranks-x   (leader node)
     python -m rewardtrain.core.rank --device cuda                              (other nodes)
@@ -13,36 +15,32 @@ import json
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
+
+from torch.distributed.elastic.multiprocessing.errors import record
 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_torchrun() -> None:
-    """Linux: the kernel kills this rank when its torchrun dies, even by SIGKILL."""
+def _die_with_launcher() -> None:
+    """Linux: the kernel kills this rank when its launcher dies, even by SIGKILL."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
 
 
+@record
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="")
     parser.add_argument("--job", help="the job folder (on the node of rank 0)")
     args = parser.parse_args(argv)
-    _die_with_torchrun()
+    _die_with_launcher()
     job_dir = Path(args.job) if args.job else None
-    rank = os.environ.get("RANK", "?")
     if job_dir:
-        (job_dir / f"pid-{rank}").write_text(str(os.getpid()))
-    try:
-        return _run(args.device, job_dir)
-    except BaseException:
-        if job_dir:
-            (job_dir / f"error-{rank}").write_text(traceback.format_exc())
-        raise
+        (job_dir / f"pid-{os.environ.get('RANK', '?')}").write_text(str(os.getpid()))
+    return _run(args.device, job_dir)
 
 
 def _run(device: str, job_dir: Path | None) -> int:

@@ -1,5 +1,6 @@
-"""Training on several ranks: torchrun started by the training run (rewardtrain.core.launch), each
-rank running rewardtrain.core.rank with gloo on this CPU, on a tiny random Llama."""
+"""Training on several ranks: torch's elastic agent in a launcher process started by the training
+run (rewardtrain.core.launch), each rank running rewardtrain.core.rank with gloo on this CPU, on a
+tiny random Llama."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from safetensors.torch import load_file
 
 from rewardtrain.core.config import TrainConfig
 from rewardtrain.core.distributed import Ranks, my_share
+from rewardtrain.core.failures import failure_text
 from rewardtrain.core.launch import (
     LaunchError,
     Rendezvous,
@@ -115,7 +118,7 @@ def _is_training(pid: int) -> bool:
         return False
     state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
     return state != "Z" and (
-        b"rewardtrain.core.rank" in cmdline or b"torch.distributed.run" in cmdline
+        b"rewardtrain.core.rank" in cmdline or b"rewardtrain.core.launch" in cmdline
     )
 
 
@@ -162,6 +165,29 @@ def test_fsdp_with_lora_matches_one_process(llama, settings, tmp_path):
     assert two["best_val_loss"] == pytest.approx(one["best_val_loss"], abs=1e-5)
     assert _max_difference(tmp_path / "one", tmp_path / "fsdp") <= 1e-5
     assert (tmp_path / "fsdp" / "adapter" / "adapter_config.json").exists()
+
+
+@pytest.mark.slow
+def test_the_launcher_writes_the_failures_torch_reports(tmp_path):
+    """Rank 0 cannot read its job: it raises and torch records it (@record); rank 1, waiting
+    for the job, fails or is stopped; the launcher writes both, and rank 0's error is the cause."""
+    launch = {"nproc": 2, "device": "cpu", "rendezvous": asdict(Rendezvous())}
+    (tmp_path / "launch.json").write_text(json.dumps(launch))
+    launcher = subprocess.run(
+        [sys.executable, "-m", "rewardtrain.core.launch", f"--job={tmp_path}"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert launcher.returncode == 1, launcher.stderr.decode()[-2000:]
+    failures = json.loads((tmp_path / "failures.json").read_text())
+    assert sorted(f["rank"] for f in failures) == [0, 1]
+    assert failure_text(failures) == (
+        f"rank 0 failed: FileNotFoundError: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'job.json'}'"
+    )
+    assert b"FileNotFoundError" in launcher.stderr  # torch's summary, for a reader of the log
+    assert not _rank_processes()
 
 
 def _two_ranks(project, **config) -> None:
