@@ -171,7 +171,7 @@ def epoch_steps(
 
     `grouped`: length-grouped batches (little padding: an encoder's whole batch is one forward).
     Otherwise random batches: a decoder's forward already cuts each batch into chunks of similar
-    length (training.RewardForward), so grouping would save little padding there, while it makes
+    length (model.RewardForward), so grouping would save little padding there, while it makes
     every step a single length band, which with few steps costs held-out accuracy (on the
     decoder bench's 32 pairs, 4 steps, a small decoder reached 0.518 mean accuracy over 4 seeds
     with grouped batches against 0.576 with random ones; TRL, random, 0.562)."""

@@ -14,11 +14,15 @@ tokenizer's chat template when it has one, else the plain format
 ("System:" for system messages), tokenized with the tokenizer's own special tokens. Outside
 prefloop the same ids are `tokenizer(format_input(...))["input_ids"]` for any input that fits
 (with `add_special_tokens=False` when a chat template wrote its own).
+
+RewardForward is the one forward the training loop calls: rewards() in the step's precision,
+with the attention kernel and the length chunking chosen per batch inside it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,7 @@ import torch
 from torch import nn
 
 from rewardtrain.core.bert_pooled import bert_pooled_rewards, supports_pooled_forward
+from rewardtrain.core.precision import autocast
 
 PLAIN_FORMAT_NOTE = (
     "chat template of the tokenizer when it has one; else 'User: ...\\n\\nAssistant: ...' turns "
@@ -278,3 +283,96 @@ def encode_pair(
     """The chosen and rejected inputs of one pair (see encode_many)."""
     first, second = encode_many(tokenizer, [prompt, prompt], [chosen, rejected], max_length)
     return first, second
+
+
+# A chunk's fixed cost, in padded-token equivalents: below ~this many wasted tokens another
+# forward (its kernel launches, smaller matmuls) costs more than the padding it saves.
+CHUNK_COST_TOKENS = 256
+
+
+class RewardForward(nn.Module):
+    """rewards() as a module's forward: what DDP and FSDP wrap, so that their hooks run on
+    every call (the loop never calls the transformers model's own forward).
+
+    `bf16`: the forward runs under bf16 autocast (losses are computed outside it, in float32).
+
+    `split`: a decoder's rows go through in chunks of similar length (length_chunks), each
+    padded to its own longest row. A batch is padded to the longest of its chosen and rejected
+    inputs, which differ a lot in real preference data: on the decoder bench half of a batch's
+    tokens were padding, and a CPU spends its time in matmuls over every one of them. Each row's
+    reward is the same either way (rewards() reads each row's own last token).
+
+    `eager_up_to`: in training, batches up to this many tokens wide run plain (eager) attention,
+    wider ones the model's own kernel (step_precision says when: bf16 on a CPU, where SDPA's
+    backward is slow on narrow batches). In eval mode the model always has its own kernel
+    back, so validation and the returned model use it."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        bf16: bool = False,
+        split: bool = False,
+        chunk_cost: int | None = None,
+        eager_up_to: int = 0,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.bf16 = bf16
+        self.split = split
+        self.chunk_cost = CHUNK_COST_TOKENS if chunk_cost is None else chunk_cost
+        self.eager_up_to = eager_up_to
+        self.attention = model.config._attn_implementation
+
+    def train(self, mode: bool = True) -> RewardForward:
+        super().train(mode)
+        if not mode and self.eager_up_to:
+            set_attention(self.model, self.attention)
+        return self
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.eager_up_to:
+            narrow = self.training and input_ids.shape[1] <= self.eager_up_to
+            set_attention(self.model, "eager" if narrow else self.attention)
+        with autocast(input_ids.device.type, self.bf16):
+            if not self.split:
+                return rewards(self.model, input_ids, attention_mask)
+            return self._chunked(input_ids, attention_mask)
+
+    def _chunked(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        lengths = attention_mask.sum(-1)
+        chunks = length_chunks(lengths.tolist(), self.chunk_cost)
+        if len(chunks) == 1:
+            return rewards(self.model, input_ids, attention_mask)
+        parts, order = [], []
+        for rows in chunks:
+            index = torch.tensor(rows, device=input_ids.device)
+            width = int(lengths[index].max())
+            # Right padding (the collator's): a chunk's real tokens sit in its first columns.
+            parts.append(
+                rewards(self.model, input_ids[index, :width], attention_mask[index, :width])
+            )
+            order += rows
+        out = torch.empty_like(torch.cat(parts))
+        out[torch.tensor(order, device=out.device)] = torch.cat(parts)
+        return out
+
+
+def length_chunks(lengths: list[int], chunk_cost: int = CHUNK_COST_TOKENS) -> list[list[int]]:
+    """Row indices cut into chunks of similar length that minimise the padded tokens plus
+    `chunk_cost` per chunk (an exact split of the length-sorted rows, by dynamic programming)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = [0.0] + [math.inf] * n  # best[j]: the cost of the first j sorted rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        width = lengths[order[j - 1]]
+        for i in range(j):
+            cost = best[i] + (j - i) * width + chunk_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    chunks, j = [], n
+    while j > 0:
+        chunks.append(order[cut[j] : j])
+        j = cut[j]
+    return chunks[::-1]

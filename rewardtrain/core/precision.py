@@ -146,11 +146,11 @@ def autocast(device: str, bf16: bool):
 
 @dataclass
 class StepPrecision:
-    """How the step computes: bf16 or not, CPU master weights, CPU attention switching."""
+    """How the step computes: bf16 or not, CPU master weights, CPU attention switching (which
+    model.RewardForward does)."""
 
     bf16: bool
     masters: MasterWeights | None
-    attention: str  # the model's own kernel, restored for validation and saving
     eager_up_to: int  # CPU bf16: batches up to this width use plain attention (0 = never)
 
 
@@ -168,4 +168,4 @@ def step_precision(
     eager_up_to = 0
     if device == "cpu" and bf16 and attention == "sdpa" and model._can_set_attn_implementation():
         eager_up_to = cfg.cpu_eager_attention_max_tokens
-    return StepPrecision(bf16, masters, attention, eager_up_to)
+    return StepPrecision(bf16, masters, eager_up_to)

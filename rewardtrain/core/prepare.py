@@ -1,6 +1,7 @@
 """The model as the training loop takes it: loaded in its precision and attention kernel,
 dropout off, gradient checkpointing on where it pays, LoRA adapters where asked for, and the
-figures that describe it (parameters, FLOPs per token, the device's peak)."""
+figures that describe it (parameters, FLOPs per token, the device's peak; a run's MFU and
+peak memory)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from rewardtrain.core.config import TrainConfig
+from rewardtrain.core.distributed import Ranks, gather_to_leader
 from rewardtrain.core.lora import adapter_matches, inner_model, lora_resume, lora_wrap
 from rewardtrain.core.model import (
     BackboneError,
@@ -68,9 +70,10 @@ def prepare_model(
 
     With bf16 the weights load in bf16 on CUDA, and with LoRA anywhere: LoRA's frozen body
     stays so and what trains is float32; in full fine-tuning the weights become float32
-    (autocast, FSDP or CPU master weights then compute in bf16). A warm start from a LoRA version with the same adapter shape goes on
-    training that adapter on the backbone; any other warm start loads the version's merged
-    weights (and, with LoRA, puts fresh adapters on them).
+    (autocast, FSDP or CPU master weights then compute in bf16). A warm start from a LoRA
+    version with the same adapter shape goes on training that adapter on the backbone; any
+    other warm start loads the version's merged weights (and, with LoRA, puts fresh adapters
+    on them).
     """
     resume_adapter = bool(init_from) and adapter_matches(str(init_from), cfg)
     model, tokenizer = load_backbone(
@@ -124,3 +127,18 @@ def gpu_peak_flops(device: str) -> float | None:
         if key in name:
             return tflops * 1e12
     return None
+
+
+def device_figures(
+    device: str, model: nn.Module, ranks: Ranks, tokens_per_second: float
+) -> tuple[float | None, list[float] | None]:
+    """(MFU, peak memory per device in GB) of a run on CUDA; (None, None) elsewhere. Every rank
+    calls it (the peaks are gathered)."""
+    if not device.startswith("cuda"):
+        return None, None
+    peaks = gather_to_leader(torch.cuda.max_memory_allocated(device) / 1e9, ranks)
+    peak = gpu_peak_flops(device)
+    mfu = None
+    if peak:
+        mfu = flops_per_token(model) * tokens_per_second / (peak * ranks.world_size)
+    return mfu, [round(p, 3) for p in peaks]

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 
 def sigmoid(x: float) -> float:
+    # Not scipy.special.expit (which evaluation.py uses on arrays): this scalar one runs in the
+    # web process (services.pairs), where importing scipy.special alone takes about a second.
     # Split by sign so that exp never overflows.
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,16 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotate.errors import ApplicationError
 from annotate.models import Project
 from annotate.splits import snapshot
 from rewardtrain.core.config import TrainConfig, check_nproc
+from rewardtrain.core.jsonsafe import json_safe
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.selectors import runs as selectors
 from rewardtrain.services.versions import (
     activate_in_transaction,
     evaluation_rows_score,
-    json_safe,
     scorer_for,
 )
 
@@ -45,8 +47,12 @@ HISTORY_POINTS = 1000
 ERROR_CHARS = 4000
 
 
-class RunError(Exception):
+class RunError(ApplicationError):
     """A run that cannot proceed, with a message meant for the person who asked for it."""
+
+    # In a request, only run_create's: runs on the project kept starting and ending under it.
+    status = HTTPStatus.CONFLICT
+    code = "run_conflict"
 
 
 def run_create(
@@ -237,12 +243,9 @@ def _finish(run_id: int, status: str, error: str = "", **fields: Any) -> bool:
 def _resolved_device(cfg_device: str) -> str:
     """This worker's TRAINING_DEVICE first (the machine that trains decides, not the one that
     queued the run), then the run's config, then cuda when present, else cpu."""
-    device = settings.TRAINING_DEVICE or cfg_device
-    if device:
-        return device
-    import torch
+    from rewardtrain.core.device import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(settings.TRAINING_DEVICE or cfg_device)
 
 
 def _release_memory() -> None:

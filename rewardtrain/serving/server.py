@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rewardtrain.core.device import resolve_device as core_resolve_device
 from rewardtrain.serving.app import RewardsApp
 from rewardtrain.serving.batcher import Batcher
 
@@ -28,10 +29,12 @@ class ServeError(ValueError):
 
 
 def resolve_device(device: str) -> str:
+    """The core's resolver ("" = cuda when present, else cpu), and a ServeError for a device
+    this server cannot use: a named one is checked before any model is loaded."""
     import torch
 
     if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return core_resolve_device(device)
     try:
         kind = torch.device(device).type
     except RuntimeError as exc:
@@ -70,16 +73,7 @@ def serve(
     from rewardtrain.serving.active import ActiveModel
     from rewardtrain.serving.auth import TokenAuth
 
-    if no_auth and not is_loopback(host):
-        raise ServeError(
-            f"--no-auth listens on the loopback interface only, not {host}: "
-            "drop --host, or keep auth and give trainers an API token"
-        )
-    for name, value in (("--max-items", max_items), ("--max-batch-tokens", max_batch_tokens)):
-        if value is not None and value < 1:
-            raise ServeError(f"{name} must be at least 1")
-    if max_wait_ms < 0:
-        raise ServeError("--max-wait-ms cannot be negative")
+    _check_options(host, no_auth, max_batch_tokens, max_wait_ms, max_items)
     device = resolve_device(device)
     tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device.split(":")[0]]
 
@@ -99,7 +93,6 @@ def serve(
         model_error=lambda: active.error,
     )
     sock = _listen(host, port)
-    bound = sock.getsockname()[1]
     current = active()
     say(
         f"Project {project.slug}: model version {current.version} on {device}"
@@ -108,14 +101,7 @@ def serve(
     )
     if active.error:
         say(f"The active {active.error}")
-    say(
-        "No auth: listening on the loopback interface only; anyone on this machine can score."
-        if no_auth
-        else "Auth: API tokens of staff or of users with the 'may score' permission."
-    )
-    say(f"Batches of up to {tokens} padded tokens, waiting up to {max_wait_ms:g} ms.")
-    shown = f"[{host}]" if ":" in host else host
-    say(f"Listening on http://{shown}:{bound} (POST /v1/rewards, POST /get_reward, GET /health)")
+    _say_settings(say, sock, host, no_auth, tokens, max_wait_ms)
     batcher.start()
     active.start()
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
@@ -127,6 +113,41 @@ def serve(
         if auth is not None:
             auth.close()
         sock.close()
+
+
+def _check_options(
+    host: str, no_auth: bool, max_batch_tokens: int | None, max_wait_ms: float, max_items: int
+) -> None:
+    if no_auth and not is_loopback(host):
+        raise ServeError(
+            f"--no-auth listens on the loopback interface only, not {host}: "
+            "drop --host, or keep auth and give trainers an API token"
+        )
+    for name, value in (("--max-items", max_items), ("--max-batch-tokens", max_batch_tokens)):
+        if value is not None and value < 1:
+            raise ServeError(f"{name} must be at least 1")
+    if max_wait_ms < 0:
+        raise ServeError("--max-wait-ms cannot be negative")
+
+
+def _say_settings(
+    say: Callable[[str], None],
+    sock: socket.socket,
+    host: str,
+    no_auth: bool,
+    tokens: int,
+    max_wait_ms: float,
+) -> None:
+    """The server's auth, batching and address, as the operator reads them at start."""
+    say(
+        "No auth: listening on the loopback interface only; anyone on this machine can score."
+        if no_auth
+        else "Auth: API tokens of staff or of users with the 'may score' permission."
+    )
+    say(f"Batches of up to {tokens} padded tokens, waiting up to {max_wait_ms:g} ms.")
+    shown = f"[{host}]" if ":" in host else host
+    bound = sock.getsockname()[1]
+    say(f"Listening on http://{shown}:{bound} (POST /v1/rewards, POST /get_reward, GET /health)")
 
 
 def _import_model_code() -> None:

@@ -1,5 +1,6 @@
 """The training loop, saving and scoring (rewardtrain.core.training, rewardtrain.core.scoring)."""
 
+import hashlib
 import json
 import math
 import random
@@ -10,27 +11,27 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardtrain.core.config import ConfigError, TrainConfig
 from rewardtrain.core.evaluation import evaluate
+from rewardtrain.core.loop_state import linear_schedule
 from rewardtrain.core.model import (
     BackboneError,
+    RewardForward,
     format_input,
+    length_chunks,
     load_backbone,
     rewards,
     set_attention,
 )
+from rewardtrain.core.precision import use_bf16
 from rewardtrain.core.scoring import RewardScorer
 from rewardtrain.core.training import (
     NotEnoughData,
-    RewardForward,
     TrainingCancelled,
-    _schedule,
-    length_chunks,
     pair_loss,
     save_model,
     train,
-    use_bf16,
     validate,
 )
-from tests.rewardtrain.tiny import make_bert, make_gpt2
+from tests.rewardtrain.tiny import make_bert, make_gpt2, make_llama
 
 
 def keyword_rows(n, seed, keyword="good", flip=False):
@@ -203,7 +204,7 @@ def test_plain_and_sdpa_attention_give_the_same_rewards(bert_path):
 def test_cpu_bf16_trains_narrow_batches_with_plain_attention(
     bert_path, monkeypatch, bf16, max_tokens, narrow_uses
 ):
-    import rewardtrain.core.training as training
+    import rewardtrain.core.model as model_module
 
     seen = []
 
@@ -211,7 +212,7 @@ def test_cpu_bf16_trains_narrow_batches_with_plain_attention(
         seen.append((model.training, input_ids.shape[1], model.config._attn_implementation))
         return rewards(model, input_ids, attention_mask)
 
-    monkeypatch.setattr(training, "rewards", spy)
+    monkeypatch.setattr(model_module, "rewards", spy)
     cfg = TrainConfig(
         backbone=bert_path,
         bf16=bf16,
@@ -272,7 +273,7 @@ def test_pair_loss_by_hand():
 def test_warmup_rounds_up_and_starts_from_zero_as_transformers_trainer_does():
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([weight], lr=1.0)
-    scheduler = _schedule(optimizer, 0.1, 8)  # 0.8 warmup steps: one
+    scheduler = linear_schedule(optimizer, 0.1, 8)  # 0.8 warmup steps: one
     factors = []
     for _ in range(8):
         factors.append(optimizer.param_groups[0]["lr"])
@@ -280,7 +281,7 @@ def test_warmup_rounds_up_and_starts_from_zero_as_transformers_trainer_does():
         scheduler.step()
     assert factors == pytest.approx([0.0, 1.0, 6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7, 1 / 7])
     optimizer = torch.optim.SGD([weight], lr=1.0)
-    _schedule(optimizer, 0.0, 8)
+    linear_schedule(optimizer, 0.0, 8)
     assert optimizer.param_groups[0]["lr"] == 1.0  # no warmup: the first step trains
 
 
@@ -317,3 +318,110 @@ def test_decoder_rows_in_length_chunks_give_the_unsplit_rewards_and_grads(tmp_pa
         results.append((r.detach(), grads))
     torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(results[0][1], results[1][1], atol=1e-5, rtol=1e-4)
+
+
+def _reference_rows(n, seed, long_every=0):
+    """Rows with ties, vote shares and strengths; with `long_every`, every such row has a long
+    prompt, so that a decoder's batches mix lengths far enough apart to be cut into chunks."""
+    rng = random.Random(seed)
+
+    def words(k):
+        return " ".join(f"w{rng.randrange(60)}" for _ in range(k))
+
+    rows = []
+    for i in range(n):
+        long = long_every and i % long_every == 0
+        tie = i % 7 == 3
+        chosen = words(rng.randint(3, 9)) + " good"
+        rejected = words(rng.randint(4, 10))
+        rows.append(
+            {
+                "prompt": words(rng.randint(60, 90) if long else rng.randint(2, 8)),
+                "chosen": chosen,
+                "rejected": rejected,
+                "tie": tie,
+                "p_chosen": 0.5 if tie else (0.75 if i % 5 == 0 else 1.0),
+                "strength": None if tie else float(i % 3),
+            }
+        )
+    return rows
+
+
+def _weights_digest(model):
+    """sha256 of the state_dict's names and bytes in name order, and the sum of its floats."""
+    digest, total = hashlib.sha256(), 0.0
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(tensor.numpy().tobytes())
+        if tensor.is_floating_point():
+            total += float(tensor.double().sum())
+    return digest.hexdigest(), total
+
+
+# Produced by the code before the loop's refactor (commit 2839ff5), on one CPU thread, torch
+# 2.13.0+cpu, transformers 5.25.0: (steps, stopped early, validation losses, sha256 of the
+# returned weights, their sum). Two runs of that code gave the same bytes, so the weights are
+# compared exactly; a refactor of the loop must leave every bit where it was.
+#   bert: fp32, 2 micro-batches per step, margins, validation that disagrees with training
+#         (early stopping after the second evaluation, the first one's weights restored);
+#   gpt2: fp32 decoder whose batches are cut into length chunks;
+#   llama: bf16 with float32 master weights, plain attention for batches up to 16 tokens.
+REFERENCE_RUNS = {
+    "bert": (
+        4,
+        True,
+        [0.9518537521362305, 0.9519570469856262],
+        "d5391490be12a9dd2c3667d4255fab97b04926faee74bc082ca6cc37327fdee0",
+        315.3077906452329,
+    ),
+    "gpt2": (
+        12,
+        False,
+        [0.7107692360877991, 0.651871919631958, 0.5987623929977417, 0.5541115403175354]
+        + [0.5274755954742432, 0.5178720355033875],
+        "533845f3509040968d29f193f4637c7c5a311aa3c61e171fe0e4d2fcfd21b9a6",
+        160.72644533870158,
+    ),
+    "llama": (
+        12,
+        False,
+        [0.6553946137428284, 0.5911908745765686, 0.5480541586875916, 0.5243871212005615]
+        + [0.5120253562927246, 0.5060258507728577],
+        "71e19f5a9e4d7c6498e9bfefa55d99bee32ebd47cfecb1c2732c7fdacad142d2",
+        157.78316088788324,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFERENCE_RUNS))
+def test_a_fixed_seed_run_gives_the_reference_weights(kind, tmp_path):
+    make = {"bert": make_bert, "gpt2": make_gpt2, "llama": make_llama}[kind]
+    options = {
+        "bert": {"gradient_accumulation_steps": 2, "margin_scale": 0.5},
+        "gpt2": {"max_length": 128},
+        "llama": {"bf16": True, "cpu_eager_attention_max_tokens": 16},
+    }[kind]
+    cfg = TrainConfig(
+        backbone=str(make(tmp_path / kind)),
+        # bf16 named in full: left to None it would follow this CPU's bf16 support.
+        bf16=options.pop("bf16", False),
+        batch_size=4,
+        epochs=2,
+        learning_rate=1e-3,
+        eval_every_steps=2,
+        early_stopping_patience=1 if kind == "bert" else 2,
+        device="cpu",
+        **options,
+    )
+    long_every = 0 if kind == "bert" else 2
+    validation = _reference_rows(6, 2, long_every)
+    if kind == "bert":
+        validation = [dict(r, chosen=r["rejected"], rejected=r["chosen"]) for r in validation]
+    result = train(_reference_rows(24, 1, long_every), validation, cfg)
+    steps, stopped_early, val_losses, sha256, weight_sum = REFERENCE_RUNS[kind]
+    assert (result.steps, result.stopped_early) == (steps, stopped_early)
+    assert [h["val_loss"] for h in result.history] == pytest.approx(val_losses, abs=1e-7)
+    got_sha256, got_sum = _weights_digest(result.model)
+    assert got_sum == pytest.approx(weight_sum, rel=1e-9)
+    assert got_sha256 == sha256
