@@ -3,17 +3,24 @@
 The Celery app is config's (config/celery.py); this reads it as Celery's current app, so the
 apps never import the settings package."""
 
+from http import HTTPStatus
+
 import redis.exceptions
 from celery import current_app
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
+from annotate.errors import ApplicationError
+
 # What a broken or absent broker raises: kombu wraps most of it, the rest comes raw.
 QUEUE_ERRORS = (OperationalError, redis.exceptions.RedisError, OSError)
 
 
-class QueueUnavailable(Exception):
+class QueueUnavailable(ApplicationError):
     """The task queue (Redis) could not be reached."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "queue_unavailable"
 
 
 def task_publish(*, name: str, args: list) -> str:

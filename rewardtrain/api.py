@@ -14,11 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.selectors.projects import project_get_for_staff
-from rewardtrain.core.config import ConfigError
 from rewardtrain.models import TrainingRun
 from rewardtrain.selectors import dashboard
 from rewardtrain.services import run_cancel
-from rewardtrain.services.triggers import QueueUnavailable, training_request
+from rewardtrain.services.triggers import training_request
 
 
 # The documented shape of dashboard.run_progress, which builds it.
@@ -74,6 +73,9 @@ ErrorSerializer = inline_serializer("TrainingError", {"detail": serializers.Char
 
 class TrainingRunListCreateApi(APIView):
     permission_classes = [IsAdminUser]
+    # Opens the `detail` of a refusal raised here (annotate.api.errors): the retrain page
+    # and the admin action say the same.
+    refusal_prefix = "Training was not started: "
 
     @extend_schema(
         responses=RunSerializer(many=True), summary="A project's recent training runs (staff)"
@@ -107,20 +109,10 @@ class TrainingRunListCreateApi(APIView):
         the training settings cannot train here (no run created), 503 when the task queue
         cannot be reached (the run is then recorded as failed)."""
         project = project_get_for_staff(user=request.user, slug=slug)
-        try:
-            run, created = training_request(
-                project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
-            )
-        except ConfigError as exc:
-            return Response(
-                {"detail": f"Training was not started: {exc}"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        except QueueUnavailable as exc:
-            return Response(
-                {"detail": f"Training was not started: {exc}"},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
+        # ConfigError (400) and QueueUnavailable (503) answer through annotate.api.errors.
+        run, created = training_request(
+            project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user
+        )
         run.refresh_from_db()
         body = {
             **dashboard.run_progress(run=run),

@@ -1,6 +1,7 @@
-"""Every /api/ answer is JSON with a `detail`, DEBUG on or off: DRF's errors (a field map
-gets a `detail` that sums it up, a body over the size limit is a 413), and Django's own 404,
-405 and 500 pages for API routes."""
+"""Every /api/ answer is JSON with a `detail`, DEBUG on or off: a service's refusal (an error
+that names its status and code, annotate.errors), DRF's errors (a field map gets a `detail`
+that sums it up, a body over the size limit is a 413), and Django's own 404, 405 and 500 pages
+for API routes."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ logger = logging.getLogger("django.request")
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's answer, with a `detail` always present: a 400 that lists fields
-    (`{"pair_id": ["This field is required."]}`) keeps them and gains a one-line summary."""
+    """A refusal's own answer; else DRF's, with a `detail` always present: a 400 that lists
+    fields (`{"pair_id": ["This field is required."]}`) keeps them and gains a summary."""
+    refusal = _refusal_answer(exc, context.get("view"))
+    if refusal is not None:
+        return refusal
     if isinstance(exc, RequestDataTooBig):
         # Django's check, met when DRF reads the body: a SuspiciousOperation, a 500 here.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -38,6 +42,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(data, dict) and "detail" not in data:
         response.data = {"detail": _summary(data), **data}
     return response
+
+
+def _refusal_answer(exc: Exception, view: Any) -> Response | None:
+    """`{"detail": ...}` with the error's status, for any exception whose class names an
+    HTTPStatus `status` and a str `code`: annotate.errors.ApplicationError's subclasses, and
+    rewardtrain.core.config.ConfigError, whose Django-free core cannot import annotate (and
+    annotate cannot import rewardtrain, so no table here could name it) and so carries the
+    two attributes plainly. A view's `refusal_prefix` opens the `detail` of each it raises."""
+    status, code = getattr(exc, "status", None), getattr(exc, "code", None)
+    if not isinstance(status, HTTPStatus) or not isinstance(code, str):
+        return None
+    body: dict[str, Any] = {"detail": f"{getattr(view, 'refusal_prefix', '')}{exc}"}
+    if getattr(exc, "code_in_body", False):
+        body["code"] = code
+    body.update(getattr(exc, "extra", {}))
+    return Response(body, status=status)
 
 
 def _summary(errors: Any) -> str:

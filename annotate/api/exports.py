@@ -13,7 +13,6 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -23,11 +22,10 @@ from rest_framework.views import APIView
 from annotate.api.schema import BLANK_QUERY_IS_ABSENT
 from annotate.exporters import FORMAT_NAMES, SHAPES
 from annotate.models import ExportJob
-from annotate.queue import QueueUnavailable
 from annotate.selectors.exports import export_job_get
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.export_jobs import EXPORTS_DIR, dataset_export_request, export_job_file
-from annotate.services.exports import SOURCES, ExportError
+from annotate.services.exports import SOURCES
 from annotate.splits import SPLITS
 
 
@@ -132,14 +130,10 @@ class DatasetExportApi(APIView):
         project = project_get_for_staff(user=request.user, slug=slug)
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            answer = dataset_export_request(
-                project=project, user=request.user, values=dict(params.validated_data)
-            )
-        except ExportError as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
-        except QueueUnavailable as exc:
-            return Response({"detail": str(exc)}, status=503)
+        # ExportError (400) and QueueUnavailable (503) answer through annotate.api.errors.
+        answer = dataset_export_request(
+            project=project, user=request.user, values=dict(params.validated_data)
+        )
         if isinstance(answer, ExportJob):
             data = ExportJobOutputSerializer(answer, context={"request": request}).data
             return Response(data, status=202, headers={"Location": data["url"]})

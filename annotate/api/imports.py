@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.selectors.projects import project_get_for_staff
-from annotate.services.imports import ImportRejected, import_upload
+from annotate.services.imports import import_upload
 from annotate.uploads import CappedUploadHandler
 
 
@@ -93,20 +93,12 @@ class ImportCreateApi(APIView):
         project = project_get_for_staff(user=request.user, slug=slug)
         params = self.InputSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        upload = params.validated_data["file"]
-        try:
-            result = import_upload(
-                project=project,
-                upload=upload,
-                skip_invalid=params.validated_data["skip_invalid"],
-                created_by=request.user,
-            )
-        except ImportRejected as exc:
-            body = {
-                "detail": exc.message,
-                "errors": line_errors(exc.errors),
-                "error_count": exc.error_count,
-            }
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        # ImportRejected answers 400 with its bad lines through annotate.api.errors.
+        result = import_upload(
+            project=project,
+            upload=params.validated_data["file"],
+            skip_invalid=params.validated_data["skip_invalid"],
+            created_by=request.user,
+        )
         data = {**result.__dict__, "errors": line_errors(result.errors)}
         return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)

@@ -1,5 +1,7 @@
 """Labeling API: the caller's projects, lease the next Pair, skip it, store a Comparison,
-list the caller's own Comparisons. Each view parses, calls one service or selector, answers."""
+list the caller's own Comparisons. Each view parses, calls one service or selector, answers;
+a service's refusal (annotate.services.labeling's errors) answers through
+annotate.api.errors."""
 
 from __future__ import annotations
 
@@ -34,16 +36,7 @@ from annotate.selectors.labeling import (
     project_scale,
     projects_for_labeler,
 )
-from annotate.services.labeling import (
-    ComparisonExists,
-    ComparisonInvalid,
-    LabelerExcluded,
-    PairFull,
-    PairNotServed,
-    comparison_submit,
-    lease_skip,
-    pair_lease_next,
-)
+from annotate.services.labeling import comparison_submit, lease_skip, pair_lease_next
 
 ErrorSerializer = inline_serializer("Error", {"detail": serializers.CharField()})
 ConflictSerializer = inline_serializer(
@@ -93,12 +86,7 @@ class PairNextApi(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         project = project_get_for_labeler(labeler=request.user, slug=slug)
-        try:
-            lease = pair_lease_next(project=project, labeler=request.user)
-        except LabelerExcluded as error:
-            return Response(
-                {"detail": str(error), "code": "excluded"}, status=status.HTTP_403_FORBIDDEN
-            )
+        lease = pair_lease_next(project=project, labeler=request.user)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(leased_pair_payload(lease))
@@ -196,21 +184,7 @@ class ComparisonApi(APIView):
     def post(self, request: Request) -> Response:
         # Invalid input raises ValidationError: a 400 naming each bad field, as is_valid does.
         judgment = _comparison_input().run_validation(request.data)
-        try:
-            comparison = comparison_submit(labeler=request.user, **judgment)
-        except PairNotServed as error:
-            return Response({"detail": str(error)}, status=status.HTTP_404_NOT_FOUND)
-        except ComparisonInvalid as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        except ComparisonExists as error:
-            return Response(
-                {"detail": str(error), "code": "exists", "id": error.comparison_id},
-                status=status.HTTP_409_CONFLICT,
-            )
-        except PairFull as error:
-            return Response(
-                {"detail": str(error), "code": "pair_full"}, status=status.HTTP_409_CONFLICT
-            )
+        comparison = comparison_submit(labeler=request.user, **judgment)
         return Response(comparison_payload(comparison), status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -3,15 +3,22 @@ token model of the app: DRF's authtoken, also what the reward server accepts).""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from rest_framework.authtoken.models import Token
 
+from annotate.errors import ApplicationError
 
-class PasswordRefused(ValueError):
+
+class PasswordRefused(ApplicationError, ValueError):
     """A password that fails AUTH_PASSWORD_VALIDATORS; the message lists every rule broken."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "password_refused"
 
 
 def password_check(*, password: str, username: str) -> None:

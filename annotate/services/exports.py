@@ -11,12 +11,14 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from annotate.errors import ApplicationError
 from annotate.exporters import COMPARISON, FORMAT_NAMES, SHAPES, ExportContext, get_format
 from annotate.exporters.card import dataset_card
 from annotate.models import Project
@@ -29,8 +31,11 @@ SOURCES = ("all", "human", "imported")
 CHUNK = 2000
 
 
-class ExportError(ValueError):
+class ExportError(ApplicationError, ValueError):
     """An export that cannot run as asked; the message says why."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "export_refused"
 
 
 @dataclass

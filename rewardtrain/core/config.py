@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from http import HTTPStatus
 from typing import Any
 
 TIE_LOSSES = ("soft", "drop")
@@ -12,6 +13,12 @@ ATTENTION_KERNELS = ("", "sdpa", "eager", "flash_attention_2")
 
 class ConfigError(ValueError):
     """A config dict that does not describe a TrainConfig (unknown keys, bad values)."""
+
+    # The API's answer to it, as annotate.errors.ApplicationError's subclasses name theirs:
+    # plain attributes, since the core imports neither Django nor annotate (and annotate's
+    # handler, which reads them, cannot import rewardtrain to map the class by a table).
+    status = HTTPStatus.BAD_REQUEST
+    code = "config_invalid"
 
 
 @dataclass

@@ -7,9 +7,11 @@ import json
 import shutil
 import zipfile
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from annotate.errors import ApplicationError
 from annotate.models import Project
 from annotate.services.exports import ByteSink
 from rewardtrain.models import ModelVersion
@@ -19,8 +21,11 @@ META_FILE = "prefloop.json"
 READ_CHUNK = 1 << 20
 
 
-class ModelExportError(ValueError):
+class ModelExportError(ApplicationError, ValueError):
     """No such version, or its folder is missing; the message says which."""
+
+    status = HTTPStatus.NOT_FOUND
+    code = "model_export_refused"
 
 
 def model_version_for_export(*, project: Project, version: int | None = None) -> ModelVersion:

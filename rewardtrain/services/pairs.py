@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from annotate.errors import ApplicationError
 from annotate.models import Pair, Project
 from rewardtrain.core.uncertainty import pair_view, sigmoid
 from rewardtrain.selectors import runs as selectors
@@ -21,8 +23,11 @@ FILE_CHUNK = 256
 MEMBERS_DIR = "members"
 
 
-class PairsFileError(ValueError):
+class PairsFileError(ApplicationError, ValueError):
     """A pairs file that cannot be scored; the message names the line."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "pairs_file_invalid"
 
 
 def ensemble_paths(path: str | Path) -> list[Path]:
