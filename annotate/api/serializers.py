@@ -8,9 +8,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from annotate.models import Choice, Comparison, Lease, Side
+from annotate.models import Choice, Comparison
 from annotate.rendering import markdown_to_safe_html
 from annotate.selectors.labeling import project_scale
+from annotate.services.labeling import LeasedPair, ShownResponse, StoredComparison
 
 # The API's one datetime format (ISO 8601, UTC as "Z"), for payloads built by hand.
 _DATETIME = serializers.DateTimeField()
@@ -46,52 +47,48 @@ class LeasedPairSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField()
 
 
-def _shown(response) -> dict[str, Any]:
-    return {"id": response.pk, "text": response.text, "html": markdown_to_safe_html(response.text)}
+def _shown(response: ShownResponse) -> dict[str, Any]:
+    return {"id": response.id, "text": response.text, "html": markdown_to_safe_html(response.text)}
 
 
-def leased_pair_payload(lease: Lease) -> dict[str, Any]:
+def leased_pair_payload(lease: LeasedPair) -> dict[str, Any]:
     """A leased Pair as its labeler sees it; the response order is the lease's left/right."""
-    pair = lease.pair
-    first, second = (
-        (pair.response_a, pair.response_b)
-        if lease.left == Side.A
-        else (pair.response_b, pair.response_a)
-    )
     messages = [
         {
             "role": str(m.get("role", "")),
             "content": str(m.get("content", "")),
             "html": markdown_to_safe_html(str(m.get("content", ""))),
         }
-        for m in pair.prompt.messages
+        for m in lease.messages
     ]
     # Built as plain data: LeasedPairSerializer documents this shape in the schema, and a
     # test holds the two together; running a serializer per lease cost more CPU than the lease.
     return {
-        "pair_id": pair.pk,
-        "project": pair.project.slug,
-        "prompt": pair.prompt.text,
+        "pair_id": lease.pair_id,
+        "project": lease.project.slug,
+        "prompt": lease.prompt_text,
         "messages": messages,
-        "responses": [_shown(first), _shown(second)],
-        "scale": project_scale(pair.project),
+        "responses": [_shown(shown) for shown in lease.shown],
+        "scale": project_scale(lease.project),
         "lease_expires_at": _DATETIME.to_representation(lease.expires_at),
     }
 
 
-def comparison_payload(comparison: Comparison) -> dict[str, Any]:
+def comparison_payload(comparison: Comparison | StoredComparison) -> dict[str, Any]:
     """A stored Comparison as its labeler sees it (the shape ComparisonOutputSerializer
     documents); `preferred` is the response id they chose, or the choice itself."""
+    if isinstance(comparison, Comparison):
+        comparison = StoredComparison.of(comparison)
     if comparison.choice == Choice.A:
-        preferred = str(comparison.pair.response_a_id)
+        preferred = str(comparison.response_a_id)
     elif comparison.choice == Choice.B:
-        preferred = str(comparison.pair.response_b_id)
+        preferred = str(comparison.response_b_id)
     else:
         preferred = comparison.choice
     return {
-        "id": comparison.pk,
+        "id": comparison.id,
         "pair_id": comparison.pair_id,
-        "project": comparison.project.slug,
+        "project": comparison.project_slug,
         "choice": comparison.choice,
         "preferred": preferred,
         "strength": comparison.strength,

@@ -1,6 +1,6 @@
 """The statements of the labeling hot path, in plain SQL: find the next Pair for a labeler,
-read a labeler's state on a locked Pair, and write the counters a judgment moves. Private to
-annotate/services/labeling.py, the only module that imports it (a test holds that).
+read a labeler's state on a locked Pair, and write the rows a judgment moves. Private to
+annotate/services/labeling.py, the only app module that imports it.
 
 Every lease and every submission runs these. Built through the ORM, composing each
 statement cost several times the CPU that the database spent running it, and a labeling
@@ -9,14 +9,14 @@ also identical from call to call, so PostgreSQL prepares it and plans it once pe
 (config/settings.py). The rules these statements serve live in labeling.py; this module only
 reads and writes rows, and runs unchanged on PostgreSQL and SQLite.
 
-What it returns is whole: instances made by Model.from_db from the columns read, every
-other column deferred (it loads from the database on first access, as after .only()), never
-an instance whose unread fields hold their defaults.
+What it returns is plain data built from the row: ids, counts and small frozen dataclasses
+holding the values the ORM would give (parsed JSON, booleans), never model instances.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -24,9 +24,9 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model
 
 from annotate.models import (
+    DEFAULT_STRENGTH_LABELS,
     Comparison,
     Lease,
     Membership,
@@ -51,14 +51,6 @@ def _t(model) -> str:
 def _now(value: datetime) -> Any:
     """A datetime as this database compares it (SQLite stores text)."""
     return _db().ops.adapt_datetimefield_value(value)
-
-
-def _row_lock(alias: str) -> str:
-    # SQLite has no row locks: its writers are serialized by the IMMEDIATE transactions the
-    # settings ask for, so the same read-then-write is safe there without them.
-    if connection.vendor == "postgresql":
-        return f" FOR UPDATE OF {alias}"
-    return ""
 
 
 @cache
@@ -182,6 +174,40 @@ def commit_without_flush() -> None:
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
+@dataclass(frozen=True)
+class ShownResponse:
+    """One Response of a Pair as a labeler is shown it."""
+
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class PairContent:
+    """What a labeler is shown of a Pair: its prompt's conversation and both responses."""
+
+    pair_id: int
+    messages: list[dict[str, Any]]
+    response_a: ShownResponse
+    response_b: ShownResponse
+
+
+# The content columns, in the order _content_from reads them.
+_CONTENT_COLUMNS = "p.id, q.messages, a.id, a.text, b.id, b.text"
+
+
+def _content_from(row: Sequence[Any]) -> PairContent:
+    # JSON arrives as text on both databases (Django has psycopg hand jsonb over unparsed, as
+    # SQLite does); json.loads is what JSONField.from_db_value applies.
+    pair_id, messages, a_id, a_text, b_id, b_text = row
+    return PairContent(
+        pair_id=pair_id,
+        messages=json.loads(messages),
+        response_a=ShownResponse(a_id, a_text),
+        response_b=ShownResponse(b_id, b_text),
+    )
+
+
 def lease_insert_if_free(
     *,
     pair_id: int,
@@ -191,9 +217,9 @@ def lease_insert_if_free(
     left: str,
     expires_at: datetime,
     now: datetime,
-) -> Lease | None:
+) -> tuple[int, PairContent] | None:
     """Lease the row-locked candidate unless its human Comparisons plus live Leases already
-    reach the redundancy (None then); the Lease comes with its Pair's content attached.
+    reach the redundancy (None then); (the new Lease's id, its Pair's content) otherwise.
 
     The candidate read's snapshot can predate a lease that a concurrent labeler committed
     just before releasing this row; this statement starts after the lock was taken, so its
@@ -222,20 +248,8 @@ def lease_insert_if_free(
         row = cursor.fetchone()
     if row is None:
         return None
-    lease_id = row[0]
-    pair = _pair_from_content(row[1:]) if with_content else pair_with_content(pair_id)
-    lease = _whole(
-        Lease,
-        id=lease_id,
-        pair_id=pair_id,
-        labeler_id=labeler_id,
-        left=left,
-        is_repeat=False,
-        expires_at=expires_at,
-        created_at=now,
-    )
-    lease.pair = pair
-    return lease
+    content = _content_from(row[1:]) if with_content else pair_content(pair_id)
+    return row[0], content
 
 
 @cache
@@ -253,98 +267,8 @@ def _lease_insert_sql(vendor: str) -> str:
     return f"WITH leased AS ({insert}) {content}"
 
 
-@dataclass(frozen=True)
-class _Columns:
-    """Some columns of one model's table, as a statement reads them (in the model's field
-    order) and as the ORM converts them."""
-
-    model: type[Model]
-    sql: str
-    attnames: tuple[str, ...]
-    converters: tuple[tuple[Any, tuple[Callable, ...]], ...]
-
-    def instance(self, values: Sequence[Any]) -> Model:
-        """The instance these values were read for; the columns not read are deferred."""
-        db = _db()
-        converted = list(values)
-        for i, (expression, steps) in enumerate(self.converters):
-            for convert in steps:
-                converted[i] = convert(converted[i], expression, db)
-        return self.model.from_db(db.alias, self.attnames, converted)
-
-
-@cache
-def _columns(model: type[Model], alias: str, vendor: str, *read: str) -> _Columns:
-    """`read` (attnames; none: every column) of `model`, under the table alias `alias`; the
-    primary key is always read."""
-    fields = [
-        f for f in model._meta.concrete_fields if not read or f.primary_key or f.attname in read
-    ]
-    unknown = set(read) - {f.attname for f in fields}
-    if unknown:
-        raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
-    db = _db()
-    sql = ", ".join(f"{alias}.{db.ops.quote_name(f.column)}" for f in fields)
-    # What the ORM's compiler applies to each value: the backend's conversions (SQLite's
-    # booleans and aware datetimes) and the field's own (JSON).
-    converters = tuple(
-        (
-            f.cached_col,
-            tuple(db.ops.get_db_converters(f.cached_col))
-            + tuple(f.cached_col.get_db_converters(db)),
-        )
-        for f in fields
-    )
-    return _Columns(model, sql, tuple(f.attname for f in fields), converters)
-
-
-def _whole(model: type[Model], **values: Any) -> Model:
-    """An instance of a row just written, every column known, as if read from the database
-    (a missing column is a KeyError, never a default)."""
-    attnames = [f.attname for f in model._meta.concrete_fields]
-    return model.from_db(_db().alias, attnames, [values[a] for a in attnames])
-
-
-# What the hot path reads of a Pair and of the content shown with it.
-_PAIR_READ = (
-    "project_id",
-    "prompt_id",
-    "response_a_id",
-    "response_b_id",
-    "gold",
-    "is_open",
-    "human_count",
-)
-_PROMPT_READ = ("project_id", "messages")
-# What a submission reads of its Project: the label scale it is checked against, the
-# redundancy, and the slug it answers with. The rest (the instructions, the training and
-# quality settings) stays deferred: all 26 columns, four of them JSON, made the read a third
-# slower.
-_PROJECT_READ = (
-    "slug",
-    "redundancy",
-    "allow_tie",
-    "allow_both_bad",
-    "ask_strength",
-    "strength_labels",
-    "reason_tags",
-)
-_RESPONSE_READ = ("prompt_id", "text")
-
-
-def _content_columns() -> tuple[_Columns, _Columns, _Columns, _Columns]:
-    vendor = _db().vendor
-    return (
-        _columns(Pair, "p", vendor, *_PAIR_READ),
-        _columns(Prompt, "q", vendor, *_PROMPT_READ),
-        _columns(Response, "a", vendor, *_RESPONSE_READ),
-        _columns(Response, "b", vendor, *_RESPONSE_READ),
-    )
-
-
 def _content_sql(columns_before: str = "", tables_before: str = "") -> str:
-    selected = ", ".join(columns.sql for columns in _content_columns())
-    return f"""SELECT {columns_before}{selected}
+    return f"""SELECT {columns_before}{_CONTENT_COLUMNS}
                FROM {tables_before}{_t(Pair)} p
                JOIN {_t(Prompt)} q ON q.id = p.prompt_id
                JOIN {_t(Response)} a ON a.id = p.response_a_id
@@ -352,54 +276,85 @@ def _content_sql(columns_before: str = "", tables_before: str = "") -> str:
                WHERE p.id = %s"""
 
 
-def _split(row: Sequence[Any], *parts: _Columns) -> list[Model]:
-    """One instance per part, each from its own slice of the row."""
-    found, start = [], 0
-    for columns in parts:
-        end = start + len(columns.attnames)
-        found.append(columns.instance(row[start:end]))
-        start = end
-    return found
-
-
-def _pair_from_content(row: Sequence[Any]) -> Pair:
-    pair, prompt, a, b = _split(row, *_content_columns())
-    pair.prompt, pair.response_a, pair.response_b = prompt, a, b
-    return pair
-
-
-def pair_with_content(pair_id: int) -> Pair:
-    """A Pair with its Prompt and both Responses attached, in one read."""
+def pair_content(pair_id: int) -> PairContent:
+    """A Pair's prompt and both Responses, in one read."""
     with _db().cursor() as cursor:
         cursor.execute(_content_sql(), [pair_id])
-        return _pair_from_content(cursor.fetchone())
+        return _content_from(cursor.fetchone())
 
 
-def pair_lock(*, pair_id: int, member_id: int | None) -> Pair | None:
-    """The Pair with its Project attached, the Pair row-locked; with `member_id`, only if it
+@dataclass(frozen=True)
+class LockedPair:
+    """A Pair as a submission checks it, with the label scale of its Project. Only the
+    project's scale, redundancy and slug are read: all 26 columns, four of them JSON, made
+    the read a third slower."""
+
+    id: int
+    project_id: int
+    response_a_id: int
+    response_b_id: int
+    gold: str
+    is_open: bool
+    human_count: int
+    project_slug: str
+    redundancy: int
+    allow_tie: bool
+    allow_both_bad: bool
+    ask_strength: bool
+    strength_labels: list[str]
+    reason_tags: list[str]
+
+    @property
+    def strength_scale(self) -> list[str]:
+        """As Project.strength_scale."""
+        return list(self.strength_labels) or list(DEFAULT_STRENGTH_LABELS)
+
+
+@cache
+def _pair_lock_sql(vendor: str, member: bool) -> str:
+    member_sql = ""
+    if member:
+        member_sql = f""" AND EXISTS (SELECT 1 FROM {_t(Membership)} m
+                                      WHERE m.project_id = p.project_id AND m.user_id = %s)"""
+    # SQLite has no row locks: its writers are serialized by the IMMEDIATE transactions the
+    # settings ask for, so the same read-then-write is safe there without them.
+    lock = " FOR UPDATE OF p" if vendor == "postgresql" else ""
+    return f"""SELECT p.id, p.project_id, p.response_a_id, p.response_b_id, p.gold, p.is_open,
+                      p.human_count, pr.slug, pr.redundancy, pr.allow_tie, pr.allow_both_bad,
+                      pr.ask_strength, pr.strength_labels, pr.reason_tags
+               FROM {_t(Pair)} p JOIN {_t(Project)} pr ON pr.id = p.project_id
+               WHERE p.id = %s{member_sql}{lock}"""
+
+
+def pair_lock(*, pair_id: int, member_id: int | None) -> LockedPair | None:
+    """The Pair with its Project's scale, the Pair row-locked; with `member_id`, only if it
     is on one of that user's projects. None when there is no such Pair."""
     db = _db()
-    pair_columns = _columns(Pair, "p", db.vendor, *_PAIR_READ)
-    project_columns = _columns(Project, "pr", db.vendor, *_PROJECT_READ)
-    member = ""
-    params: list[Any] = [pair_id]
-    if member_id is not None:
-        member = f""" AND EXISTS (SELECT 1 FROM {_t(Membership)} m
-                                  WHERE m.project_id = p.project_id AND m.user_id = %s)"""
-        params.append(member_id)
+    params: list[Any] = [pair_id] if member_id is None else [pair_id, member_id]
     with db.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT {pair_columns.sql}, {project_columns.sql}
-                FROM {_t(Pair)} p JOIN {_t(Project)} pr ON pr.id = p.project_id
-                WHERE p.id = %s{member}{_row_lock("p")}""",
-            params,
-        )
+        cursor.execute(_pair_lock_sql(db.vendor, member_id is not None), params)
         row = cursor.fetchone()
     if row is None:
         return None
-    pair, project = _split(row, pair_columns, project_columns)
-    pair.project = project
-    return pair
+    (id_, project_id, a_id, b_id, gold, is_open, human_count) = row[:7]
+    slug, redundancy, allow_tie, allow_both_bad, ask_strength, labels, tags = row[7:]
+    # SQLite answers booleans as 0/1 and both databases JSON as text (see _content_from).
+    return LockedPair(
+        id=id_,
+        project_id=project_id,
+        response_a_id=a_id,
+        response_b_id=b_id,
+        gold=gold,
+        is_open=bool(is_open),
+        human_count=human_count,
+        project_slug=slug,
+        redundancy=redundancy,
+        allow_tie=bool(allow_tie),
+        allow_both_bad=bool(allow_both_bad),
+        ask_strength=bool(ask_strength),
+        strength_labels=json.loads(labels),
+        reason_tags=json.loads(tags),
+    )
 
 
 def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, Any]:
@@ -431,11 +386,92 @@ def labeler_state(*, pair_id: int, labeler_id: int, now: datetime) -> dict[str, 
     }
 
 
+@dataclass(frozen=True)
+class NewComparison:
+    """The columns of a Comparison a labeler makes, every one given (no model defaults are
+    looked up): what comparison_insert writes."""
+
+    pair_id: int
+    project_id: int
+    labeler_id: int
+    choice: str
+    strength: int | None
+    reasons: list[str]
+    comment: str
+    left: str
+    time_spent_ms: int | None
+    is_repeat: bool
+    is_gold_check: bool
+    random_key: float
+    created_at: datetime
+
+
+# Written in this order; the columns a labeler's Comparison leaves at their defaults follow
+# as constants (source 'human', no import batch, file or key). A test holds this list to
+# the model's columns, so a column added later is added here too.
+COMPARISON_COLUMNS = (
+    "pair_id",
+    "project_id",
+    "labeler_id",
+    "choice",
+    "strength",
+    "reasons",
+    "comment",
+    "left",
+    "time_spent_ms",
+    "is_repeat",
+    "is_gold_check",
+    "random_key",
+    "created_at",
+    "source",
+    "import_batch_id",
+    "import_file",
+    "import_key",
+)
+
+
+@cache
+def _comparison_insert_sql() -> str:
+    # Written out instead of Comparison.objects.create(): the ORM's INSERT cost more CPU
+    # than the rest of a submission, and on PostgreSQL the judgment's other writes ride in
+    # this same statement (judgment_write).
+    columns = ", ".join(f'"{c}"' for c in COMPARISON_COLUMNS)
+    values = ", ".join(["%s"] * 13) + ", 'human', NULL, '', ''"
+    return f"INSERT INTO {_t(Comparison)} ({columns}) VALUES ({values}) RETURNING id"
+
+
+def _comparison_params(new: NewComparison) -> list[Any]:
+    return [
+        new.pair_id,
+        new.project_id,
+        new.labeler_id,
+        new.choice,
+        new.strength,
+        # As JSONField stores it: JSON text (PostgreSQL casts the untyped parameter to jsonb).
+        json.dumps(new.reasons),
+        new.comment,
+        new.left,
+        new.time_spent_ms,
+        new.is_repeat,
+        new.is_gold_check,
+        new.random_key,
+        _now(new.created_at),
+    ]
+
+
+def comparison_insert(new: NewComparison) -> int:
+    """INSERT one Comparison on its own; its id."""
+    with _db().cursor() as cursor:
+        cursor.execute(_comparison_insert_sql(), _comparison_params(new))
+        return cursor.fetchone()[0]
+
+
 def judgment_write(
-    *, comparison: Comparison, pair_counts: tuple[int, bool] | None, had_lease: bool
-) -> Comparison:
+    *, new: NewComparison, pair_counts: tuple[int, bool] | None, had_lease: bool
+) -> int:
     """Store a new Comparison and move what it moves, all or nothing: the Pair's
     (human_count, is_open) when it counts toward the redundancy and the labeler's Lease gone.
+    Returns the Comparison's id.
 
     On PostgreSQL that is one statement (the writes ride along as WITH clauses); SQLite runs
     them one by one.
@@ -446,7 +482,7 @@ def judgment_write(
             (
                 "pair_counted",
                 f"UPDATE {_t(Pair)} SET human_count = %s, is_open = %s WHERE id = %s",
-                [*pair_counts, comparison.pair_id],
+                [*pair_counts, new.pair_id],
             )
         )
     if had_lease:
@@ -454,43 +490,19 @@ def judgment_write(
             (
                 "lease_done",
                 f"DELETE FROM {_t(Lease)} WHERE pair_id = %s AND labeler_id = %s",
-                [comparison.pair_id, comparison.labeler_id],
+                [new.pair_id, new.labeler_id],
             )
         )
-    if connection.vendor == "postgresql":
-        return row_insert(comparison, along=writes)
-    row_insert(comparison)
-    with connection.cursor() as cursor:
-        for _, sql, params in writes:
-            cursor.execute(sql, params)
-    return comparison
-
-
-@cache
-def _insert_sql(model: type[Model], vendor: str) -> tuple[str, tuple[Field, ...]]:
-    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = ", ".join(["%s"] * len(fields))
-    pk = connection.ops.quote_name(model._meta.pk.column)
-    return f"INSERT INTO {_t(model)} ({columns}) VALUES ({values}) RETURNING {pk}", fields
-
-
-def row_insert(instance: Model, along: Sequence[tuple[str, str, list[Any]]] = ()) -> Model:
-    """INSERT one new model instance, with each field's own defaults and conversions
-    (auto_now_add, JSON, datetimes) but without composing the statement each time. Sends no
-    signals (this project connects none to the models written here).
-
-    `along`: (name, statement, params) writes that run in the same statement as WITH clauses
-    (PostgreSQL only)."""
     db = _db()
-    sql, fields = _insert_sql(type(instance), db.vendor)
-    params = [value for _, _, values in along for value in values]
-    params += [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
-    if along:
-        sql = "WITH " + ", ".join(f"{name} AS ({write})" for name, write, _ in along) + " " + sql
+    if db.vendor != "postgresql":
+        comparison_id = comparison_insert(new)
+        with db.cursor() as cursor:
+            for _, sql, params in writes:
+                cursor.execute(sql, params)
+        return comparison_id
+    along = ", ".join(f"{name} AS ({write})" for name, write, _ in writes)
+    sql = f"WITH {along} {_comparison_insert_sql()}" if writes else _comparison_insert_sql()
+    params = [value for _, _, values in writes for value in values] + _comparison_params(new)
     with db.cursor() as cursor:
         cursor.execute(sql, params)
-        instance.pk = cursor.fetchone()[0]
-    instance._state.adding = False
-    instance._state.db = db.alias
-    return instance
+        return cursor.fetchone()[0]

@@ -8,22 +8,37 @@ in memory at once; a rejected file rolls back whole.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
+from annotate.errors import ApplicationError
 from annotate.hashing import content_hash
 from annotate.importers.base import Candidate, PairSpec, ParsedRow, RowInvalid
 from annotate.importers.detect import Importer, detect, known_shapes
 from annotate.importers.readers import read_rows
-from annotate.models import Choice, Comparison, ImportBatch, Pair, Project, Prompt, Response, Side
-from annotate.services.bulk import analyze, insert_rows
+from annotate.models import (
+    Choice,
+    Comparison,
+    ImportBatch,
+    Pair,
+    Project,
+    Prompt,
+    Response,
+    Side,
+    new_random_key,
+)
+from annotate.services.bulk import analyze, rows_insert
 from annotate.services.catalog import prompt_hash, response_hash
 from annotate.signals import pairs_imported
 
@@ -32,9 +47,12 @@ BATCH_ROWS = 500
 MAX_ERRORS_LISTED = 1000
 
 
-class ImportRejected(Exception):
+class ImportRejected(ApplicationError):
     """Nothing was imported. `errors` lists (line, message) for the first MAX_ERRORS_LISTED
     bad lines; `error_count` counts them all."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "import_rejected"
 
     def __init__(
         self, message: str, errors: list[tuple[int, str]] | None = None, error_count: int = 0
@@ -43,6 +61,11 @@ class ImportRejected(Exception):
         self.message = message
         self.errors = errors or []
         self.error_count = max(error_count, len(self.errors))
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        lines = [{"line": line, "message": message} for line, message in self.errors]
+        return {"errors": lines, "error_count": self.error_count}
 
 
 @dataclass
@@ -136,7 +159,6 @@ def _import(
     importer: Importer | None = None
     batch: ImportBatch | None = None
     result = ImportResult(format="")
-    errors = result.errors
     writing = True
     # Identical rows without an id are told apart by their count so far, so that a file holding
     # the same judgment twice imports it twice, and re-importing the file adds nothing.
@@ -151,14 +173,7 @@ def _import(
             continue
         if importer is None:
             importer = _detect(line, data)
-            result.format = importer.NAME
-            batch = ImportBatch.objects.create(
-                project=project,
-                file_name=file_name[:500],
-                format=importer.NAME,
-                created_by=created_by,
-            )
-            result.batch_id = batch.pk
+            batch = _batch_start(project, importer, file_name, created_by, result)
         try:
             row = importer.parse(data)
         except RowInvalid as exc:
@@ -167,21 +182,54 @@ def _import(
             continue
         if not writing:
             continue
-        if row.row_id:
-            base = f"id:{row.row_id}"
-        else:
-            row_hash = content_hash(data)
-            base = content_hash({"row": row_hash, "n": seen[row_hash]})
-            seen[row_hash] += 1
-        keys = [[_import_key(base, j.key) for j in spec.judgments] for spec in row.pairs]
-        pending.append(_Keyed(row, keys))
+        pending.append(_Keyed(row, _row_keys(row, data, seen)))
         if len(pending) >= BATCH_ROWS:
             _write_batch(project, batch, pending, result)
             pending = []
             if result.rows >= analyze_at:
                 analyze([Prompt, Response, Pair, Comparison])
                 analyze_at *= 2
+    _reject_if_bad(importer, result, skip_invalid)
+    if pending:
+        _write_batch(project, batch, pending, result)
+    if not result.rows:
+        raise ImportRejected(
+            "No good rows; nothing was imported.", result.errors, result.error_count
+        )
+    _counts_write(project, batch, result)
+    return result
 
+
+def _batch_start(
+    project: Project,
+    importer: Importer,
+    file_name: str,
+    created_by: AbstractBaseUser | None,
+    result: ImportResult,
+) -> ImportBatch:
+    """The ImportBatch of this file, once its shape is known."""
+    result.format = importer.NAME
+    batch = ImportBatch.objects.create(
+        project=project, file_name=file_name[:500], format=importer.NAME, created_by=created_by
+    )
+    result.batch_id = batch.pk
+    return batch
+
+
+def _row_keys(row: ParsedRow, data: dict[str, Any], seen: Counter[str]) -> list[list[str]]:
+    """The import key of each judgment of each pair of the row."""
+    if row.row_id:
+        base = f"id:{row.row_id}"
+    else:
+        row_hash = content_hash(data)
+        base = content_hash({"row": row_hash, "n": seen[row_hash]})
+        seen[row_hash] += 1
+    return [[_import_key(base, j.key) for j in spec.judgments] for spec in row.pairs]
+
+
+def _reject_if_bad(importer: Importer | None, result: ImportResult, skip_invalid: bool) -> None:
+    """ImportRejected when no row could be read, or (without skip_invalid) any row was bad."""
+    errors = result.errors
     if importer is None:
         raise ImportRejected(
             "The file holds no rows that could be read; nothing was imported. "
@@ -196,11 +244,9 @@ def _import(
         raise ImportRejected(
             f"{count:,} bad line{plural}{listed}; nothing was imported.", errors, count
         )
-    if pending:
-        _write_batch(project, batch, pending, result)
-    if not result.rows:
-        raise ImportRejected("No good rows; nothing was imported.", errors, result.error_count)
 
+
+def _counts_write(project: Project, batch: ImportBatch, result: ImportResult) -> None:
     Project.objects.filter(pk=project.pk).update(
         pair_count=F("pair_count") + result.pairs_created,
         comparison_count=F("comparison_count") + result.comparisons_created,
@@ -209,16 +255,112 @@ def _import(
         rows=result.rows,
         pairs_created=result.pairs_created,
         comparisons_created=result.comparisons_created,
-        errors=[list(e) for e in errors],
+        errors=[list(e) for e in result.errors],
     )
-    return result
+
+
+# The columns each import insert writes, every one of its table's but the id.
+PROMPT_COLUMNS = ("project_id", "messages", "external_id", "metadata", "content_hash", "created_at")
+RESPONSE_COLUMNS = ("prompt_id", "text", "model_name", "metadata", "content_hash", "created_at")
+PAIR_COLUMNS = (
+    "project_id",
+    "prompt_id",
+    "response_a_id",
+    "response_b_id",
+    "is_open",
+    "gold",
+    "priority",
+    "random_key",
+    "human_count",
+    "ambiguous",
+    "added_by_model",
+    "model_p_a",
+    "model_uncertainty",
+    "created_at",
+)
+COMPARISON_COLUMNS = (
+    "pair_id",
+    "project_id",
+    "import_batch_id",
+    "import_file",
+    "choice",
+    "left",
+    "import_key",
+    "random_key",
+    "created_at",
+    "labeler_id",
+    "source",
+    "strength",
+    "reasons",
+    "comment",
+    "time_spent_ms",
+    "is_repeat",
+    "is_gold_check",
+)
+
+
+def _pair_row(project: Project, key: PairKey, is_open: bool, gold: str, now: datetime) -> list[Any]:
+    # A new Pair: no priority until a model rescores it, no judgments, not set aside.
+    row = {
+        "project_id": project.pk,
+        "prompt_id": key[0],
+        "response_a_id": key[1],
+        "response_b_id": key[2],
+        "is_open": is_open,
+        "gold": gold,
+        "priority": 0.0,
+        "random_key": new_random_key(),
+        "human_count": 0,
+        "ambiguous": False,
+        "added_by_model": False,
+        "model_p_a": None,
+        "model_uncertainty": None,
+        "created_at": now,
+    }
+    return [row[c] for c in PAIR_COLUMNS]
+
+
+def _comparison_row(
+    pair_id: int,
+    project: Project,
+    batch: ImportBatch,
+    *,
+    choice: str,
+    left: str,
+    import_key: str,
+    now: datetime,
+) -> list[Any]:
+    # An imported judgment: no labeler, strength, reasons, comment or timing.
+    row = {
+        "pair_id": pair_id,
+        "project_id": project.pk,
+        "import_batch_id": batch.pk,
+        "import_file": batch.file_name,
+        "choice": choice,
+        "left": left,
+        "import_key": import_key,
+        "random_key": new_random_key(),
+        "created_at": now,
+        "labeler_id": None,
+        "source": Comparison.Source.IMPORT.value,
+        "strength": None,
+        "reasons": "[]",
+        "comment": "",
+        "time_spent_ms": None,
+        "is_repeat": False,
+        "is_gold_check": False,
+    }
+    return [row[c] for c in COMPARISON_COLUMNS]
 
 
 def _write_batch(
     project: Project, batch: ImportBatch, pending: list[_Keyed], result: ImportResult
 ) -> None:
     """Prompts, Responses, Pairs and Comparisons of a few hundred rows: each kind is looked up
-    with one query, the missing ones are inserted with one executemany and read back."""
+    with one query, the missing ones are inserted with one COPY (or executemany) and read back.
+
+    Each insert names every column of its table (a test holds them to the models): the
+    values the ORM would give are written out here, the defaults included."""
     row_prompt = _prompts_write(project, pending)
     responses = _responses_write(pending, row_prompt)
     pairs = _pairs_write(project, pending, row_prompt, responses)
@@ -242,19 +384,21 @@ def _prompts_write(project: Project, pending: list[_Keyed]) -> list[int]:
         return dict(found.values_list("content_hash", "id"))
 
     ids = prompt_ids()
+    now = timezone.now()
     missing = [
-        {
-            "project_id": project.pk,
-            "messages": row.prompt,
-            "content_hash": h,
-            "external_id": row.external_id[:200],
-            "metadata": row.metadata,
-        }
+        (
+            project.pk,
+            json.dumps(row.prompt),
+            row.external_id[:200],
+            json.dumps(row.metadata),
+            h,
+            now,
+        )
         for h, row in prompt_rows.items()
         if h not in ids
     ]
     if missing:
-        insert_rows(Prompt, missing)
+        rows_insert(Prompt, PROMPT_COLUMNS, missing)
         ids = prompt_ids()
     return [ids[h] for h in row_hashes]
 
@@ -289,13 +433,14 @@ def _responses_write(pending: list[_Keyed], row_prompt: list[int]) -> _Responses
         return {(p, h): i for p, h, i in rows if (p, h) in wanted}
 
     ids = response_ids()
+    now = timezone.now()
     missing = [
-        {"prompt_id": k[0], "content_hash": k[1], "text": c.text, "model_name": c.model_name[:200]}
+        (k[0], c.text, c.model_name[:200], "{}", k[1], now)
         for k, c in wanted.items()
         if k not in ids
     ]
     if missing:
-        insert_rows(Response, missing)
+        rows_insert(Response, RESPONSE_COLUMNS, missing)
         ids = response_ids()
     return _Responses(ids, text_hashes)
 
@@ -352,19 +497,11 @@ def _pairs_write(
     ids = pair_ids()
     created = [k for k in pair_keys if k not in ids]
     if created:
-        insert_rows(
+        now = timezone.now()
+        rows_insert(
             Pair,
-            [
-                {
-                    "project_id": project.pk,
-                    "prompt_id": k[0],
-                    "response_a_id": k[1],
-                    "response_b_id": k[2],
-                    "is_open": k not in labelled,
-                    "gold": golds.get(k, ""),
-                }
-                for k in created
-            ],
+            PAIR_COLUMNS,
+            [_pair_row(project, k, k not in labelled, golds.get(k, ""), now) for k in created],
         )
         ids = pair_ids()
     return _Pairs(placed, ids, created)
@@ -380,6 +517,7 @@ def _comparisons_write(project: Project, batch: ImportBatch, pairs: _Pairs) -> t
         ).values_list("pair_id", "import_key")
     )
     unclaimed = set(pairs.created)
+    now = timezone.now()
     new_comparisons = []
     changed_rows: set[int] = set()
     for placed in pairs.placed:
@@ -394,19 +532,17 @@ def _comparisons_write(project: Project, batch: ImportBatch, pairs: _Pairs) -> t
             existing.add((pair_id, import_key))
             changed_rows.add(placed.row_index)
             new_comparisons.append(
-                {
-                    "pair_id": pair_id,
-                    "project_id": project.pk,
-                    "labeler_id": None,
-                    "source": Comparison.Source.IMPORT.value,
-                    "choice": _choice(judgment.choice, placed.swapped),
-                    "left": _left(judgment.left, placed.swapped),
-                    "import_batch_id": batch.pk,
-                    "import_file": batch.file_name,
-                    "import_key": import_key,
-                }
+                _comparison_row(
+                    pair_id,
+                    project,
+                    batch,
+                    choice=_choice(judgment.choice, placed.swapped),
+                    left=_left(judgment.left, placed.swapped),
+                    import_key=import_key,
+                    now=now,
+                )
             )
-    insert_rows(Comparison, new_comparisons)
+    rows_insert(Comparison, COMPARISON_COLUMNS, new_comparisons)
     return len(new_comparisons), changed_rows
 
 

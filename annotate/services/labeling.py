@@ -11,15 +11,29 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cached_property
+from http import HTTPStatus
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotate.models import Choice, Comparison, Lease, Membership, Pair, Project, Side
+from annotate.errors import ApplicationError
+from annotate.models import (
+    Choice,
+    Comparison,
+    Lease,
+    Membership,
+    Pair,
+    Project,
+    Side,
+    new_random_key,
+)
 from annotate.services import _queue_sql
+from annotate.services._queue_sql import LockedPair, NewComparison, ShownResponse
 from annotate.services.checks import check_lease
 from annotate.services.selection import RANDOM_ORDER, queue_order
 
@@ -28,32 +42,57 @@ from annotate.services.selection import RANDOM_ORDER, queue_order
 LEASE_ATTEMPTS = 5
 
 
-class LabelingError(Exception):
+class LabelingError(ApplicationError):
     """A request the assignment rules refuse; the message is safe to show to the labeler."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "labeling_refused"
 
 
 class ComparisonInvalid(LabelingError):
     """The judgment does not fit the project's label scale."""
 
+    status = HTTPStatus.BAD_REQUEST
+    code = "comparison_invalid"
+
 
 class ComparisonExists(LabelingError):
     """The labeler already judged this Pair; carries the stored Comparison's id."""
+
+    status = HTTPStatus.CONFLICT
+    code = "exists"
+    code_in_body = True
 
     def __init__(self, comparison_id: int) -> None:
         super().__init__(f"You already judged this pair (comparison {comparison_id}).")
         self.comparison_id = comparison_id
 
+    @property
+    def extra(self) -> dict[str, int]:
+        return {"id": self.comparison_id}
+
 
 class PairFull(LabelingError):
     """The Pair already has all the Comparisons its project asks for."""
+
+    status = HTTPStatus.CONFLICT
+    code = "pair_full"
+    code_in_body = True
 
 
 class PairNotServed(LabelingError):
     """No such Pair for this labeler: not on their projects, or never served to them."""
 
+    status = HTTPStatus.NOT_FOUND
+    code = "pair_not_served"
+
 
 class LabelerExcluded(LabelingError):
     """Staff excluded this labeler from the project: no more pairs, and the reason why."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "excluded"
+    code_in_body = True
 
 
 def labeler_exclusion(*, project: Project, labeler: AbstractBaseUser) -> str | None:
@@ -83,9 +122,106 @@ class Judgment:
     reasons: list[str]
 
 
+@dataclass(frozen=True)
+class LeasedPair:
+    """A Pair leased to a labeler, as the page and the API show it: plain values read with
+    the lease (the project is the caller's own instance)."""
+
+    lease_id: int
+    pair_id: int
+    project: Project
+    left: str
+    is_repeat: bool
+    expires_at: datetime
+    messages: list[dict[str, Any]]
+    response_a: ShownResponse
+    response_b: ShownResponse
+
+    @property
+    def shown(self) -> tuple[ShownResponse, ShownResponse]:
+        """Both responses in display order: the lease's left side first."""
+        if self.left == Side.A:
+            return self.response_a, self.response_b
+        return self.response_b, self.response_a
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as one string, by the rule of Prompt.text: the last user turn."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return message.get("content", "")
+        return self.messages[-1].get("content", "") if self.messages else ""
+
+    @cached_property
+    def pair(self) -> Pair:
+        """The leased Pair as a model instance, read through the ORM on first use: for callers
+        off the hot path (scripts, benchmarks, tests) that pass it to comparison_create or
+        read its other columns. The page and the API never touch it."""
+        return Pair.objects.select_related("project", "prompt", "response_a", "response_b").get(
+            pk=self.pair_id
+        )
+
+
+def _leased_from(lease: Lease, project: Project) -> LeasedPair:
+    """A LeasedPair from a Lease the ORM read with its Pair's prompt and responses."""
+    pair = lease.pair
+    return LeasedPair(
+        lease_id=lease.pk,
+        pair_id=lease.pair_id,
+        project=project,
+        left=lease.left,
+        is_repeat=lease.is_repeat,
+        expires_at=lease.expires_at,
+        messages=pair.prompt.messages,
+        response_a=ShownResponse(pair.response_a_id, pair.response_a.text),
+        response_b=ShownResponse(pair.response_b_id, pair.response_b.text),
+    )
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """A labeler's judgment just stored, as the submission answers it: the values written,
+    its id, and what the answer names (the project's slug, the pair's response ids)."""
+
+    id: int
+    pair_id: int
+    project_id: int
+    project_slug: str
+    response_a_id: int
+    response_b_id: int
+    choice: str
+    strength: int | None
+    reasons: list[str]
+    comment: str
+    left: str
+    time_spent_ms: int | None
+    is_repeat: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> StoredComparison:
+        """The same values from a Comparison the ORM read (its pair and project attached)."""
+        return cls(
+            id=comparison.pk,
+            pair_id=comparison.pair_id,
+            project_id=comparison.project_id,
+            project_slug=comparison.project.slug,
+            response_a_id=comparison.pair.response_a_id,
+            response_b_id=comparison.pair.response_b_id,
+            choice=comparison.choice,
+            strength=comparison.strength,
+            reasons=comparison.reasons,
+            comment=comparison.comment,
+            left=comparison.left,
+            time_spent_ms=comparison.time_spent_ms,
+            is_repeat=comparison.is_repeat,
+            created_at=comparison.created_at,
+        )
+
+
 def pair_lease_next(
     *, project: Project, labeler: AbstractBaseUser, rng: random.Random | None = None
-) -> Lease | None:
+) -> LeasedPair | None:
     """Lease the next Pair for this labeler, or None when nothing is left for them;
     LabelerExcluded when staff excluded them from the project.
 
@@ -111,35 +247,53 @@ def pair_lease_next(
             current = Lease.objects.select_related(
                 "pair__prompt", "pair__response_a", "pair__response_b"
             ).get(pk=start.current_id)
-            current.pair.project = project
-            return current
+            return _leased_from(current, project)
         check = check_lease(project=project, labeler=labeler, rng=rng, now=now)
         if check is not None:
-            return check
-        random_order = queue_order(project=project, rng=rng) == RANDOM_ORDER
-        for _ in range(LEASE_ATTEMPTS):
-            candidate = _queue_sql.candidate_next(
-                project_id=project.pk,
-                labeler_id=labeler.pk,
-                redundancy=project.redundancy,
-                now=now,
-                random_order=random_order,
-            )
-            if candidate is None:
-                return None
-            pair_id, human_count = candidate
-            lease = _queue_sql.lease_insert_if_free(
+            return _leased_from(check, project)
+        return _queue_lease(project=project, labeler=labeler, rng=rng, now=now)
+
+
+def _queue_lease(
+    *, project: Project, labeler: AbstractBaseUser, rng: random.Random, now: datetime
+) -> LeasedPair | None:
+    """Lease the first fit of the ordinary queue, inside pair_lease_next's transaction."""
+    random_order = queue_order(project=project, rng=rng) == RANDOM_ORDER
+    for _ in range(LEASE_ATTEMPTS):
+        candidate = _queue_sql.candidate_next(
+            project_id=project.pk,
+            labeler_id=labeler.pk,
+            redundancy=project.redundancy,
+            now=now,
+            random_order=random_order,
+        )
+        if candidate is None:
+            return None
+        pair_id, human_count = candidate
+        left = rng.choice([Side.A, Side.B])
+        expires_at = now + timedelta(minutes=project.lease_minutes)
+        leased = _queue_sql.lease_insert_if_free(
+            pair_id=pair_id,
+            human_count=human_count,
+            redundancy=project.redundancy,
+            labeler_id=labeler.pk,
+            left=left,
+            expires_at=expires_at,
+            now=now,
+        )
+        if leased is not None:
+            lease_id, content = leased
+            return LeasedPair(
+                lease_id=lease_id,
                 pair_id=pair_id,
-                human_count=human_count,
-                redundancy=project.redundancy,
-                labeler_id=labeler.pk,
-                left=rng.choice([Side.A, Side.B]),
-                expires_at=now + timedelta(minutes=project.lease_minutes),
-                now=now,
+                project=project,
+                left=left,
+                is_repeat=False,
+                expires_at=expires_at,
+                messages=content.messages,
+                response_a=content.response_a,
+                response_b=content.response_b,
             )
-            if lease is not None:
-                lease.pair.project = project
-                return lease
     return None
 
 
@@ -166,7 +320,7 @@ def lease_skip(*, pair: Pair, labeler: AbstractBaseUser) -> None:
     )
 
 
-def choice_from_preferred(*, pair: Pair, preferred: int | str) -> str:
+def choice_from_preferred(*, pair: Pair | LockedPair, preferred: int | str) -> str:
     """Map the API's `preferred` (a response id, "tie" or "both_bad") to the canonical choice."""
     if preferred in (Choice.TIE, Choice.BOTH_BAD):
         return str(preferred)
@@ -184,9 +338,14 @@ def choice_from_preferred(*, pair: Pair, preferred: int | str) -> str:
 
 
 def judgment_validate(
-    *, project: Project, choice: str, strength: int | None, reasons: Iterable[str]
+    *,
+    project: Project | LockedPair,
+    choice: str,
+    strength: int | None,
+    reasons: Iterable[str],
 ) -> Judgment:
-    """Check a judgment against the project's label scale."""
+    """Check a judgment against the project's label scale (a locked Pair carries its
+    project's)."""
     if choice not in Choice.values:
         raise ComparisonInvalid(f"Unknown choice {choice!r}.")
     if choice == Choice.TIE and not project.allow_tie:
@@ -225,12 +384,13 @@ def comparison_create(
 
     The Pair row is locked for the check-then-write, so a double submit stores one Comparison
     (the second raises ComparisonExists with the first's id) and concurrent labelers never push
-    a Pair past its redundancy.
+    a Pair past its redundancy. The stored row is read back through the ORM: this is the
+    entry for scripts, benchmarks and tests; labelers submit through comparison_submit.
     """
     judgment = judgment_validate(
         project=pair.project, choice=choice, strength=strength, reasons=reasons
     )
-    return _comparison_store_once(
+    stored = _comparison_store_once(
         pair_id=pair.pk,
         labeler=labeler,
         judge=lambda _pair: judgment,
@@ -238,6 +398,7 @@ def comparison_create(
         time_spent_ms=time_spent_ms,
         served_only=False,
     )
+    return Comparison.objects.get(pk=stored.id)
 
 
 def comparison_submit(
@@ -249,16 +410,16 @@ def comparison_submit(
     reasons: Iterable[str] = (),
     comment: str = "",
     time_spent_ms: int | None = None,
-) -> Comparison:
+) -> StoredComparison:
     """A labeler's submission through the API: `preferred` is one of the Pair's response ids,
     "tie" or "both_bad". Labelers judge what they were served, never a Pair picked by id: a
     Pair they hold no lease on (and never judged), or on a project they are not on, raises
     PairNotServed. Otherwise the rules of comparison_create, in the same single transaction.
     """
 
-    def judge(pair: Pair) -> Judgment:
+    def judge(pair: LockedPair) -> Judgment:
         return judgment_validate(
-            project=pair.project,
+            project=pair,
             choice=choice_from_preferred(pair=pair, preferred=preferred),
             strength=strength,
             reasons=reasons,
@@ -274,9 +435,11 @@ def comparison_submit(
     )
 
 
-def _comparison_store_once(*, pair_id: int, labeler: AbstractBaseUser, **kwargs) -> Comparison:
+def _comparison_store_once(
+    *, pair_id: int, labeler: AbstractBaseUser, **kwargs
+) -> StoredComparison:
     try:
-        comparison = _comparison_store(pair_id=pair_id, labeler=labeler, **kwargs)
+        stored = _comparison_store(pair_id=pair_id, labeler=labeler, **kwargs)
     except IntegrityError:
         # The unique (pair, labeler) constraint is the last guard behind the row lock.
         existing = (
@@ -287,9 +450,9 @@ def _comparison_store_once(*, pair_id: int, labeler: AbstractBaseUser, **kwargs)
         if existing is None:
             raise
         raise ComparisonExists(existing) from None
-    if not comparison.is_repeat:
-        _project_count_one(project_id=comparison.project_id)
-    return comparison
+    if not stored.is_repeat:
+        _project_count_one(project_id=stored.project_id)
+    return stored
 
 
 def _project_count_one(*, project_id: int) -> None:
@@ -316,113 +479,86 @@ def _comparison_store(
     *,
     pair_id: int,
     labeler: AbstractBaseUser,
-    judge: Callable[[Pair], Judgment],
+    judge: Callable[[LockedPair], Judgment],
     comment: str,
     time_spent_ms: int | None,
     served_only: bool,
-) -> Comparison:
+) -> StoredComparison:
     now = timezone.now()
     locked = _queue_sql.pair_lock(pair_id=pair_id, member_id=labeler.pk if served_only else None)
     if locked is None:
         raise PairNotServed("No such pair.")
-    project = locked.project
     # Read after the lock is held, so it sees every comparison and lease committed before.
     state = _queue_sql.labeler_state(pair_id=pair_id, labeler_id=labeler.pk, now=now)
     if served_only and state["existing"] is None and state["lease_left"] is None:
         raise PairNotServed("No such pair.")
     judgment = judge(locked)
-    if state["lease_repeat"]:
-        return _repeat_store(
-            pair=locked,
-            labeler=labeler,
-            judgment=judgment,
-            comment=comment,
-            time_spent_ms=time_spent_ms,
-            left=state["lease_left"],
-        )
+    new = NewComparison(
+        pair_id=locked.id,
+        project_id=locked.project_id,
+        labeler_id=labeler.pk,
+        choice=judgment.choice,
+        strength=judgment.strength,
+        reasons=judgment.reasons,
+        comment=comment,
+        left=state["lease_left"] or "",
+        time_spent_ms=time_spent_ms,
+        is_repeat=bool(state["lease_repeat"]),
+        # Every labeler may judge a gold Pair once: it checks them, it takes no slot.
+        is_gold_check=bool(locked.gold) and not state["lease_repeat"],
+        random_key=new_random_key(),
+        created_at=now,
+    )
+    if new.is_repeat:
+        return _stored(_repeat_store(new), new, locked)
     if state["existing"] is not None:
         raise ComparisonExists(state["existing"])
-    # Every labeler may judge a gold Pair once: it checks them, it takes no redundancy slot.
-    is_gold_check = bool(locked.gold)
-    if not is_gold_check:
+    pair_counts = None
+    if not new.is_gold_check:
         if state["lease_live"]:
             # A live lease reserved this labeler's slot.
             taken = locked.human_count
         else:
             # Without a live lease, others' live leases hold their slots first.
             taken = locked.human_count + state["others_live"]
-        if not locked.is_open or taken >= project.redundancy:
+        if not locked.is_open or taken >= locked.redundancy:
             raise PairFull("This pair already has all the judgments it needs.")
-
-    pair_counts = None
-    if not is_gold_check:
         human_count = locked.human_count + 1
-        pair_counts = (human_count, human_count < project.redundancy)
-    return _queue_sql.judgment_write(
-        comparison=_comparison_new(
-            pair=locked,
-            labeler=labeler,
-            judgment=judgment,
-            comment=comment,
-            time_spent_ms=time_spent_ms,
-            left=state["lease_left"],
-            is_gold_check=is_gold_check,
-        ),
-        pair_counts=pair_counts,
-        had_lease=state["lease_left"] is not None,
+        pair_counts = (human_count, human_count < locked.redundancy)
+    comparison_id = _queue_sql.judgment_write(
+        new=new, pair_counts=pair_counts, had_lease=state["lease_left"] is not None
     )
+    return _stored(comparison_id, new, locked)
 
 
-def _repeat_store(
-    *,
-    pair: Pair,
-    labeler: AbstractBaseUser,
-    judgment: Judgment,
-    comment: str,
-    time_spent_ms: int | None,
-    left: str,
-) -> Comparison:
-    """A swapped repeat: stored for self-consistency only, outside every count."""
-    existing = Comparison.objects.filter(pair=pair, labeler=labeler, is_repeat=True).first()
+def _repeat_store(new: NewComparison) -> int:
+    """A swapped repeat: stored for self-consistency only, outside every count; its id."""
+    existing = (
+        Comparison.objects.filter(pair_id=new.pair_id, labeler_id=new.labeler_id, is_repeat=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
     if existing is not None:
-        raise ComparisonExists(existing.pk)
-    comparison = _queue_sql.row_insert(
-        _comparison_new(
-            pair=pair,
-            labeler=labeler,
-            judgment=judgment,
-            comment=comment,
-            time_spent_ms=time_spent_ms,
-            left=left,
-            is_repeat=True,
-        )
-    )
-    Lease.objects.filter(pair=pair, labeler=labeler).delete()
-    return comparison
+        raise ComparisonExists(existing)
+    comparison_id = _queue_sql.comparison_insert(new)
+    Lease.objects.filter(pair_id=new.pair_id, labeler_id=new.labeler_id).delete()
+    return comparison_id
 
 
-def _comparison_new(
-    *,
-    pair: Pair,
-    labeler: AbstractBaseUser,
-    judgment: Judgment,
-    comment: str,
-    time_spent_ms: int | None,
-    left: str | None,
-    is_gold_check: bool = False,
-    is_repeat: bool = False,
-) -> Comparison:
-    return Comparison(
-        pair=pair,
-        project=pair.project,
-        labeler=labeler,
-        source=Comparison.Source.HUMAN,
-        choice=judgment.choice,
-        strength=judgment.strength,
-        reasons=judgment.reasons,
-        comment=comment,
-        left=left or "",
-        time_spent_ms=time_spent_ms,
-        is_gold_check=is_gold_check,
-        is_repeat=is_repeat,
+def _stored(comparison_id: int, new: NewComparison, locked: LockedPair) -> StoredComparison:
+    return StoredComparison(
+        id=comparison_id,
+        pair_id=new.pair_id,
+        project_id=new.project_id,
+        project_slug=locked.project_slug,
+        response_a_id=locked.response_a_id,
+        response_b_id=locked.response_b_id,
+        choice=new.choice,
+        strength=new.strength,
+        reasons=new.reasons,
+        comment=new.comment,
+        left=new.left,
+        time_spent_ms=new.time_spent_ms,
+        is_repeat=new.is_repeat,
+        created_at=new.created_at,
     )

@@ -7,6 +7,7 @@ import pytest
 
 from annotate.importers.candidates import pair_indices
 from annotate.models import Choice, Comparison, ImportBatch, Pair, Prompt, Response
+from annotate.services import imports
 from annotate.services.imports import ImportRejected, import_file
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +82,45 @@ def test_unlabelled_pairs_jsonl_are_open_and_counted(project, tmp_path):
         2,
         2,
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "columns"),
+    [
+        (Prompt, imports.PROMPT_COLUMNS),
+        (Response, imports.RESPONSE_COLUMNS),
+        (Pair, imports.PAIR_COLUMNS),
+        (Comparison, imports.COMPARISON_COLUMNS),
+    ],
+)
+def test_each_import_insert_names_every_column_of_its_model(model, columns):
+    """The inserts are written by hand (annotate/services/bulk.py says why): a column added
+    to a model later must be written by the import too, not left to the database."""
+    assert sorted(columns) == sorted(
+        f.column for f in model._meta.concrete_fields if not f.primary_key
+    )
+
+
+def test_imported_rows_read_back_as_the_orm_would_have_written_them(project, tmp_path):
+    path = write_jsonl(
+        tmp_path / "one.jsonl",
+        [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go.", "metadata": {"k": [1, 2]}}],
+    )
+    import_file(project=project, path=path)
+    prompt, pair, comparison = Prompt.objects.get(), Pair.objects.get(), Comparison.objects.get()
+    assert prompt.messages == [{"role": "user", "content": "Hi?"}]
+    assert prompt.metadata == {"k": [1, 2]} and prompt.created_at.tzinfo is not None
+    assert all(r.metadata == {} for r in Response.objects.all())
+    assert (pair.priority, pair.human_count, pair.is_open, pair.gold) == (0.0, 0, False, "")
+    assert (pair.ambiguous, pair.added_by_model, pair.model_p_a) == (False, False, None)
+    assert 0 <= pair.random_key < 1 and 0 <= comparison.random_key < 1
+    assert (comparison.source, comparison.labeler_id, comparison.reasons) == ("import", None, [])
+    assert (comparison.is_repeat, comparison.is_gold_check, comparison.strength) == (
+        False,
+        False,
+        None,
+    )
+    assert comparison.created_at.tzinfo is not None
 
 
 def test_csv_is_detected_from_its_header(project, tmp_path):

@@ -8,11 +8,14 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotate.models import Choice, Comparison, Lease, Pair, Project, Prompt, Response, Side
+from annotate.models import Choice, Comparison, Lease, Pair, Project, Prompt, Side
+from annotate.services import _queue_sql
 from annotate.services.labeling import (
     ComparisonExists,
     ComparisonInvalid,
     PairFull,
+    ShownResponse,
+    StoredComparison,
     choice_from_preferred,
     comparison_create,
     comparison_submit,
@@ -54,7 +57,7 @@ def test_reload_returns_the_held_pair(project, labeler):
     make_pair(project)
     first = pair_lease_next(project=project, labeler=labeler)
     again = pair_lease_next(project=project, labeler=labeler)
-    assert again.pk == first.pk and again.left == first.left
+    assert again.lease_id == first.lease_id and again.left == first.left
     assert Lease.objects.filter(labeler=labeler).count() == 1
 
 
@@ -66,7 +69,7 @@ def test_lease_blocks_other_labelers_until_it_expires(project, labeler):
     assert held.expires_at > timezone.now() + timedelta(minutes=project.lease_minutes - 1)
     assert pair_lease_next(project=project, labeler=bob) is None
 
-    Lease.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Lease.objects.filter(pk=held.lease_id).update(expires_at=timezone.now() - timedelta(seconds=1))
     freed = pair_lease_next(project=project, labeler=bob)
     assert freed is not None and freed.pair_id == pair.pk
 
@@ -212,7 +215,7 @@ def test_a_full_pair_refuses_a_labeler_without_a_live_lease(project, labeler):
 def test_an_expired_lease_still_records_left_when_room_is_left(project, labeler):
     pair = make_pair(project)
     lease = pair_lease_next(project=project, labeler=labeler)
-    Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    Lease.objects.filter(pk=lease.lease_id).update(expires_at=timezone.now() - timedelta(minutes=1))
     comparison = comparison_create(pair=pair, labeler=labeler, choice=Choice.TIE)
     assert comparison.left == lease.left
 
@@ -236,26 +239,62 @@ def test_pairs_of_other_projects_are_never_leased(project, labeler):
     assert Pair.objects.filter(project=other, is_open=True).count() == 1
 
 
-def test_a_leased_pair_and_its_content_are_whole_instances(project, labeler):
-    """What the plain-SQL hot path returns reads like any ORM instance: the columns it did
-    not read load on access, they never hold a default."""
-    pair = make_pair(project, "What is 2 + 2?", priority=0.7, model_p_a=0.25)
-    Prompt.objects.filter(pk=pair.prompt_id).update(metadata={"index": 7}, external_id="q-7")
-    Response.objects.filter(pk=pair.response_a_id).update(model_name="m-7b")
+def test_a_lease_and_a_submission_carry_the_values_the_orm_reads(project, labeler):
+    """The hot path answers with plain data built from its rows: the Python values the ORM
+    gives for the same rows (parsed JSON, aware datetimes, booleans), on either database."""
+    Project.objects.filter(pk=project.pk).update(ask_strength=True, reason_tags=["safe", "true"])
+    pair = make_pair(project, "What is 2 + 2?", a="4", b="five")
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2 + 2?"},
+    ]
+    Prompt.objects.filter(pk=pair.prompt_id).update(messages=conversation, metadata={"index": 7})
     lease = pair_lease_next(project=project, labeler=labeler)
-    assert lease.pair.pk == pair.pk
-    assert lease.pair.prompt.metadata == {"index": 7}
-    assert lease.pair.prompt.external_id == "q-7"
-    assert lease.pair.response_a.model_name == "m-7b"
-    assert lease.pair.priority == 0.7 and lease.pair.model_p_a == 0.25
-    assert lease.pair.created_at == Pair.objects.get(pk=pair.pk).created_at
-    assert lease == Lease.objects.get(pk=lease.pk) and not lease._state.adding
-    assert lease.created_at == Lease.objects.get(pk=lease.pk).created_at
 
-    comparison = comparison_create(pair=lease.pair, labeler=labeler, choice=Choice.A)
-    assert comparison.pair.priority == 0.7
-    assert comparison.pair.project.instructions == project.instructions
-    assert comparison.pair.project.created_at == project.created_at
+    row = Lease.objects.select_related("pair__prompt", "pair__response_a", "pair__response_b")
+    row = row.get(pk=lease.lease_id)
+    assert (lease.pair_id, lease.left, lease.is_repeat) == (pair.pk, row.left, False)
+    assert lease.expires_at == row.expires_at and lease.expires_at.tzinfo is not None
+    assert lease.messages == row.pair.prompt.messages == conversation
+    assert lease.prompt_text == row.pair.prompt.text == "What is 2 + 2?"
+    assert lease.response_a == ShownResponse(pair.response_a_id, "4")
+    assert lease.response_b == ShownResponse(pair.response_b_id, "five")
+    assert [r.id for r in lease.shown][0] == (
+        pair.response_a_id if row.left == Side.A else pair.response_b_id
+    )
+    # A reload reads the held lease through the ORM: the same values.
+    assert pair_lease_next(project=project, labeler=labeler) == lease
+    # Off the hot path the Pair itself comes from the ORM, every column loaded.
+    assert lease.pair == pair and lease.pair.prompt.metadata == {"index": 7}
+
+    stored = comparison_submit(
+        labeler=labeler,
+        pair_id=lease.pair_id,
+        preferred=lease.shown[0].id,
+        strength=2,
+        reasons=["true", "safe"],
+        comment="Right.",
+        time_spent_ms=1200,
+    )
+    comparison = Comparison.objects.select_related("pair", "project").get()
+    assert stored == StoredComparison.of(comparison)
+    assert stored.reasons == ["true", "safe"] and stored.created_at.tzinfo is not None
+    # The columns the insert writes without being told: as the ORM would have written them.
+    assert (comparison.source, comparison.labeler_id, comparison.import_batch_id) == (
+        Comparison.Source.HUMAN,
+        labeler.pk,
+        None,
+    )
+    assert (comparison.import_file, comparison.import_key) == ("", "")
+    assert 0 <= comparison.random_key < 1 and not comparison.is_gold_check
+
+
+def test_the_comparison_insert_names_every_column_of_the_model():
+    """The judgment's INSERT is written out by hand: a column added to Comparison later must
+    be added to it too, not left to a database default the model does not declare."""
+    columns = {f.column for f in Comparison._meta.concrete_fields if not f.primary_key}
+    assert set(_queue_sql.COMPARISON_COLUMNS) == columns
+    assert len(_queue_sql.COMPARISON_COLUMNS) == len(columns)
 
 
 @pytest.mark.django_db(transaction=True)  # real commits: SET LOCAL ends with each transaction
@@ -270,7 +309,7 @@ def test_only_lease_transactions_skip_waiting_for_the_disk(project, labeler):
     if connection.vendor != "postgresql":
         # SQLite has no such setting; the lease and the judgment still store as usual.
         lease = pair_lease_next(project=project, labeler=labeler)
-        comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        comparison_submit(labeler=labeler, pair_id=lease.pair_id, preferred="tie")
         assert Comparison.objects.get().pair_id == pair.pk
         return
     with transaction.atomic():
@@ -279,7 +318,7 @@ def test_only_lease_transactions_skip_waiting_for_the_disk(project, labeler):
     # The setting ended with the lease's transaction: a judgment's commit waits.
     assert synchronous_commit() == "on"
     with transaction.atomic():
-        comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        comparison_submit(labeler=labeler, pair_id=lease.pair_id, preferred="tie")
         assert synchronous_commit() == "on"
     assert Comparison.objects.get().pair_id == pair.pk
 
@@ -292,7 +331,7 @@ def test_a_judgment_commits_while_another_transaction_holds_the_project_row(proj
     lease = pair_lease_next(project=project, labeler=labeler)
     if connection.vendor != "postgresql":
         # SQLite locks the whole file, not a row: there the two commits simply run in turn.
-        comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+        comparison_submit(labeler=labeler, pair_id=lease.pair_id, preferred="tie")
         assert Project.objects.get(pk=project.pk).comparison_count == 1
         return
     locked, release, failures = threading.Event(), threading.Event(), []
@@ -309,7 +348,7 @@ def test_a_judgment_commits_while_another_transaction_holds_the_project_row(proj
 
     def submit() -> None:
         try:
-            comparison_submit(labeler=labeler, pair_id=lease.pair.pk, preferred="tie")
+            comparison_submit(labeler=labeler, pair_id=lease.pair_id, preferred="tie")
         except Exception as error:  # reported by the test thread
             failures.append(repr(error))
         finally:

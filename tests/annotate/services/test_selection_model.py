@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from annotate.models import Pair
+from annotate.models import Lease, Pair
 from annotate.services.imports import import_file
 from annotate.services.labeling import pair_lease_next
 from rewardtrain import tasks
@@ -48,7 +48,9 @@ def train(project, **overrides):
 def first_served(project, labeler):
     lease = pair_lease_next(project=project, labeler=labeler)
     pair_id = lease.pair_id
-    lease.delete()  # handed back unjudged: the next call sees the same queue
+    Lease.objects.filter(
+        pk=lease.lease_id
+    ).delete()  # handed back unjudged: the next call sees the same queue
     return pair_id
 
 
