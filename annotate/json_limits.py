@@ -1,4 +1,5 @@
-"""JSON read from outside (API bodies, import lines, CSV cells) with a bound on nesting.
+"""JSON read from outside (API bodies, import lines, CSV cells, reward-server requests) with
+a bound on nesting.
 
 Python's decoder recurses once per level: a line of 5,000 `[` raised RecursionError, which
 no caller expected (a 500, or an import that stopped). No real row nests more than a few
@@ -14,12 +15,13 @@ MAX_DEPTH = 64
 
 
 class TooDeep(ValueError):
-    def __init__(self) -> None:
-        super().__init__(f"JSON nested deeper than {MAX_DEPTH} levels")
+    def __init__(self, max_depth: int = MAX_DEPTH) -> None:
+        super().__init__(f"JSON nested deeper than {max_depth} levels")
 
 
-def check_depth(value: Any) -> Any:
-    """`value` unchanged, or TooDeep; walked without recursion."""
+def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> Any:
+    """`value` unchanged, or TooDeep when containers nest more than `max_depth` levels (the
+    value itself is level 1); walked without recursion."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -29,8 +31,8 @@ def check_depth(value: Any) -> Any:
             children = item
         else:
             continue
-        if depth > MAX_DEPTH:
-            raise TooDeep
+        if depth > max_depth:
+            raise TooDeep(max_depth)
         stack.extend((child, depth + 1) for child in children)
     return value
 

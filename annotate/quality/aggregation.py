@@ -142,7 +142,7 @@ def _mace(pairs, workers, says_a, n_pairs, n_workers):
     start (its random_state 0 draw; its restarts all redraw that same state, so one restart
     is all of them), the same E-step and the same digamma M-step with its priors (Beta(0.5,
     0.5) on knowing, Dirichlet(10, 10) on the habit). Label 0 is B, label 1 is A."""
-    from scipy.special import digamma
+    from scipy.special import digamma, expit
 
     label = says_a.astype(np.int64)
     # Column 0 spams, column 1 knows; habit[w, l] = P(label l | spamming).
@@ -164,7 +164,7 @@ def _mace(pairs, workers, says_a, n_pairs, n_workers):
         # The product over a pair's votes, in logs: a pair with hundreds of votes would
         # underflow crowd-kit's plain product; normalised, the two agree.
         log_odds = np.bincount(pairs, weights=np.log(given_a) - np.log(given_b), minlength=n_pairs)
-        p_a = _sigmoid(log_odds)
+        p_a = expit(log_odds)
         vote_p_a = p_a[pairs]
         p_vote_gold = np.where(label == 1, vote_p_a, 1.0 - vote_p_a)
         # E[spamming] per vote and E[knowing] per vote, summed per (worker, label) / worker.
@@ -200,6 +200,8 @@ def _one_coin(pairs, workers, says_a, n_pairs, n_workers):
     """crowd-kit's OneCoinDawidSkene step for step (start from the vote share, class priors
     re-estimated, skills clipped to [1e-10, 1 - 1e-10], stop when the evidence lower bound
     per vote rises by less than the tolerance), on arrays."""
+    from scipy.special import expit
+
     votes = np.bincount(pairs, minlength=n_pairs).astype(float)
     p_a = np.bincount(pairs, weights=says_a, minlength=n_pairs) / np.maximum(votes, 1)
     n_w = np.maximum(np.bincount(workers, minlength=n_workers), 1)
@@ -219,7 +221,7 @@ def _one_coin(pairs, workers, says_a, n_pairs, n_workers):
         log_odds = np.log(prior_a / (1 - prior_a)) + np.bincount(
             pairs, weights=sign * np.log(skill[workers] / (1 - skill[workers])), minlength=n_pairs
         )
-        p_a = _sigmoid(log_odds)
+        p_a = expit(log_odds)
         prior_a, skill = m_step(p_a)
         # The evidence lower bound as crowd-kit computes it (the prior counted per vote).
         q = np.where(says_a, p_a[pairs], 1.0 - p_a[pairs])
@@ -241,16 +243,10 @@ def _one_coin(pairs, workers, says_a, n_pairs, n_workers):
     return np.where(seen, p_a, 0.5), reliability
 
 
-def _log_sigmoid(x: np.ndarray) -> np.ndarray:
-    return -np.logaddexp(0.0, -x)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.exp(_log_sigmoid(x))
-
-
 def _glad(pairs, workers, says_a, n_pairs, n_workers):
     """GLAD's EM on arrays (binary labels, uniform class prior as in crowd-kit)."""
+    from scipy.special import expit, log_expit
+
     alpha = np.ones(n_workers)
     beta = np.ones(n_pairs)
     sign = np.where(says_a, 1.0, -1.0)
@@ -260,14 +256,14 @@ def _glad(pairs, workers, says_a, n_pairs, n_workers):
         # Log-likelihood ratio of "A is right" over "B is right", summed per pair.
         # log sigmoid(x) - log sigmoid(-x) = x: a vote adds its weight x to its side.
         llr = np.bincount(pairs, weights=sign * x, minlength=n_pairs)
-        p_a = _sigmoid(llr)
+        p_a = expit(llr)
         # q: the posterior that each vote is right.
         q = np.where(says_a, p_a[pairs], 1.0 - p_a[pairs])
         return p_a, q
 
     def objective(q: np.ndarray) -> float:
         x = alpha[workers] * np.exp(beta[pairs])
-        fit = np.sum(q * _log_sigmoid(x) + (1 - q) * _log_sigmoid(-x))
+        fit = np.sum(q * log_expit(x) + (1 - q) * log_expit(-x))
         prior = -0.5 * (np.sum((alpha - 1) ** 2) + np.sum((beta - 1) ** 2))
         return float(fit + prior) / len(pairs)
 
@@ -283,7 +279,7 @@ def _glad(pairs, workers, says_a, n_pairs, n_workers):
             # beta first (alpha held), then alpha (beta held).
             e_beta = np.exp(beta[pairs])
             x = alpha[workers] * e_beta
-            s = _sigmoid(x)
+            s = expit(x)
             residual = q - s
             grad = np.bincount(pairs, weights=residual * x, minlength=n_pairs) - (beta - 1)
             curvature = np.bincount(
@@ -292,7 +288,7 @@ def _glad(pairs, workers, says_a, n_pairs, n_workers):
             beta = beta + grad / (np.maximum(curvature, 0.0) + 1.0)
             e_beta = np.exp(beta[pairs])
             x = alpha[workers] * e_beta
-            s = _sigmoid(x)
+            s = expit(x)
             grad = np.bincount(workers, weights=(q - s) * e_beta, minlength=n_workers) - (alpha - 1)
             curvature = np.bincount(
                 workers, weights=s * (1 - s) * e_beta * e_beta, minlength=n_workers
@@ -304,5 +300,5 @@ def _glad(pairs, workers, says_a, n_pairs, n_workers):
             break
         previous = current
     seen = np.bincount(workers, minlength=n_workers) > 0
-    reliability = np.where(seen, _sigmoid(alpha), np.nan)
+    reliability = np.where(seen, expit(alpha), np.nan)
     return p_a, reliability, {"alpha": alpha, "beta": beta}

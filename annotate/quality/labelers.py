@@ -7,15 +7,12 @@ response was shown, which is what the position-bias measure needs.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-import numpy as np
 
 # Thresholds of the flags and of the review queue; Project.quality_bands overrides any by key.
 DEFAULT_BANDS: dict[str, float] = {
@@ -77,19 +74,14 @@ def merge_bands(overrides: Mapping[str, Any] | None) -> dict[str, float]:
 
 
 def binomial_p_value(k: int, n: int, p: float = 0.5) -> float:
-    """Exact two-sided binomial test: the probability, under rate p, of an outcome no more
-    likely than k successes in n (the same rule as scipy.stats.binomtest)."""
+    """Exact two-sided binomial test (scipy.stats.binomtest): the probability, under rate p,
+    of an outcome no more likely than k successes in n; 1.0 when there are no trials."""
     if n == 0:
         return 1.0
-    if p <= 0.0 or p >= 1.0:
-        return 1.0 if k == (0 if p <= 0.0 else n) else 0.0
-    i = np.arange(n)
-    # log pmf by the ratio pmf(i+1)/pmf(i) = (n-i)/(i+1) * p/(1-p): exact and O(n).
-    steps = np.log((n - i) / (i + 1)) + math.log(p / (1 - p))
-    log_pmf = np.concatenate([[n * math.log(1 - p)], n * math.log(1 - p) + np.cumsum(steps)])
-    # Relative tolerance as in scipy: outcomes equally likely up to rounding count as extreme.
-    extreme = log_pmf <= log_pmf[k] + math.log1p(1e-7)
-    return float(min(1.0, np.exp(log_pmf[extreme]).sum()))
+    # Imported here: scipy.stats costs about a second, and this module loads with the URLs.
+    from scipy.stats import binomtest
+
+    return float(binomtest(k, n, p).pvalue)
 
 
 def _rate(k: int, n: int) -> float | None:

@@ -18,31 +18,20 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from scipy.special import expit
+
+from rewardtrain.core.jsonsafe import json_safe
 
 N_BINS = 10
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -x))
-
-
-def _rank(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
-
-
 def spearman(a: Any, b: Any) -> float | None:
-    """Spearman's rho with average ranks for ties; None when undefined."""
+    """Spearman's rho with average ranks for ties (scipy's); None when undefined: fewer than
+    two values, or one side constant (where scipy would warn and answer NaN)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2:
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
-    ra, rb = _rank(a), _rank(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(stats.spearmanr(a, b).statistic)
 
 
 def _group_key(row: dict[str, Any]) -> str:
@@ -54,7 +43,7 @@ def _group_key(row: dict[str, Any]) -> str:
 
 def _per_pair(delta: np.ndarray) -> dict[str, np.ndarray]:
     """Per decided pair: the values whose means are the core metrics."""
-    p = _sigmoid(delta)
+    p = expit(delta)
     return {
         "accuracy": (delta > 0).astype(float),
         "accuracy_ties_half": np.where(delta > 0, 1.0, np.where(delta == 0, 0.5, 0.0)),
@@ -67,7 +56,7 @@ def reliability(delta: np.ndarray) -> tuple[float | None, list[dict[str, Any]]]:
     """ECE and its table: folded confidence max(p, 1-p) in 10 equal bins over [0.5, 1]."""
     if len(delta) == 0:
         return None, []
-    p = _sigmoid(delta)
+    p = expit(delta)
     confidence = np.maximum(p, 1 - p)
     # A prediction is right when its favourite is the chosen one; delta == 0 is a coin flip.
     correct = np.where(delta > 0, 1.0, np.where(delta == 0, 0.5, 0.0))
@@ -248,19 +237,6 @@ def _reward_stats(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN and infinities to None."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def evaluate(
     rows: list[dict[str, Any]],
     r_chosen: list[float],
@@ -294,52 +270,75 @@ def evaluate(
     }
     result.update(_core(d))
     result["reliability"] = reliability(d)[1]
-    shares = [(i, r.get("p_chosen")) for i, r in enumerate(rows)]
-    shares = [
-        (i, 0.5 if rows[i].get("tie") else float(s if s is not None else 1.0)) for i, s in shares
-    ]
-    result["soft_label_mae"] = (
-        float(np.mean([abs(_sigmoid(delta[i]) - s) for i, s in shares])) if shares else None
-    )
-
+    result["soft_label_mae"] = _soft_label_mae(rows, delta)
     if baseline is not None:
-        b_c = np.asarray(baseline[0], dtype=float)
-        b_r = np.asarray(baseline[1], dtype=float)
-        if len(b_c) != len(rows) or len(b_r) != len(rows):
-            raise ValueError("baseline rewards differ in length from rows")
-        b_d = (b_c - b_r)[decided]
-        per_pair["accuracy_diff"] = per_pair["accuracy"] - _per_pair(b_d)["accuracy"]
-        per_pair["log_loss_diff"] = per_pair["log_loss"] - _per_pair(b_d)["log_loss"]
-        result["baseline"] = _core(b_d)
-        result["baseline"]["reliability"] = reliability(b_d)[1]
-        # The share of all rows (ties included) where the two models pick different winners.
-        result["flip_rate"] = (
-            float(((delta > 0) != ((b_c - b_r) > 0)).mean()) if len(rows) else None
-        )
-        result["spearman_with_baseline"] = spearman(delta, b_c - b_r)
-        result["accuracy_diff"] = float(per_pair["accuracy_diff"].mean()) if len(d) else None
+        result.update(_against_baseline(rows, delta, decided, baseline, per_pair))
     result["ci"] = _bootstrap(groups, per_pair, n_bootstrap, seed)
     result["n_prompts"] = len(set(groups.tolist()))
-
-    result["rewards"] = {
-        "chosen": _reward_stats(r_c),
-        "rejected": _reward_stats(r_r),
-    }
+    result["rewards"] = {"chosen": _reward_stats(r_c), "rejected": _reward_stats(r_r)}
     result["by_agreement"] = _strata(decided_rows, d, _agreement_bucket)
     result["by_strength"] = _strata(decided_rows, d, _strength_key)
+    result["labelers"] = _labelers(rows)
+    result["length"] = _length_bias(rows, r_c, r_r, decided)
+    result["ties"] = _ties(delta[ties], d)
+    return json_safe(result)
+
+
+def _soft_label_mae(rows: list[dict[str, Any]], delta: np.ndarray) -> float | None:
+    """Mean |sigma(delta) - the chosen response's vote share| (0.5 for a tie), over all rows."""
+    if not rows:
+        return None
+    shares = [
+        0.5 if r.get("tie") else float(r["p_chosen"] if r.get("p_chosen") is not None else 1.0)
+        for r in rows
+    ]
+    return float(np.mean([abs(expit(delta[i]) - s) for i, s in enumerate(shares)]))
+
+
+def _against_baseline(
+    rows: list[dict[str, Any]],
+    delta: np.ndarray,
+    decided: np.ndarray,
+    baseline: tuple[list[float], list[float]],
+    per_pair: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The active model's metrics on the same rows and the comparison; adds the per-pair
+    differences to `per_pair` (their intervals come from the same bootstrap)."""
+    b_c = np.asarray(baseline[0], dtype=float)
+    b_r = np.asarray(baseline[1], dtype=float)
+    if len(b_c) != len(rows) or len(b_r) != len(rows):
+        raise ValueError("baseline rewards differ in length from rows")
+    b_d = (b_c - b_r)[decided]
+    per_pair["accuracy_diff"] = per_pair["accuracy"] - _per_pair(b_d)["accuracy"]
+    per_pair["log_loss_diff"] = per_pair["log_loss"] - _per_pair(b_d)["log_loss"]
+    core = _core(b_d)
+    core["reliability"] = reliability(b_d)[1]
+    return {
+        "baseline": core,
+        # The share of all rows (ties included) where the two models pick different winners.
+        "flip_rate": float(((delta > 0) != ((b_c - b_r) > 0)).mean()) if len(rows) else None,
+        "spearman_with_baseline": spearman(delta, b_c - b_r),
+        "accuracy_diff": float(per_pair["accuracy_diff"].mean()) if decided.any() else None,
+    }
+
+
+def _labelers(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The labelers' own agreement on pairs with several votes: the ceiling to compare with."""
     several = [r for r in rows if (r.get("n") or 0) >= 2]
     pairwise = [_pairwise_agreement(r["votes"]) for r in several if r.get("votes")]
-    result["labelers"] = {
+    return {
         "pairs_with_several_votes": len(several),
         "majority_agreement": _mean(
             [0.5 if r.get("tie") else float(r.get("p_chosen") or 1.0) for r in several]
         ),
         "pairwise_agreement": _mean([p for p in pairwise if p is not None]),
     }
-    result["length"] = _length_bias(rows, r_c, r_r, decided)
-    t = delta[ties]
-    result["ties"] = {
-        "count": int(ties.sum()),
+
+
+def _ties(t: np.ndarray, d: np.ndarray) -> dict[str, Any]:
+    """Tie pairs on their own (`t`, their deltas) beside the decided ones (`d`)."""
+    return {
+        "count": len(t),
         "mean_abs_margin": float(np.abs(t).mean()) if len(t) else None,
         "mean_abs_margin_decided": float(np.abs(d).mean()) if len(d) else None,
         "soft_target_loss": (
@@ -348,7 +347,6 @@ def evaluate(
             else None
         ),
     }
-    return clean(result)
 
 
 def promotion_decision(

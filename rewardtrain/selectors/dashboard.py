@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from annotate.models import Project
+from rewardtrain.core.jsonsafe import finite_number
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 
 # The loss curve sent to the page every second is thinned to about this many points.
@@ -38,15 +39,9 @@ def run_current(*, project: Project) -> TrainingRun | None:
 def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
     """Accuracy (ties as half) and log-loss of a metrics dict, None where absent."""
     return {
-        "accuracy": _number(metrics.get("accuracy")),
-        "log_loss": _number(metrics.get("log_loss")),
+        "accuracy": finite_number(metrics.get("accuracy")),
+        "log_loss": finite_number(metrics.get("log_loss")),
     }
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
 
 
 def _curve(history: list[dict[str, Any]]) -> list[list[float]]:
@@ -54,7 +49,7 @@ def _curve(history: list[dict[str, Any]]) -> list[list[float]]:
     points = [
         [h["step"], h["loss"]]
         for h in history
-        if isinstance(h, dict) and _number(h.get("loss")) is not None
+        if isinstance(h, dict) and finite_number(h.get("loss")) is not None
     ]
     stride = max(1, math.ceil(len(points) / CURVE_POINTS))
     thinned = points[::stride]
@@ -108,8 +103,8 @@ def run_progress(*, run: TrainingRun) -> dict[str, Any]:
         "total": total,
         "fraction": fraction,
         "epoch": progress.get("epoch"),
-        "loss": _number(progress.get("loss")),
-        "pairs_per_second": _number(progress.get("pairs_per_second") or run.pairs_per_second),
+        "loss": finite_number(progress.get("loss")),
+        "pairs_per_second": finite_number(progress.get("pairs_per_second") or run.pairs_per_second),
         "loss_curve": _curve(run.loss_history or []),
         "device": run.device,
         "scale": run_scale_text(run=run),
@@ -117,8 +112,8 @@ def run_progress(*, run: TrainingRun) -> dict[str, Any]:
         "lora_r": run.lora_r,
         "trainable_params": run.trainable_params,
         "total_params": run.total_params,
-        "tokens_per_s": _number(run.tokens_per_s),
-        "mfu": _number(run.mfu),
+        "tokens_per_s": finite_number(run.tokens_per_s),
+        "mfu": finite_number(run.mfu),
         "peak_memory_gb": run.peak_memory_gb,
         "error": run.error,
         "cancel_requested": run.cancel_requested,

@@ -3,7 +3,6 @@ split, and a per-process cache of loaded scorers."""
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ from django.db import transaction
 
 from annotate.models import Project
 from annotate.splits import snapshot
+from rewardtrain.core.jsonsafe import json_safe
 from rewardtrain.models import Evaluation, ModelVersion
 from rewardtrain.selectors import runs as selectors
 
@@ -25,24 +25,6 @@ SCORER_CACHE_SIZE = 2
 
 _scorers: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _scorers_lock = threading.Lock()
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays become Python ones, NaN and infinities
-    become None (PostgreSQL's jsonb refuses them)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "tolist"):
-        return json_safe(value.tolist())
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 def scorer_for(*, version: ModelVersion, device: str = "") -> Any:

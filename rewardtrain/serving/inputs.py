@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from annotate import json_limits
+
 # Deeper than any valid body (`items[i].prompt[j].content` is 4 levels below the top).
 MAX_DEPTH = 16
 
@@ -28,8 +30,10 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError("body", f"must be a JSON object, got {_kind(data)}")
     for key, value in data.items():
-        if _too_deep(value, MAX_DEPTH - 1):
-            raise InputError(key, f"nested deeper than {MAX_DEPTH} levels")
+        try:
+            json_limits.check_depth(value, MAX_DEPTH - 1)  # the top object is one level
+        except json_limits.TooDeep:
+            raise InputError(key, f"nested deeper than {MAX_DEPTH} levels") from None
     return data
 
 
@@ -121,16 +125,3 @@ def _kind(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return "a number"
     return names.get(type(value), type(value).__name__)
-
-
-def _too_deep(value: Any, levels: int) -> bool:
-    """Whether containers nest more than `levels` deep (iterative: no recursion to exhaust)."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= levels:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return False
