@@ -1,5 +1,6 @@
 """The app's charts, server-side SVG: the quality dashboard's bars, rates and intervals, and the
-training page's accuracy and log-loss over evaluations. They render offline with no script.
+training page's accuracy and log-loss over evaluations and its live run's loss curve. They
+render offline with no script.
 
 Every piece of text that goes into a chart (labels, model names, titles) is escaped here, one
 way (html.escape); the result is marked as markup through `__html__`, which Django templates
@@ -8,7 +9,7 @@ honour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -36,10 +37,19 @@ def _text(
     )
 
 
-def _svg(width: float, height: float, title: str, body: list[str], css_class: str = "") -> Svg:
+def _svg(
+    width: float,
+    height: float,
+    title: str,
+    body: list[str],
+    css_class: str = "",
+    *,
+    element_id: str = "",
+) -> Svg:
     klass = f' class="{escape(css_class)}"' if css_class else ""
+    ident = f' id="{escape(element_id)}"' if element_id else ""
     return Svg(
-        f'<svg xmlns="http://www.w3.org/2000/svg"{klass} role="img" width="{width:.0f}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg"{ident}{klass} role="img" width="{width:.0f}" '
         f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>' + "".join(body) + "</svg>"
     )
@@ -147,6 +157,7 @@ def interval_chart(
 METRICS_HEIGHT = 240
 METRICS_LEFT, METRICS_RIGHT, METRICS_TOP, METRICS_BOTTOM = 48, 56, 16, 44
 ACCURACY_COLOR, LOSS_COLOR = "#2563eb", "#d97706"
+METRICS_SERIES = (("accuracy", ACCURACY_COLOR, "accuracy"), ("log_loss", LOSS_COLOR, "log-loss"))
 
 
 def metrics_chart(points: Sequence[Mapping[str, Any]]) -> Svg:
@@ -159,7 +170,7 @@ def metrics_chart(points: Sequence[Mapping[str, Any]]) -> Svg:
     span_x = WIDTH - METRICS_LEFT - METRICS_RIGHT
     span_y = METRICS_HEIGHT - METRICS_TOP - METRICS_BOTTOM
     losses = [p["log_loss"] for p in points if p["log_loss"] is not None]
-    loss_top = max(losses or [1.0]) * 1.1
+    tops = {"accuracy": 1.0, "log_loss": max(losses or [1.0]) * 1.1}
 
     def x(i: int) -> float:
         return METRICS_LEFT + (span_x / 2 if n == 1 else span_x * i / (n - 1))
@@ -167,6 +178,25 @@ def metrics_chart(points: Sequence[Mapping[str, Any]]) -> Svg:
     def y(value: float, top: float) -> float:
         return METRICS_TOP + span_y * (1 - value / top) if top else METRICS_HEIGHT - METRICS_BOTTOM
 
+    body = _metrics_grid(y, tops["log_loss"]) + _metrics_labels(points, x)
+    for key, color, name in METRICS_SERIES:
+        coords = [
+            (x(i), y(p[key], tops[key]), p) for i, p in enumerate(points) if p[key] is not None
+        ]
+        body += _metrics_series(coords, key, color, name)
+    legend_y = METRICS_HEIGHT - 6
+    body.append(_text(METRICS_LEFT, legend_y, "● accuracy", size=11, fill=ACCURACY_COLOR))
+    body.append(_text(METRICS_LEFT + 90, legend_y, "● log-loss", size=11, fill=LOSS_COLOR))
+    body.append(
+        _text(METRICS_LEFT + 180, legend_y, "filled: at training · hollow: re-evaluation", size=11)
+    )
+    return _svg(
+        WIDTH, METRICS_HEIGHT, "Accuracy and log-loss of each evaluation", body, "metrics-chart"
+    )
+
+
+def _metrics_grid(y: Callable[[float, float], float], loss_top: float) -> list[str]:
+    """Five horizontal rules, each labelled with its accuracy (left) and log-loss (right)."""
     body = []
     for f in (0, 0.25, 0.5, 0.75, 1):
         at = y(f, 1)
@@ -182,40 +212,72 @@ def metrics_chart(points: Sequence[Mapping[str, Any]]) -> Svg:
                 WIDTH - METRICS_RIGHT + 6, at + 4, f"{f * loss_top:.2f}", size=11, fill=LOSS_COLOR
             )
         )
-    # Label every point when few, else about ten of them.
+    return body
+
+
+def _metrics_labels(points: Sequence[Mapping[str, Any]], x: Callable[[int], float]) -> list[str]:
+    """Version labels under the points: every one when few, else about ten and the last."""
+    n = len(points)
     every = max(1, round(n / 10))
-    for i, p in enumerate(points):
-        if i % every == 0 or i == n - 1:
-            body.append(
-                _text(
-                    x(i),
-                    METRICS_HEIGHT - METRICS_BOTTOM + 16,
-                    p["label"],
-                    anchor="middle",
-                    size=11,
-                    fill="#1d2330",
-                )
-            )
-    for key, top, color, name in (
-        ("accuracy", 1.0, ACCURACY_COLOR, "accuracy"),
-        ("log_loss", loss_top, LOSS_COLOR, "log-loss"),
-    ):
-        coords = [(x(i), y(p[key], top), p) for i, p in enumerate(points) if p[key] is not None]
-        line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords)
-        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>')
-        for cx, cy, p in coords:
-            fill = color if p["kind"] == "training" else "white"
-            tip = f"{p['label']} {str(p['kind_label']).lower()}: {name} {p[key]:.3f}"
-            body.append(
-                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" stroke="{color}" fill="{fill}" '
-                f'data-series="{key}"><title>{escape(tip)}</title></circle>'
-            )
-    legend_y = METRICS_HEIGHT - 6
-    body.append(_text(METRICS_LEFT, legend_y, "● accuracy", size=11, fill=ACCURACY_COLOR))
-    body.append(_text(METRICS_LEFT + 90, legend_y, "● log-loss", size=11, fill=LOSS_COLOR))
-    body.append(
-        _text(METRICS_LEFT + 180, legend_y, "filled: at training · hollow: re-evaluation", size=11)
-    )
-    return _svg(
-        WIDTH, METRICS_HEIGHT, "Accuracy and log-loss of each evaluation", body, "metrics-chart"
-    )
+    at_y = METRICS_HEIGHT - METRICS_BOTTOM + 16
+    return [
+        _text(x(i), at_y, p["label"], anchor="middle", size=11, fill="#1d2330")
+        for i, p in enumerate(points)
+        if i % every == 0 or i == n - 1
+    ]
+
+
+def _metrics_series(
+    coords: Sequence[tuple[float, float, Mapping[str, Any]]], key: str, color: str, name: str
+) -> list[str]:
+    """One series' line and its markers, filled at training and hollow at re-evaluation."""
+    line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords)
+    body = [f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>']
+    for cx, cy, p in coords:
+        fill = color if p["kind"] == "training" else "white"
+        tip = f"{p['label']} {str(p['kind_label']).lower()}: {name} {p[key]:.3f}"
+        body.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" stroke="{color}" fill="{fill}" '
+            f'data-series="{key}"><title>{escape(tip)}</title></circle>'
+        )
+    return body
+
+
+# A run's loss by step, on the training page while it trains. Drawn here rather than in the
+# page's script so that every chart of the app has one engine, one escaping and one set of
+# tests; the page's script swaps in a fresh copy of this fragment as the run moves.
+LOSS_HEIGHT = 160
+LOSS_LEFT, LOSS_RIGHT, LOSS_TOP, LOSS_BOTTOM = 48, 8, 8, 20
+AXIS = "#d0d5dd"
+
+
+def loss_chart(curve: Sequence[Sequence[float]]) -> Svg:
+    """The loss curve of a run from its [[step, loss], ...] points, the loss axis from
+    min(0, lowest) to the highest; the chart's frame alone, with no point yet."""
+    body: list[str] = []
+    if curve:
+        steps, losses = [p[0] for p in curve], [p[1] for p in curve]
+        x0, x1, y0, y1 = min(steps), max(steps), min(0, *losses), max(losses)
+        span_x = WIDTH - LOSS_LEFT - LOSS_RIGHT
+        span_y = LOSS_HEIGHT - LOSS_TOP - LOSS_BOTTOM
+
+        def x(step: float) -> float:
+            return LOSS_LEFT + (0.5 if x1 == x0 else (step - x0) / (x1 - x0)) * span_x
+
+        def y(loss: float) -> float:
+            return LOSS_TOP + (0.5 if y1 == y0 else 1 - (loss - y0) / (y1 - y0)) * span_y
+
+        bottom = LOSS_HEIGHT - LOSS_BOTTOM
+        body = [
+            f'<line x1="{LOSS_LEFT}" x2="{WIDTH - LOSS_RIGHT}" y1="{bottom}" y2="{bottom}" '
+            f'stroke="{AXIS}"/>',
+            f'<line x1="{LOSS_LEFT}" x2="{LOSS_LEFT}" y1="{LOSS_TOP}" y2="{bottom}" '
+            f'stroke="{AXIS}"/>',
+            _text(LOSS_LEFT - 4, LOSS_TOP + 8, f"{y1:.3f}", anchor="end", size=10),
+            _text(LOSS_LEFT - 4, bottom, f"{y0:.3f}", anchor="end", size=10),
+            _text(WIDTH - LOSS_RIGHT, LOSS_HEIGHT - 4, f"step {x1}", anchor="end", size=10),
+            f'<polyline fill="none" stroke="{COLOR}" stroke-width="1.5" points="'
+            + " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in curve)
+            + '"/>',
+        ]
+    return _svg(WIDTH, LOSS_HEIGHT, "Training loss by step", body, element_id="loss-curve")

@@ -7,6 +7,11 @@ from rewardtrain import views, views_export
 urlpatterns = [
     path("projects/<slug:slug>/training/", views.training_page, name="training-page"),
     path(
+        "projects/<slug:slug>/training/loss-chart/",
+        views.training_loss_chart,
+        name="training-loss-chart",
+    ),
+    path(
         "projects/<slug:slug>/training/retrain/",
         views.training_retrain,
         name="training-retrain",

@@ -1,13 +1,14 @@
 """Staff pages of the reward model: the training page of a project (runs, live progress,
-versions, metrics), and its two form actions, retrain and activate (rollback)."""
+versions, metrics), the live run's loss chart it refreshes, and its two form actions, retrain
+and activate (rollback)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import user_passes_test
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from annotate.charts import metrics_chart
+from annotate.charts import loss_chart, metrics_chart
 from annotate.selectors.pairs import pair_counts, pairs_queue_head
 from annotate.selectors.projects import project_get_for_staff
 from rewardtrain.core.config import ConfigError
@@ -22,9 +23,11 @@ staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
 def training_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_staff(user=request.user, slug=slug)
     run = dashboard.run_current(project=project)
+    progress = dashboard.run_progress(run=run) if run else None
     context = {
         "project": project,
-        "run": dashboard.run_progress(run=run) if run else None,
+        "run": progress,
+        "loss_chart": loss_chart(progress["loss_curve"] if progress else []),
         "runs": dashboard.runs_recent(project=project),
         "versions": dashboard.version_rows(project=project),
         "chart": metrics_chart(dashboard.metric_points(project=project)),
@@ -32,6 +35,21 @@ def training_page(request: HttpRequest, slug: str) -> HttpResponse:
         "queue_head": pairs_queue_head(project=project),
     }
     return render(request, "rewardtrain/training.html", context)
+
+
+@staff_required
+def training_loss_chart(request: HttpRequest, slug: str) -> HttpResponse:
+    """The loss chart of the project's run `?run=<id>`, the fragment the training page's script
+    swaps in while the run trains (annotate.charts draws every chart of the app)."""
+    project = project_get_for_staff(user=request.user, slug=slug)
+    run_id = request.GET.get("run", "")
+    if not run_id.isdigit():
+        raise Http404("No run given.")
+    run = get_object_or_404(
+        TrainingRun.objects.select_related("project"), project=project, pk=run_id
+    )
+    curve = dashboard.run_progress(run=run)["loss_curve"]
+    return HttpResponse(loss_chart(curve), content_type="image/svg+xml")
 
 
 @staff_required

@@ -3,7 +3,7 @@ markup in a template."""
 
 from django.template import Context, Template
 
-from annotate.charts import bar_chart, interval_chart, metrics_chart, rate_chart
+from annotate.charts import bar_chart, interval_chart, loss_chart, metrics_chart, rate_chart
 
 EVIL = '<script>alert(1)</script>" onload="x'
 
@@ -45,3 +45,19 @@ def test_the_metrics_chart_marks_training_filled_and_reevaluations_hollow():
     assert chart.count('data-series="accuracy"') == 2 and chart.count('data-series="log_loss"') == 2
     assert 'fill="white" data-series="accuracy"' in chart
     assert metrics_chart([]) == ""
+
+
+def test_the_loss_chart_draws_the_curve_from_zero_to_its_highest_loss():
+    chart = loss_chart([[1, 0.7], [2, 0.6], [3, 0.65]])
+    assert chart.startswith('<svg xmlns="http://www.w3.org/2000/svg" id="loss-curve"')
+    # x from the first step (left edge, 48) to the last (right edge, 632); y from the highest
+    # loss (top, 8) down to 0 (bottom, 140).
+    assert 'points="48.0,8.0 340.0,26.9 632.0,17.4"' in chart
+    assert ">0.700</text>" in chart and ">0.000</text>" in chart and ">step 3</text>" in chart
+
+
+def test_the_loss_chart_of_a_run_without_points_is_its_empty_frame():
+    chart = loss_chart([])
+    assert 'id="loss-curve"' in chart and "<polyline" not in chart
+    # One point: in the middle, not divided by a zero span.
+    assert 'points="340.0,74.0"' in loss_chart([[5, 0.0]])

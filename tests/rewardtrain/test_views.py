@@ -148,3 +148,21 @@ def test_page_shows_how_a_run_trained(client, staff, project):
         "2 ranks · LoRA r=8 · 4,000,000 of 500,000,000 parameters trained (0.8%) · "
         "12,346 tokens/s · MFU 41.2% · peak 30.5 / 31.0 GB"
     ) in html
+
+
+def test_the_live_loss_chart_is_the_server_svg_of_the_run_curve(client, staff, project):
+    history = [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}, {"step": 3, "loss": 0.65}]
+    run = TrainingRun.objects.create(project=project, status="running", loss_history=history)
+    client.force_login(staff)
+    url = f"/projects/{project.slug}/training/loss-chart/"
+
+    response = client.get(url, {"run": run.pk})
+
+    assert response["Content-Type"] == "image/svg+xml"
+    chart = response.content.decode()
+    assert chart.startswith('<svg xmlns="http://www.w3.org/2000/svg" id="loss-curve"')
+    assert 'points="48.0,8.0 340.0,26.9 632.0,17.4"' in chart
+    # The page opens with the same chart, which its script then swaps for fresh copies.
+    assert chart in client.get(f"/projects/{project.slug}/training/").content.decode()
+    assert client.get(url, {"run": "x"}).status_code == 404
+    assert client.get(url, {"run": run.pk + 1}).status_code == 404

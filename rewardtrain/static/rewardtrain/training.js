@@ -1,13 +1,12 @@
 // The staff training page: "Retrain now" and "Cancel" post to the API, the run is followed by
-// polling its JSON every second (no page reload), the loss curve is drawn as SVG here, and the
-// server-rendered tables are swapped for fresh ones when the run ends.
+// polling its JSON every second (no page reload), the server's SVG of the loss curve is swapped in
+// as it moves, and the server-rendered tables are swapped for fresh ones when the run ends.
 (function () {
   "use strict";
   const root = document.getElementById("training");
   if (!root) return;
   const pollMs = Number(root.dataset.pollMs) || 1000;
   const byId = (id) => document.getElementById(id);
-  const SVG = "http://www.w3.org/2000/svg";
   let run = JSON.parse(byId("initial-run").textContent);
   let timer = null;
 
@@ -40,35 +39,32 @@
     return x === null || x === undefined ? "–" : Number(x).toFixed(digits);
   }
 
-  // A line of [step, loss] points with its two axes; text goes in with textContent only.
-  function drawCurve(points) {
-    const svg = byId("loss-curve");
-    svg.replaceChildren();
-    if (!points || !points.length) return;
-    const W = 640, H = 160, L = 48, R = 8, T = 8, B = 20;
-    const steps = points.map((p) => p[0]);
-    const losses = points.map((p) => p[1]);
-    const x0 = Math.min(...steps), x1 = Math.max(...steps);
-    const y0 = Math.min(0, ...losses), y1 = Math.max(...losses);
-    const sx = (s) => L + (x1 === x0 ? 0.5 : (s - x0) / (x1 - x0)) * (W - L - R);
-    const sy = (v) => T + (y1 === y0 ? 0.5 : 1 - (v - y0) / (y1 - y0)) * (H - T - B);
-    const add = (tag, attrs, text) => {
-      const node = document.createElementNS(SVG, tag);
-      for (const k in attrs) node.setAttribute(k, attrs[k]);
-      if (text !== undefined) node.textContent = text;
-      svg.appendChild(node);
-    };
-    add("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#d0d5dd" });
-    add("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#d0d5dd" });
-    add("text", { x: L - 4, y: T + 8, "text-anchor": "end", "font-size": 10 }, fmt(y1, 3));
-    add("text", { x: L - 4, y: H - B, "text-anchor": "end", "font-size": 10 }, fmt(y0, 3));
-    add("text", { x: W - R, y: H - 4, "text-anchor": "end", "font-size": 10 }, "step " + x1);
-    add("polyline", {
-      fill: "none",
-      stroke: "#2f6fed",
-      "stroke-width": 1.5,
-      points: points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" "),
-    });
+  // The loss chart is the server's (annotate/charts.py draws every chart of the app, so the
+  // page has one engine and one escaping): swap in a fresh copy whenever the curve moved.
+  let shownCurve = curveKey(run);
+  let curveRequest = 0;
+
+  function curveKey(r) {
+    if (!r) return "";
+    const c = r.loss_curve || [];
+    return r.id + ":" + c.length + ":" + (c.length ? c[c.length - 1].join(",") : "");
+  }
+
+  async function refreshCurve(r) {
+    const key = curveKey(r);
+    if (key === shownCurve) return;
+    shownCurve = key;
+    const request = ++curveRequest;
+    try {
+      const url = root.dataset.chartUrl + "?run=" + encodeURIComponent(r.id);
+      const res = await fetch(url, { credentials: "same-origin" });
+      if (!res.ok) throw new Error(res.status + " " + res.statusText);
+      const svg = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
+      // A slower, older answer never replaces a newer one.
+      if (request === curveRequest) byId("loss-curve").replaceWith(document.importNode(svg.documentElement, true));
+    } catch (e) {
+      if (request === curveRequest) shownCurve = null;  // retried at the next poll
+    }
   }
 
   function outcome(r) {
@@ -102,7 +98,7 @@
     cancel.hidden = !r.active;
     cancel.disabled = r.cancel_requested;
     byId("run-outcome").textContent = outcome(r);
-    drawCurve(r.loss_curve);
+    refreshCurve(r);
   }
 
   // The version, run and queue tables are the server's: fetch this page again and take its
