@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,6 +430,119 @@ def run_scale(n: int, sizes: list[int] | None = None) -> dict:
     return {"scale": {m: {str(k): v for k, v in r.items()} for m, r in results.items()}}
 
 
+@dataclass
+class Tally:
+    """The figures of every seed so far, by name."""
+
+    scores: dict[str, list[float]] = field(default_factory=dict)  # the crowd pool's
+    single: dict[str, list[float]] = field(default_factory=dict)  # the single-vote pool's
+    label_truth: dict[str, list[float]] = field(default_factory=dict)  # labels against truth
+
+
+@dataclass(frozen=True)
+class Sizes:
+    n_pool: int
+    n_single: int
+    n_test: int
+    seeds: int
+    epochs: int
+
+
+def run_seed(
+    seed: int, tally: Tally, sizes: Sizes, backbone: str, workdir: Path, variants_aggregation: str
+) -> None:
+    """One seed: the crowd pool under every aggregation, TRL on its majority, the training
+    variants, then the single-vote pool; prints the seed's line."""
+    tick = time.perf_counter()
+    pool, single_pool, test = world(seed, sizes.n_pool, sizes.n_single, sizes.n_test)
+    project = seed_project(f"crowd-{seed}", pool, backbone, REDUNDANCY, sizes.epochs)
+    people = crowd(project, seed)
+    for kind, share in label_pool(project, pool, people, seed).items():
+        tally.label_truth.setdefault(kind, []).append(share)
+    line = [f"seed {seed}:"]
+    for aggregation in AGGREGATIONS:
+        acc = train_ours(project, test, aggregation, {"seed": seed})
+        tally.scores.setdefault(aggregation, []).append(acc)
+        labels, longer = label_accuracy(project, pool)
+        tally.label_truth.setdefault(f"labels by {aggregation}", []).append(labels)
+        tally.label_truth.setdefault(f"longer chosen by {aggregation}", []).append(longer)
+        line.append(f"{aggregation} {acc:.4f} (labels {labels:.3f}, longer {longer:.3f})")
+    acc = train_trl(project, test, backbone, workdir, sizes.epochs, seed)
+    tally.scores.setdefault("TRL on majority", []).append(acc)
+    line.append(f"TRL {acc:.4f}")
+    for name, overrides in VARIANTS.items():
+        if name == "soft targets (default)":
+            continue
+        acc = train_ours(project, test, variants_aggregation, {"seed": seed, **overrides})
+        tally.scores.setdefault(f"{variants_aggregation}, {name}", []).append(acc)
+        line.append(f"{name} {acc:.4f}")
+    noisy = seed_project(f"single-{seed}", single_pool, backbone, 1, sizes.epochs)
+    single_vote_labels(noisy, single_pool, seed)
+    for name in SINGLE_VARIANTS:
+        acc = train_ours(noisy, test, "majority", {"seed": seed, **VARIANTS[name]})
+        tally.single.setdefault(name, []).append(acc)
+        line.append(f"single-vote {name} {acc:.4f}")
+    acc = train_trl(noisy, test, backbone, workdir, sizes.epochs, seed)
+    tally.single.setdefault("TRL", []).append(acc)
+    line.append(f"single-vote TRL {acc:.4f} ({time.perf_counter() - tick:.0f} s)")
+    print("  ".join(line), flush=True)
+
+
+def report(tally: Tally, sizes: Sizes, started: float, scale: dict) -> None:
+    """The means over seeds against the targets, then every figure as one JSON line."""
+    print(
+        f"\n{sizes.n_pool} pairs x {REDUNDANCY} votes; {HONEST} honest labelers and "
+        f"{', '.join(f'{n} {k}' for k, n in CARELESS.items())}; {sizes.seeds} seed(s); clean "
+        f"test accuracy on {sizes.n_test} pairs (mean, range over seeds)"
+    )
+    for kind, shares in tally.label_truth.items():
+        if kind.startswith("longer"):
+            print(f"  rows whose {kind}: {statistics.mean(shares):.3f}")
+            continue
+        what = kind if kind.startswith("labels") else f"votes of {kind}"
+        print(f"  {what:<30} agree with the truth: {statistics.mean(shares):.3f}")
+    for name, values in tally.scores.items():
+        print(f"  {name:<40} {summary(values)}")
+    mean = {k: statistics.mean(v) for k, v in tally.scores.items()}
+    best = max(AGGREGATIONS, key=lambda a: mean[a])
+    over_majority = 100 * (mean[best] - mean["majority"])
+    over_trl = 100 * (mean[best] - mean["TRL on majority"])
+    ok = over_majority >= TARGET_POINTS and over_trl > 0
+    print(
+        f"best aggregation: {best}, {over_majority:+.2f} points over majority, "
+        f"{over_trl:+.2f} over TRL ({'meets' if ok else 'misses'} the target: "
+        f">= {TARGET_POINTS} over majority and above TRL)"
+    )
+    print(f"\nsingle vote, {sizes.n_single} pairs, {FLIP_SHARE:.0%} flipped:")
+    for name, values in tally.single.items():
+        print(f"  {name:<40} {summary(values)}")
+    single_mean = {k: statistics.mean(v) for k, v in tally.single.items()}
+    default_over_trl = 100 * (single_mean["soft targets (default)"] - single_mean["TRL"])
+    print(
+        f"default training {default_over_trl:+.2f} points over TRL "
+        f"({'meets' if default_over_trl >= SINGLE_TARGET_POINTS else 'misses'} the target "
+        f">= {SINGLE_TARGET_POINTS})"
+    )
+    print(f"{time.perf_counter() - started:.0f} s")
+    runs = {**tally.scores, **tally.single}
+    print(
+        json.dumps(
+            {
+                "accuracy": {k: round(v, 4) for k, v in mean.items()},
+                "single_vote_accuracy": {k: round(v, 4) for k, v in single_mean.items()},
+                "best_aggregation": best,
+                "points_over_majority": round(over_majority, 2),
+                "points_over_trl": round(over_trl, 2),
+                "single_vote_points_over_trl": round(default_over_trl, 2),
+                "pairs": sizes.n_pool,
+                "seeds": sizes.seeds,
+                "runs": {k: [round(x, 4) for x in v] for k, v in runs.items()},
+                **scale,
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="600 pairs: a few minutes")
@@ -448,115 +561,31 @@ def main() -> None:
         return
     scale = run_scale(3000, [3000]) if args.smoke else {}
 
-    n_pool = args.pairs or (60 if args.smoke else 600 if args.quick else 1500)
-    n_single = 60 if args.smoke else SINGLE_VOTE_PAIRS
-    n_test = 100 if args.smoke else TEST_PAIRS
-    seeds = args.seeds or (1 if args.smoke else 3)
-    epochs = 2 if args.smoke else TRAINING["epochs"]
+    sizes = Sizes(
+        n_pool=args.pairs or (60 if args.smoke else 600 if args.quick else 1500),
+        n_single=60 if args.smoke else SINGLE_VOTE_PAIRS,
+        n_test=100 if args.smoke else TEST_PAIRS,
+        seeds=args.seeds or (1 if args.smoke else 3),
+        epochs=2 if args.smoke else TRAINING["epochs"],
+    )
     import torch
 
     # A tiny model on a shared CPU: intra-op threads only wait for each other.
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix="prefloop-noise-"))
     started = time.perf_counter()
-    scores: dict[str, list[float]] = {}
-    single: dict[str, list[float]] = {}
-    label_truth: dict[str, list[float]] = {}
+    tally = Tally()
     try:
         setup_django(workdir)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         backbone = make_backbone(workdir / "backbone")
-        for seed in range(seeds):
-            tick = time.perf_counter()
-            pool, single_pool, test = world(seed, n_pool, n_single, n_test)
-            project = seed_project(f"crowd-{seed}", pool, backbone, REDUNDANCY, epochs)
-            people = crowd(project, seed)
-            for kind, share in label_pool(project, pool, people, seed).items():
-                label_truth.setdefault(kind, []).append(share)
-            line = [f"seed {seed}:"]
-            for aggregation in AGGREGATIONS:
-                acc = train_ours(project, test, aggregation, {"seed": seed})
-                scores.setdefault(aggregation, []).append(acc)
-                labels, longer = label_accuracy(project, pool)
-                label_truth.setdefault(f"labels by {aggregation}", []).append(labels)
-                label_truth.setdefault(f"longer chosen by {aggregation}", []).append(longer)
-                line.append(f"{aggregation} {acc:.4f} (labels {labels:.3f}, longer {longer:.3f})")
-            acc = train_trl(project, test, backbone, workdir, epochs, seed)
-            scores.setdefault("TRL on majority", []).append(acc)
-            line.append(f"TRL {acc:.4f}")
-            for name, overrides in VARIANTS.items():
-                if name == "soft targets (default)":
-                    continue
-                acc = train_ours(
-                    project, test, args.variants_aggregation, {"seed": seed, **overrides}
-                )
-                scores.setdefault(f"{args.variants_aggregation}, {name}", []).append(acc)
-                line.append(f"{name} {acc:.4f}")
-            noisy = seed_project(f"single-{seed}", single_pool, backbone, 1, epochs)
-            single_vote_labels(noisy, single_pool, seed)
-            for name in SINGLE_VARIANTS:
-                acc = train_ours(noisy, test, "majority", {"seed": seed, **VARIANTS[name]})
-                single.setdefault(name, []).append(acc)
-                line.append(f"single-vote {name} {acc:.4f}")
-            acc = train_trl(noisy, test, backbone, workdir, epochs, seed)
-            single.setdefault("TRL", []).append(acc)
-            line.append(f"single-vote TRL {acc:.4f} ({time.perf_counter() - tick:.0f} s)")
-            print("  ".join(line), flush=True)
+        for seed in range(sizes.seeds):
+            run_seed(seed, tally, sizes, backbone, workdir, args.variants_aggregation)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-    print(
-        f"\n{n_pool} pairs x {REDUNDANCY} votes; {HONEST} honest labelers and "
-        f"{', '.join(f'{n} {k}' for k, n in CARELESS.items())}; {seeds} seed(s); clean test "
-        f"accuracy on {n_test} pairs (mean, range over seeds)"
-    )
-    for kind, shares in label_truth.items():
-        if kind.startswith("longer"):
-            print(f"  rows whose {kind}: {statistics.mean(shares):.3f}")
-            continue
-        what = kind if kind.startswith("labels") else f"votes of {kind}"
-        print(f"  {what:<30} agree with the truth: {statistics.mean(shares):.3f}")
-    for name, values in scores.items():
-        print(f"  {name:<40} {summary(values)}")
-    mean = {k: statistics.mean(v) for k, v in scores.items()}
-    best = max(AGGREGATIONS, key=lambda a: mean[a])
-    over_majority = 100 * (mean[best] - mean["majority"])
-    over_trl = 100 * (mean[best] - mean["TRL on majority"])
-    ok = over_majority >= TARGET_POINTS and over_trl > 0
-    print(
-        f"best aggregation: {best}, {over_majority:+.2f} points over majority, "
-        f"{over_trl:+.2f} over TRL ({'meets' if ok else 'misses'} the target: "
-        f">= {TARGET_POINTS} over majority and above TRL)"
-    )
-    print(f"\nsingle vote, {n_single} pairs, {FLIP_SHARE:.0%} flipped:")
-    for name, values in single.items():
-        print(f"  {name:<40} {summary(values)}")
-    single_mean = {k: statistics.mean(v) for k, v in single.items()}
-    default_over_trl = 100 * (single_mean["soft targets (default)"] - single_mean["TRL"])
-    print(
-        f"default training {default_over_trl:+.2f} points over TRL "
-        f"({'meets' if default_over_trl >= SINGLE_TARGET_POINTS else 'misses'} the target "
-        f">= {SINGLE_TARGET_POINTS})"
-    )
-    print(f"{time.perf_counter() - started:.0f} s")
-    print(
-        json.dumps(
-            {
-                "accuracy": {k: round(v, 4) for k, v in mean.items()},
-                "single_vote_accuracy": {k: round(v, 4) for k, v in single_mean.items()},
-                "best_aggregation": best,
-                "points_over_majority": round(over_majority, 2),
-                "points_over_trl": round(over_trl, 2),
-                "single_vote_points_over_trl": round(default_over_trl, 2),
-                "pairs": n_pool,
-                "seeds": seeds,
-                "runs": {k: [round(x, 4) for x in v] for k, v in {**scores, **single}.items()},
-                **scale,
-            }
-        )
-    )
+    report(tally, sizes, started, scale)
 
 
 if __name__ == "__main__":

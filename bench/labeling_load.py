@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -356,7 +357,7 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -381,7 +382,259 @@ def main() -> int:
     args.labelers = args.labelers or (4 if args.smoke else 32)
     args.pairs = args.pairs or (400 if args.smoke else 100_000)
     args.seconds = args.seconds or (3.0 if args.smoke else 30.0)
+    return args
 
+
+def start_server(
+    args: argparse.Namespace, database_url: str, static_root: Path
+) -> tuple[subprocess.Popen, int]:
+    """gunicorn serving the app with production settings; returns it once it accepts
+    connections (or after 10 s), with its port."""
+    port = free_port()
+    # Production settings, served over plain HTTP on the loopback (no TLS proxy here).
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "LOG_LEVEL": "WARNING",
+        "STATIC_ROOT": str(static_root),
+    }
+    # As in a deployment: with DEBUG off the pages name hashed static files, which exist
+    # only after collectstatic (without it every page answers 500).
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-k",
+            args.worker_class,
+            "-w",
+            str(args.workers),
+            *(
+                ["--threads", str(args.threads), "--keep-alive", "60"]
+                if args.worker_class == "gthread"
+                else []
+            ),
+            *(
+                ["--worker-connections", str(args.worker_connections)]
+                if args.worker_connections
+                else []
+            ),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, port
+
+
+@dataclass
+class Load:
+    """What one run of the load measured, for the report."""
+
+    labelers: list[Labeler]
+    watcher: Watcher
+    t_start: float
+    elapsed: float
+    cpu_spent: dict[str, float]  # CPU seconds by program during the load
+    busy: float  # share of the machine's CPU time that was busy
+    autovacuum_before: dict[str, tuple[int, int]]
+    wal_before: int
+
+    @property
+    def created(self) -> int:
+        return sum(lab.created for lab in self.labelers)
+
+
+def run_load(
+    args: argparse.Namespace, port: int, slug: str, database_url: str, server_pid: int
+) -> Load | None:
+    """Every labeler signs in, then all label at once for --seconds; None when one could not
+    sign in."""
+    start = threading.Barrier(args.labelers + 1)
+    labelers = [Labeler(port, f"bench{i}", slug, args.seconds, start) for i in range(args.labelers)]
+    for labeler in labelers:
+        labeler.start()
+    autovacuum_before = autovacuum_runs()
+    wal_before = wal_position()
+    watcher = Watcher(database_url)
+    watcher.start()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        watcher.stop.set()
+        failed = [e for lab in labelers for e in lab.errors]
+        print(f"a labeler could not sign in: {failed[:3]}", file=sys.stderr)
+        return None
+    t_start = time.perf_counter()
+    cpu_before, busy_before = cpu_seconds_by_program(server_pid), machine_busy()
+    for labeler in labelers:
+        labeler.join()
+    elapsed = time.perf_counter() - t_start
+    watcher.stop.set()
+    watcher.join()
+    cpu_after, busy_after = cpu_seconds_by_program(server_pid), machine_busy()
+    return Load(
+        labelers=labelers,
+        watcher=watcher,
+        t_start=t_start,
+        elapsed=elapsed,
+        cpu_spent={k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after},
+        busy=(busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
+        autovacuum_before=autovacuum_before,
+        wal_before=wal_before,
+    )
+
+
+def report_speed(args: argparse.Namespace, load: Load) -> list[str]:
+    """Comparisons/s and latencies against their targets; returns the failed requests."""
+    next_ms = [x for lab in load.labelers for x in lab.next_ms]
+    submit_ms = [x for lab in load.labelers for x in lab.submit_ms]
+    errors = [e for lab in load.labelers for e in lab.errors]
+    rate = load.created / load.elapsed
+    p99 = max(pct(next_ms, 99), pct(submit_ms, 99))
+    print(
+        f"\n{args.labelers} labelers, gunicorn {args.worker_class} "
+        + (
+            f"{args.workers}x{args.threads} threads"
+            if args.worker_class == "gthread"
+            else f"{args.workers} workers"
+        )
+        + f", {args.seconds:.0f} s"
+    )
+    print(
+        f"comparisons/s: {rate:.1f}  (target >= {TARGET_RATE:.0f}: ratio {rate / TARGET_RATE:.2f})"
+    )
+    print(
+        f"GET  next      p50 {pct(next_ms, 50):6.1f} ms   p99 {pct(next_ms, 99):6.1f} ms   n={len(next_ms)}"
+    )
+    print(
+        f"POST compare   p50 {pct(submit_ms, 50):6.1f} ms   p99 {pct(submit_ms, 99):6.1f} ms   n={len(submit_ms)}"
+    )
+    print(
+        f"worst p99: {p99:.1f} ms (target < {TARGET_P99_MS:.0f}: ratio {p99 / TARGET_P99_MS:.2f})"
+    )
+    print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
+    return errors
+
+
+def report_cpu(load: Load) -> None:
+    """Where the CPU went: each gunicorn process, each program per comparison, the machine."""
+    workers = sorted(
+        (seconds for name, seconds in load.cpu_spent.items() if name.startswith("gunicorn")),
+        reverse=True,
+    )
+    print(
+        "gunicorn processes, share of one core each: "
+        + " ".join(f"{100 * seconds / load.elapsed:.0f}%" for seconds in workers)
+    )
+    spent = {
+        **{k: v for k, v in load.cpu_spent.items() if not k.startswith("gunicorn")},
+        "gunicorn (app)": sum(workers),
+    }
+    print(
+        "CPU ms per comparison: "
+        + ", ".join(
+            f"{name} {1000 * seconds / max(load.created, 1):.1f}"
+            for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
+        )
+        + f" (machine: {os.cpu_count()} cores)"
+    )
+    print(f"machine CPU busy during the load: {100 * load.busy:.0f}%")
+
+
+def report_slowest_second(load: Load) -> None:
+    """Comparisons in each second of the run, and what PostgreSQL waited on in the slowest."""
+    per_second = [0] * max(int(load.elapsed), 1)
+    for lab in load.labelers:
+        for t in lab.done_at:
+            per_second[min(int(t - load.t_start), len(per_second) - 1)] += 1
+    slowest = min(range(len(per_second)), key=per_second.__getitem__)
+    print(
+        f"comparisons per second of the run: min {per_second[slowest]} (second {slowest}),"
+        f" median {statistics.median(per_second):.0f}, max {max(per_second)}"
+    )
+    in_slowest: dict[str, int] = {}
+    samples_in_slowest = 0
+    for at, events in load.watcher.timeline:
+        if int(at - load.t_start) == slowest:
+            samples_in_slowest += 1
+            for event in events:
+                in_slowest[event] = in_slowest.get(event, 0) + 1
+    print(
+        f"PostgreSQL in that second ({samples_in_slowest} samples): "
+        + ", ".join(
+            f"{event} {n}" for event, n in sorted(in_slowest.items(), key=lambda kv: -kv[1])
+        )
+    )
+
+
+def report_database(load: Load, server_pid: int) -> None:
+    """Autovacuum, WAL, the bench's own stalls, PostgreSQL's waits and the workers' memory."""
+    # The statistics collector reports with a delay: read after the run, this still shows
+    # what ran during it, give or take a second.
+    autovacuum_after = autovacuum_runs()
+    before = load.autovacuum_before
+    ran = [
+        f"{table} (vacuum {after[0] - before.get(table, (0, 0))[0]},"
+        f" analyze {after[1] - before.get(table, (0, 0))[1]})"
+        for table, after in sorted(autovacuum_after.items())
+        if after != before.get(table, (0, 0))
+    ]
+    print("autovacuum during the run: " + (", ".join(ran) if ran else "none"))
+    wal_mib = (wal_position() - load.wal_before) / 2**20
+    print(
+        f"WAL written: {wal_mib:.0f} MiB ({1024 * wal_mib / max(load.created, 1):.1f} KiB per comparison)"
+    )
+    watcher = load.watcher
+    stalls = [g for g in watcher.gaps_ms if g > 50]
+    print(
+        f"scheduling gaps over 50 ms in the bench process: {len(stalls)}"
+        + (f", longest {max(stalls):.0f} ms" if stalls else "")
+    )
+    busy_backends = sum(watcher.waits.values()) / max(watcher.samples, 1)
+    top = sorted(watcher.waits.items(), key=lambda kv: -kv[1])[:5]
+    print(
+        f"PostgreSQL backends active per sample: {busy_backends:.2f}; "
+        + ", ".join(f"{event} {100 * n / max(watcher.samples, 1):.0f}%" for event, n in top)
+    )
+    print(
+        "gunicorn workers' peak memory (RSS): "
+        + " ".join(f"{mib:.0f} MiB" for mib in worker_peak_rss_mib(server_pid))
+    )
+
+
+def over_redundancy() -> int:
+    """Pairs that got more judgments than the project's redundancy (2): a wrong result."""
+    from django.db.models import Count
+
+    from annotate.models import Comparison
+
+    over = Comparison.objects.values("pair").annotate(n=Count("pk")).filter(n__gt=2).count()
+    print(f"stored comparisons: {Comparison.objects.count()} (pairs over redundancy: {over})")
+    return over
+
+
+def main() -> int:
+    args = parse_args()
     db_name = f"prefloop_bench_{os.getpid()}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
@@ -399,197 +652,16 @@ def main() -> int:
         print(
             f"seeded {args.pairs:,} pairs and {args.labelers} labelers in {time.perf_counter() - t0:.1f} s"
         )
-
-        port = free_port()
         static_root = Path(tempfile.mkdtemp(prefix="labeling-load-static-"))
-        # Production settings, served over plain HTTP on the loopback (no TLS proxy here).
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "SECURE_SSL_REDIRECT": "0",
-            "SESSION_COOKIE_SECURE": "0",
-            "CSRF_COOKIE_SECURE": "0",
-            "LOG_LEVEL": "WARNING",
-            "STATIC_ROOT": str(static_root),
-        }
-        # As in a deployment: with DEBUG off the pages name hashed static files, which exist
-        # only after collectstatic (without it every page answers 500).
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "config.wsgi",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-k",
-                args.worker_class,
-                "-w",
-                str(args.workers),
-                *(
-                    ["--threads", str(args.threads), "--keep-alive", "60"]
-                    if args.worker_class == "gthread"
-                    else []
-                ),
-                *(
-                    ["--worker-connections", str(args.worker_connections)]
-                    if args.worker_connections
-                    else []
-                ),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-
-        start = threading.Barrier(args.labelers + 1)
-        labelers = [
-            Labeler(port, f"bench{i}", slug, args.seconds, start) for i in range(args.labelers)
-        ]
-        for labeler in labelers:
-            labeler.start()
-        autovacuum_before = autovacuum_runs()
-        wal_before = wal_position()
-        watcher = Watcher(database_url)
-        watcher.start()
-        try:
-            start.wait()
-        except threading.BrokenBarrierError:
-            watcher.stop.set()
-            failed = [e for lab in labelers for e in lab.errors]
-            print(f"a labeler could not sign in: {failed[:3]}", file=sys.stderr)
+        server, port = start_server(args, database_url, static_root)
+        load = run_load(args, port, slug, database_url, server.pid)
+        if load is None:
             return 1
-        t_start = time.perf_counter()
-        cpu_before, busy_before = cpu_seconds_by_program(server.pid), machine_busy()
-        for labeler in labelers:
-            labeler.join()
-        elapsed = time.perf_counter() - t_start
-        watcher.stop.set()
-        watcher.join()
-        cpu_after, busy_after = cpu_seconds_by_program(server.pid), machine_busy()
-
-        created = sum(lab.created for lab in labelers)
-        next_ms = [x for lab in labelers for x in lab.next_ms]
-        submit_ms = [x for lab in labelers for x in lab.submit_ms]
-        errors = [e for lab in labelers for e in lab.errors]
-        rate = created / elapsed
-        p99 = max(pct(next_ms, 99), pct(submit_ms, 99))
-        print(
-            f"\n{args.labelers} labelers, gunicorn {args.worker_class} "
-            + (
-                f"{args.workers}x{args.threads} threads"
-                if args.worker_class == "gthread"
-                else f"{args.workers} workers"
-            )
-            + f", {args.seconds:.0f} s"
-        )
-        print(
-            f"comparisons/s: {rate:.1f}  (target >= {TARGET_RATE:.0f}: ratio {rate / TARGET_RATE:.2f})"
-        )
-        print(
-            f"GET  next      p50 {pct(next_ms, 50):6.1f} ms   p99 {pct(next_ms, 99):6.1f} ms   n={len(next_ms)}"
-        )
-        print(
-            f"POST compare   p50 {pct(submit_ms, 50):6.1f} ms   p99 {pct(submit_ms, 99):6.1f} ms   n={len(submit_ms)}"
-        )
-        print(
-            f"worst p99: {p99:.1f} ms (target < {TARGET_P99_MS:.0f}: ratio {p99 / TARGET_P99_MS:.2f})"
-        )
-        print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
-        spent = {k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after}
-        workers = sorted(
-            (seconds for name, seconds in spent.items() if name.startswith("gunicorn")),
-            reverse=True,
-        )
-        print(
-            "gunicorn processes, share of one core each: "
-            + " ".join(f"{100 * seconds / elapsed:.0f}%" for seconds in workers)
-        )
-        spent = {
-            **{k: v for k, v in spent.items() if not k.startswith("gunicorn")},
-            "gunicorn (app)": sum(workers),
-        }
-        print(
-            "CPU ms per comparison: "
-            + ", ".join(
-                f"{name} {1000 * seconds / max(created, 1):.1f}"
-                for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
-            )
-            + f" (machine: {os.cpu_count()} cores)"
-        )
-        busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
-        print(f"machine CPU busy during the load: {100 * busy:.0f}%")
-        per_second = [0] * max(int(elapsed), 1)
-        for lab in labelers:
-            for t in lab.done_at:
-                per_second[min(int(t - t_start), len(per_second) - 1)] += 1
-        slowest = min(range(len(per_second)), key=per_second.__getitem__)
-        print(
-            f"comparisons per second of the run: min {per_second[slowest]} (second {slowest}),"
-            f" median {statistics.median(per_second):.0f}, max {max(per_second)}"
-        )
-        in_slowest: dict[str, int] = {}
-        samples_in_slowest = 0
-        for at, events in watcher.timeline:
-            if int(at - t_start) == slowest:
-                samples_in_slowest += 1
-                for event in events:
-                    in_slowest[event] = in_slowest.get(event, 0) + 1
-        print(
-            f"PostgreSQL in that second ({samples_in_slowest} samples): "
-            + ", ".join(
-                f"{event} {n}" for event, n in sorted(in_slowest.items(), key=lambda kv: -kv[1])
-            )
-        )
-        # The statistics collector reports with a delay: read after the run, this still shows
-        # what ran during it, give or take a second.
-        autovacuum_after = autovacuum_runs()
-        ran = [
-            f"{table} (vacuum {after[0] - autovacuum_before.get(table, (0, 0))[0]},"
-            f" analyze {after[1] - autovacuum_before.get(table, (0, 0))[1]})"
-            for table, after in sorted(autovacuum_after.items())
-            if after != autovacuum_before.get(table, (0, 0))
-        ]
-        print("autovacuum during the run: " + (", ".join(ran) if ran else "none"))
-        wal_mib = (wal_position() - wal_before) / 2**20
-        print(
-            f"WAL written: {wal_mib:.0f} MiB ({1024 * wal_mib / max(created, 1):.1f} KiB per comparison)"
-        )
-        stalls = [g for g in watcher.gaps_ms if g > 50]
-        print(
-            f"scheduling gaps over 50 ms in the bench process: {len(stalls)}"
-            + (f", longest {max(stalls):.0f} ms" if stalls else "")
-        )
-        busy_backends = sum(watcher.waits.values()) / max(watcher.samples, 1)
-        top = sorted(watcher.waits.items(), key=lambda kv: -kv[1])[:5]
-        print(
-            f"PostgreSQL backends active per sample: {busy_backends:.2f}; "
-            + ", ".join(f"{event} {100 * n / max(watcher.samples, 1):.0f}%" for event, n in top)
-        )
-        print(
-            "gunicorn workers' peak memory (RSS): "
-            + " ".join(f"{mib:.0f} MiB" for mib in worker_peak_rss_mib(server.pid))
-        )
-
-        from django.db.models import Count
-
-        from annotate.models import Comparison
-
-        over = Comparison.objects.values("pair").annotate(n=Count("pk")).filter(n__gt=2).count()
-        print(f"stored comparisons: {Comparison.objects.count()} (pairs over redundancy: {over})")
+        errors = report_speed(args, load)
+        report_cpu(load)
+        report_slowest_second(load)
+        report_database(load, server.pid)
+        over = over_redundancy()
         print("\nleasing query plan at full size:\n" + lease_plan(slug))
         # Speed is reported against its target above; a failed request or an over-filled
         # pair is a wrong result.

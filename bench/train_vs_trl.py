@@ -476,17 +476,7 @@ def decoder_main(args) -> None:
             return dict(result, peak_rss_mb=peak_rss_mb())
         return _child(kind, spec)
 
-    from rewardtrain.core.config import TrainConfig
-    from rewardtrain.core.precision import cpu_has_native_bf16, use_bf16
-
-    # The same rule decides for both trainers (run_trl asks use_bf16 too).
-    bf16 = use_bf16(TrainConfig(bf16=base["bf16"]), "cpu")
-    precision = (
-        f"bf16 for both ({'this CPU has' if cpu_has_native_bf16() else 'forced; this CPU lacks'}"
-        " native bf16)"
-        if bf16
-        else "float32 for both"
-    )
+    precision = _decoder_precision(base["bf16"])
     results = []
     for seed in seeds:
         folder = tempfile.mkdtemp(prefix="decoder-")
@@ -518,12 +508,7 @@ def decoder_main(args) -> None:
         if "ranks" in modes and not smoke and seed == seeds[0]:
             spec = {**base, "backbone": folder, "seed": seed, "lora_r": 0}
             spec["learning_rate"] = args.learning_rate or DECODER_MODES["full"][2]
-            one = _child("ours", {**spec, "nproc": 1, "threads": 2})
-            two = _child("ours", {**spec, "nproc": 2})
-            for result, nproc in ((one, 1), (two, 2)):
-                results.append(dict(result, mode="ranks", kind=f"{nproc} rank", seed=seed))
-            print(f"  prefloop, 1 rank (2 threads): {_fmt(one)}")
-            print(f"  prefloop, 2 gloo ranks (1 thread each): {_fmt(two)}")
+            results += _decoder_ranks(spec)
         shutil.rmtree(folder, ignore_errors=True)
     if smoke and "ranks" in modes:
         print("  1 vs 2 gloo ranks: left out of --smoke (torchrun start-up takes longer than it)")
@@ -532,6 +517,32 @@ def decoder_main(args) -> None:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     print(decoder_summary(results))
+
+
+def _decoder_precision(bf16_setting: bool | None) -> str:
+    """What both trainers train in, in words; the same rule decides for both (run_trl asks
+    use_bf16 too)."""
+    from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.precision import cpu_has_native_bf16, use_bf16
+
+    if not use_bf16(TrainConfig(bf16=bf16_setting), "cpu"):
+        return "float32 for both"
+    return (
+        f"bf16 for both ({'this CPU has' if cpu_has_native_bf16() else 'forced; this CPU lacks'}"
+        " native bf16)"
+    )
+
+
+def _decoder_ranks(spec: dict) -> list[dict]:
+    """prefloop on 1 rank (2 threads) against 2 gloo ranks (1 thread each), full fine-tuning."""
+    one = _child("ours", {**spec, "nproc": 1, "threads": 2})
+    two = _child("ours", {**spec, "nproc": 2})
+    print(f"  prefloop, 1 rank (2 threads): {_fmt(one)}")
+    print(f"  prefloop, 2 gloo ranks (1 thread each): {_fmt(two)}")
+    return [
+        dict(result, mode="ranks", kind=f"{nproc} rank", seed=spec["seed"])
+        for result, nproc in ((one, 1), (two, 2))
+    ]
 
 
 def decoder_summary(results: list[dict]) -> str:
@@ -607,7 +618,7 @@ def _fmt(result: dict) -> str:
     return ", ".join(parts)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -666,6 +677,11 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    return args
+
+
+def main() -> None:
+    args = parse_args()
 
     if args.worker:
         spec = json.load(open(args.spec))
@@ -692,6 +708,12 @@ def main() -> None:
             args.variants = "varied"
         decoder_main(args)
         return
+    encoder_main(args)
+
+
+def encoder_main(args: argparse.Namespace) -> None:
+    """The default comparison: a MiniLM-sized encoder, each variant of the data in turn, every
+    run in a child process, the best of each trainer against the other's best."""
     args.learning_rate = args.learning_rate or 5e-5
     args.threads = args.threads or 0
     args.pairs, args.test_pairs = args.pairs or 2000, args.test_pairs or 500
@@ -714,75 +736,81 @@ def main() -> None:
     all_results = {}
     bf16_modes = {"auto": [None], "on": [True], "off": [False], "both": [True, False]}[args.bf16]
     for variant in args.variants.split(","):
-        varied = variant == "varied"
-        max_length = 512 if varied else 128
-        data = {
-            "train": make_pairs(args.pairs, 1, varied),
-            "validation": make_pairs(max(args.pairs // 10, 20), 2, varied),
-            "test": make_pairs(args.test_pairs, 3, varied),
-        }
-        data_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump(data, data_file)
-        data_file.close()
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(backbone)
-        lengths = [len(tok(r["prompt"] + " " + r["chosen"])["input_ids"]) for r in data["train"]]
-        over = sum(
-            1
-            for r in data["train"]
-            if max(
-                len(tok(r["prompt"] + r[s] + "[SEP]")["input_ids"]) for s in ("chosen", "rejected")
-            )
-            > max_length
-        )
-        print(
-            f"\n== {variant}: {args.pairs} train pairs, {len(data['validation'])} validation (ours only, "
-            f"for its per-epoch check), {args.test_pairs} test; tokens per chosen input: "
-            f"mean {sum(lengths) / len(lengths):.0f}, min {min(lengths)}, max {max(lengths)}; "
-            f"max_length {max_length}; {over} pairs longer than it"
-        )
-        runs = {}
-        for round_ in range(1 if args.quick else args.rounds):
-            for bf16 in bf16_modes:
-                base = {
-                    "data": data_file.name,
-                    "backbone": backbone,
-                    "max_length": max_length,
-                    "batch_size": args.batch_size,
-                    "epochs": args.epochs,
-                    "learning_rate": args.learning_rate,
-                    "bf16": bf16,
-                    "threads": args.threads,
-                }
-                trl_runs = [("trl", a) for a in args.trl_attention.split(",")]
-                order = [*trl_runs, ("ours", "")] if round_ % 2 == 0 else [("ours", ""), *trl_runs]
-                for kind, attention in order:
-                    result = _child(kind, {**base, "attention": attention})
-                    label = f"{kind:4s} bf16={'on ' if result['bf16'] else 'off'}"
-                    if attention:
-                        label += f" attn={attention}"
-                    runs.setdefault(label, []).append(result)
-                    print(f"  round {round_ + 1} {label}: {_fmt(result)}", flush=True)
-        best = {}
-        for label, results in runs.items():
-            kind = label.split()[0]
-            top = max(results, key=lambda r: r["pairs_per_second"])
-            if kind not in best or top["pairs_per_second"] > best[kind]["pairs_per_second"]:
-                best[kind] = dict(top, label=label)
-        ours, trl = best["ours"], best["trl"]
-        print(f"  best ours ({ours['label']}): {_fmt(ours)}")
-        print(f"  best TRL  ({trl['label']}): {_fmt(trl)}")
-        print(
-            f"  ratio ours/TRL: pairs/s x{ours['pairs_per_second'] / trl['pairs_per_second']:.2f}, "
-            f"peak RSS x{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}, "
-            f"test accuracy {ours['test_accuracy']:.3f} vs {trl['test_accuracy']:.3f}"
-        )
-        all_results[variant] = {"runs": runs, "best": best}
-        os.unlink(data_file.name)
+        all_results[variant] = encoder_variant(args, backbone, variant, bf16_modes)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(all_results, f, indent=2)
+
+
+def encoder_variant(
+    args: argparse.Namespace, backbone: str, variant: str, bf16_modes: list[bool | None]
+) -> dict:
+    """One variant ("fixed" or "varied" lengths): its data, its rounds of both trainers, and
+    the best of each; returns {"runs": ..., "best": ...}."""
+    varied = variant == "varied"
+    max_length = 512 if varied else 128
+    data = {
+        "train": make_pairs(args.pairs, 1, varied),
+        "validation": make_pairs(max(args.pairs // 10, 20), 2, varied),
+        "test": make_pairs(args.test_pairs, 3, varied),
+    }
+    data_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(data, data_file)
+    data_file.close()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(backbone)
+    lengths = [len(tok(r["prompt"] + " " + r["chosen"])["input_ids"]) for r in data["train"]]
+    over = sum(
+        1
+        for r in data["train"]
+        if max(len(tok(r["prompt"] + r[s] + "[SEP]")["input_ids"]) for s in ("chosen", "rejected"))
+        > max_length
+    )
+    print(
+        f"\n== {variant}: {args.pairs} train pairs, {len(data['validation'])} validation (ours only, "
+        f"for its per-epoch check), {args.test_pairs} test; tokens per chosen input: "
+        f"mean {sum(lengths) / len(lengths):.0f}, min {min(lengths)}, max {max(lengths)}; "
+        f"max_length {max_length}; {over} pairs longer than it"
+    )
+    runs = {}
+    for round_ in range(1 if args.quick else args.rounds):
+        for bf16 in bf16_modes:
+            base = {
+                "data": data_file.name,
+                "backbone": backbone,
+                "max_length": max_length,
+                "batch_size": args.batch_size,
+                "epochs": args.epochs,
+                "learning_rate": args.learning_rate,
+                "bf16": bf16,
+                "threads": args.threads,
+            }
+            trl_runs = [("trl", a) for a in args.trl_attention.split(",")]
+            order = [*trl_runs, ("ours", "")] if round_ % 2 == 0 else [("ours", ""), *trl_runs]
+            for kind, attention in order:
+                result = _child(kind, {**base, "attention": attention})
+                label = f"{kind:4s} bf16={'on ' if result['bf16'] else 'off'}"
+                if attention:
+                    label += f" attn={attention}"
+                runs.setdefault(label, []).append(result)
+                print(f"  round {round_ + 1} {label}: {_fmt(result)}", flush=True)
+    best = {}
+    for label, results in runs.items():
+        kind = label.split()[0]
+        top = max(results, key=lambda r: r["pairs_per_second"])
+        if kind not in best or top["pairs_per_second"] > best[kind]["pairs_per_second"]:
+            best[kind] = dict(top, label=label)
+    ours, trl = best["ours"], best["trl"]
+    print(f"  best ours ({ours['label']}): {_fmt(ours)}")
+    print(f"  best TRL  ({trl['label']}): {_fmt(trl)}")
+    print(
+        f"  ratio ours/TRL: pairs/s x{ours['pairs_per_second'] / trl['pairs_per_second']:.2f}, "
+        f"peak RSS x{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}, "
+        f"test accuracy {ours['test_accuracy']:.3f} vs {trl['test_accuracy']:.3f}"
+    )
+    os.unlink(data_file.name)
+    return {"runs": runs, "best": best}
 
 
 if __name__ == "__main__":

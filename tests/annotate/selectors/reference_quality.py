@@ -1,17 +1,19 @@
-"""The quality figures as annotate/selectors/quality.py computed them before they were
-aggregated in the database (every comparison read into a Python object): kept here, and only
-here, as the reference that the new computation is held to."""
+"""An independent oracle for annotate/selectors/quality.py: every quality figure recomputed
+from its definition, plainly, in Python over every comparison read as a model object (no
+aggregate query, no code shared with the selector's database path).
+
+The measures themselves (agreement, labeler rates, the leaderboard, the review rule) are the
+plain functions of annotate.quality, called on lists; those are held to krippendorff,
+crowd-kit and scipy in tests/annotate/quality/, so this file checks only what the selector
+adds: which comparisons count, and how they are counted, bucketed and rounded."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Sum
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from annotate.models import Comparison, Membership, Pair, Project
@@ -19,263 +21,186 @@ from annotate.quality.agreement import agreement_report, signed_strength
 from annotate.quality.labelers import Judgment, PairFacts, labeler_stats, merge_bands
 from annotate.quality.leaderboard import leaderboard
 from annotate.quality.review import review_queue
-from annotate.selectors.aggregation import PairPosteriors, posteriors_fit
+from annotate.selectors.aggregation import posteriors_fit
 from annotate.selectors.dataset import DatasetFilter, comparisons_for_dataset, dataset_posteriors
 
-# The pace behind the ETA: human labels over this recent window.
-PACE_WINDOW = timedelta(hours=24)
-# Review items listed in the API answer (the size always counts them all).
-REVIEW_ITEMS = 50
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+LISTED_REVIEW_ITEMS = 50  # the answer lists this many; its size counts them all
 
 
-@dataclass
-class _Data:
-    """A project's comparisons and pairs as the measures need them."""
-
-    judgments: list[Judgment] = field(default_factory=list)
-    facts: dict[int, PairFacts] = field(default_factory=dict)
-    models: dict[int, tuple[str, str]] = field(default_factory=dict)
-    ambiguous: set[int] = field(default_factory=set)
-    adjudicated: set[int] = field(default_factory=set)
-    excluded: dict[int, str] = field(default_factory=dict)
-    # Counted votes per pair: first judgments of labelers not excluded, and anonymous imports.
-    votes: dict[int, list[tuple[str, int | None]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    # The project's aggregation as training fits it (None under majority).
-    posteriors: PairPosteriors | None = None
+def _is_human(c: Comparison) -> bool:
+    """A labeler's own judgment: not an anonymous import, not a staff ruling."""
+    return c.labeler_id is not None and c.source != Comparison.Source.ADJUDICATION
 
 
-def _load(project: Project) -> _Data:
-    data = _Data()
-    data.excluded = dict(
-        Membership.objects.filter(project=project, excluded=True).values_list(
-            "user_id", "excluded_reason"
-        )
-    )
-    pairs = (
-        Pair.objects.filter(project=project)
-        .annotate(len_a=Length("response_a__text"), len_b=Length("response_b__text"))
-        .values_list(
-            "id",
-            "gold",
-            "model_p_a",
-            "ambiguous",
-            "len_a",
-            "len_b",
-            "response_a__model_name",
-            "response_b__model_name",
-        )
-    )
-    for pair_id, gold, model_p_a, ambiguous, len_a, len_b, model_a, model_b in pairs.iterator(
-        chunk_size=2000
-    ):
-        longer = "a" if len_a > len_b else "b" if len_b > len_a else None
-        data.facts[pair_id] = PairFacts(longer=longer, gold=gold, model_p_a=model_p_a)
-        data.models[pair_id] = (model_a, model_b)
-        if ambiguous:
-            data.ambiguous.add(pair_id)
-
-    rows = (
-        Comparison.objects.filter(project=project)
-        .order_by("id")
-        .values_list(
-            "pair_id",
-            "labeler_id",
-            "source",
-            "choice",
-            "strength",
-            "left",
-            "time_spent_ms",
-            "created_at",
-            "is_repeat",
-        )
-    )
-    for pair_id, labeler, source, choice, strength, left, ms, at, repeat in rows.iterator(
-        chunk_size=2000
-    ):
-        if source == Comparison.Source.ADJUDICATION:
-            # A staff decision, not a labeler's vote: it settles the pair (see dataset.py).
-            data.adjudicated.add(pair_id)
+def _counted_votes(comparisons: list[Comparison], excluded: set[int]) -> dict[int, list]:
+    """Per pair, in comparison order, the (choice, strength) that count: first judgments of
+    labelers who are not excluded, and anonymous imports; never a staff ruling."""
+    votes: dict[int, list] = {}
+    for c in comparisons:
+        if c.source == Comparison.Source.ADJUDICATION or c.is_repeat:
             continue
-        data.judgments.append(
-            Judgment(
-                pair_id=pair_id,
-                labeler=labeler,
-                choice=choice,
-                left=left,
-                seconds=ms / 1000 if ms is not None else None,
-                at=at,
-                is_repeat=repeat,
-            )
-        )
-        if not repeat and labeler not in data.excluded:
-            data.votes[pair_id].append((choice, strength))
-    return data
+        if c.labeler_id in excluded:
+            continue
+        votes.setdefault(c.pair_id, []).append((c.choice, c.strength))
+    return votes
 
 
-def _progress(project: Project, now: datetime, data: _Data) -> dict[str, Any]:
-    """Pairs at full redundancy, the queue, the pace and the time left at that pace."""
-    redundancy = project.redundancy
-    pairs = Pair.objects.filter(project=project)
-    complete = pairs.filter(human_count__gte=redundancy).count()
-    waiting = pairs.filter(is_open=True, human_count__lt=redundancy).aggregate(
-        n=Count("id"), have=Sum("human_count")
-    )
-    depth = waiting["n"] or 0
-    needed = depth * redundancy - (waiting["have"] or 0)
-
-    since = now - PACE_WINDOW
-    recent = [
-        j.at
-        for j in data.judgments
-        if j.labeler is not None and not j.is_repeat and j.at and j.at >= since
-    ]
-    pace = None
-    if recent:
-        # Over the hours since the first recent label, at least one: a fresh start is not
-        # stretched over a whole idle day, nor a burst of two labels read as a flood.
-        hours = max((now - min(recent)).total_seconds() / 3600, 1.0)
-        pace = len(recent) / hours
-    eta_hours = needed / pace if pace and needed else (0.0 if not needed else None)
-    total = project.pair_count
+def _progress(project: Project, pairs: list[Pair], human: list[Comparison], now: datetime):
+    """Complete pairs have `redundancy` human judgments; the queue is the open pairs short of
+    it, and what they still need; the pace is first human judgments of the last 24 hours over
+    the hours since the earliest of them (one hour at least)."""
+    want = project.redundancy
+    complete = [p for p in pairs if p.human_count >= want]
+    short = [p for p in pairs if p.is_open and p.human_count < want]
+    needed = sum(want - p.human_count for p in short)
+    recent = [c.created_at for c in human if not c.is_repeat and now - c.created_at <= DAY]
+    pace = len(recent) / max((now - min(recent)) / HOUR, 1.0) if recent else None
+    if needed == 0:
+        eta = 0.0
+    elif pace:
+        eta = needed / pace
+    else:
+        eta = None
     return {
         "progress": {
-            "pairs_total": total,
-            "pairs_complete": complete,
-            "share": round(complete / total, 4) if total else None,
-            "redundancy": redundancy,
+            "pairs_total": project.pair_count,
+            "pairs_complete": len(complete),
+            "share": round(len(complete) / project.pair_count, 4) if project.pair_count else None,
+            "redundancy": want,
         },
-        "queue_depth": depth,
+        "queue_depth": len(short),
         "judgments_needed": needed,
-        "pace_per_hour": round(pace, 2) if pace else None,
-        "eta_hours": round(eta_hours, 2) if eta_hours is not None else None,
-        "eta_at": (now + timedelta(hours=eta_hours)).isoformat() if eta_hours else None,
+        "pace_per_hour": None if pace is None else round(pace, 2),
+        "eta_hours": None if eta is None else round(eta, 2),
+        "eta_at": (now + eta * HOUR).isoformat() if eta else None,
     }
 
 
-def _throughput(now: datetime, data: _Data) -> dict[str, Any]:
-    """Human labels per hour over the last two days of a young project, else per day over
-    the last 30 days."""
-    stamps = [j.at for j in data.judgments if j.labeler is not None and j.at is not None]
+def _floor(t: datetime, unit: timedelta) -> datetime:
+    if unit == HOUR:
+        return datetime(t.year, t.month, t.day, t.hour, tzinfo=t.tzinfo)
+    return datetime(t.year, t.month, t.day, tzinfo=t.tzinfo)
+
+
+def _throughput(human: list[Comparison], now: datetime) -> dict[str, Any]:
+    """Human judgments (repeats too) per hour from the first one when it is at most two days
+    old, else per day over the last 30 days; every bucket up to now, empty ones as 0."""
+    stamps = [c.created_at for c in human]
     if not stamps:
         return {"bucket": "day", "series": []}
-    young = now - min(stamps) <= timedelta(days=2)
-    if young:
-        size = timedelta(hours=1)
-        start = min(stamps).replace(minute=0, second=0, microsecond=0)
-    else:
-        size = timedelta(days=1)
-        start = max(min(stamps), now - timedelta(days=29)).replace(
-            hour=0, minute=0, second=0, microsecond=0
+    first = min(stamps)
+    unit = HOUR if now - first <= 2 * DAY else DAY
+    start = _floor(first if unit == HOUR else max(first, now - 29 * DAY), unit)
+    series = []
+    edge = start
+    while edge <= now:
+        n = sum(1 for t in stamps if edge <= t < edge + unit)
+        series.append({"start": edge.isoformat(), "count": n})
+        edge += unit
+    return {"bucket": "hour" if unit == HOUR else "day", "series": series}
+
+
+def _labelers(comparisons, pairs, excluded, bands, reliability) -> list[dict[str, Any]]:
+    """Each labeler's rates (annotate.quality.labelers over their judgments), with their name,
+    exclusion and reliability under the project's aggregation, fitted on everyone's votes."""
+    judgments = [
+        Judgment(
+            pair_id=c.pair_id,
+            labeler=c.labeler_id,
+            choice=c.choice,
+            left=c.left,
+            seconds=None if c.time_spent_ms is None else c.time_spent_ms / 1000,
+            at=c.created_at,
+            is_repeat=c.is_repeat,
         )
-    buckets = int((now - start) / size) + 1
-    counts = Counter(int((t - start) / size) for t in stamps if t >= start)
-    return {
-        "bucket": "hour" if young else "day",
-        "series": [
-            {"start": (start + i * size).isoformat(), "count": counts.get(i, 0)}
-            for i in range(buckets)
-        ],
-    }
-
-
-def _agreement(data: _Data, n_boot: int, seed: int) -> dict[str, Any]:
-    choices = [[c for c, _ in votes] for votes in data.votes.values()]
-    signed = [
-        [v for c, s in votes if (v := signed_strength(c, s)) is not None]
-        for votes in data.votes.values()
+        for c in comparisons
+        if c.source != Comparison.Source.ADJUDICATION
     ]
-    return agreement_report(choices, signed, n_boot=n_boot, seed=seed)
-
-
-def _review(data: _Data, bands: dict[str, float]) -> list[dict[str, Any]]:
-    posteriors = data.posteriors
-    open_votes = (
-        (
-            pair_id,
-            Counter(c for c, _ in votes),
-            data.facts[pair_id].model_p_a,
-            posteriors.get(pair_id) if posteriors is not None else None,
+    facts = {}
+    for p in pairs:
+        a, b = len(p.response_a.text), len(p.response_b.text)
+        facts[p.pk] = PairFacts(
+            longer=None if a == b else ("a" if a > b else "b"), gold=p.gold, model_p_a=p.model_p_a
         )
-        for pair_id, votes in data.votes.items()
-        if pair_id not in data.ambiguous and pair_id not in data.adjudicated
-    )
-    return review_queue(
-        open_votes,
-        split_max_agreement=bands["review_split_max_agreement"],
-        model_p_min=bands["review_model_p_min"],
-        posterior_max=bands["review_posterior_max"],
-    )
-
-
-def _reliability(project: Project, data: _Data) -> PairPosteriors:
-    """Every labeler's reliability under the project's aggregation, excluded ones too (staff
-    judge them by it); the training fit serves when nobody is excluded."""
-    if data.posteriors is not None and not data.excluded:
-        return data.posteriors
-    qs = comparisons_for_dataset(project, DatasetFilter(include_excluded=True))
-    return posteriors_fit(project=project, comparisons=qs)
-
-
-def _aggregation(fit: PairPosteriors) -> dict[str, Any]:
-    return {
-        "method": fit.method,
-        "model": fit.model_name,
-        "votes": fit.votes,
-        "seconds": round(fit.seconds, 3),
-    }
-
-
-def _labelers(
-    data: _Data, bands: dict[str, float], reliability: dict[int, float]
-) -> list[dict[str, Any]]:
-    stats = labeler_stats(data.judgments, data.facts, excluded=data.excluded, bands=bands)
-    names = dict(get_user_model().objects.filter(id__in=stats).values_list("id", "username"))
+    stats = labeler_stats(judgments, facts, excluded=excluded, bands=bands)
+    users = {u.pk: u.username for u in get_user_model().objects.filter(pk__in=list(stats))}
     rows = []
-    for user_id, row in stats.items():
-        rows.append(
-            {
-                "user_id": user_id,
-                "username": names.get(user_id, str(user_id)),
-                "excluded": user_id in data.excluded,
-                "excluded_reason": data.excluded.get(user_id, ""),
-                **{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
-                "reliability": (round(reliability[user_id], 4) if user_id in reliability else None),
-            }
-        )
-    return sorted(rows, key=lambda r: r["username"])
-
-
-def _leaderboard(data: _Data, n_boot: int, seed: int) -> dict[str, Any]:
-    battles = (
-        (*data.models[pair_id], choice)
-        for pair_id, votes in data.votes.items()
-        for choice, _ in votes
-    )
-    return leaderboard(battles, n_boot=n_boot, seed=seed)
+    for user_id, figures in stats.items():
+        row = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+        row["user_id"] = user_id
+        row["username"] = users.get(user_id, str(user_id))
+        row["excluded"] = user_id in excluded
+        row["excluded_reason"] = excluded.get(user_id, "")
+        row["reliability"] = round(reliability[user_id], 4) if user_id in reliability else None
+        rows.append(row)
+    rows.sort(key=lambda row: row["username"])
+    return rows
 
 
 def reference_quality(
     *, project: Project, n_boot: int = 1000, seed: int = 0, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The figures as the app computed them before they were aggregated in the database."""
+    """The figures quality_figures gives, plus "review_all": the whole review queue."""
     now = now or timezone.now()
-    data = _load(project)
-    data.posteriors = dataset_posteriors(project)
-    fit = _reliability(project, data)
+    pairs = list(Pair.objects.filter(project=project).select_related("response_a", "response_b"))
+    by_id = {p.pk: p for p in pairs}
+    comparisons = list(Comparison.objects.filter(project=project).order_by("pk"))
+    human = [c for c in comparisons if _is_human(c)]
+    excluded = {
+        m.user_id: m.excluded_reason
+        for m in Membership.objects.filter(project=project, excluded=True)
+    }
+    votes = _counted_votes(comparisons, set(excluded))
     bands = merge_bands(project.quality_bands)
-    review = _review(data, bands)
+
+    ruled = {c.pair_id for c in comparisons if c.source == Comparison.Source.ADJUDICATION}
+    training_fit = dataset_posteriors(project)
+    review = review_queue(
+        (
+            (
+                pair_id,
+                Counter(choice for choice, _ in pair_votes),
+                by_id[pair_id].model_p_a,
+                None if training_fit is None else training_fit.get(pair_id),
+            )
+            for pair_id, pair_votes in votes.items()
+            if not by_id[pair_id].ambiguous and pair_id not in ruled
+        ),
+        split_max_agreement=bands["review_split_max_agreement"],
+        model_p_min=bands["review_model_p_min"],
+        posterior_max=bands["review_posterior_max"],
+    )
+    everyone = comparisons_for_dataset(project, DatasetFilter(include_excluded=True))
+    fit = posteriors_fit(project=project, comparisons=everyone)
+    battles = [
+        (by_id[pair_id].response_a.model_name, by_id[pair_id].response_b.model_name, choice)
+        for pair_id, pair_votes in votes.items()
+        for choice, _ in pair_votes
+    ]
     return {
         "project": {"slug": project.slug, "name": project.name},
         "generated_at": now.isoformat(),
-        **_progress(project, now, data),
-        "throughput": _throughput(now, data),
-        "agreement": _agreement(data, n_boot, seed),
-        "aggregation": _aggregation(fit),
-        "labelers": _labelers(data, bands, fit.reliability),
+        **_progress(project, pairs, human, now),
+        "throughput": _throughput(human, now),
+        "agreement": agreement_report(
+            [[choice for choice, _ in v] for v in votes.values()],
+            [
+                [s for c, st in v if (s := signed_strength(c, st)) is not None]
+                for v in votes.values()
+            ],
+            n_boot=n_boot,
+            seed=seed,
+        ),
+        "aggregation": {
+            "method": fit.method,
+            "model": fit.model_name,
+            "votes": fit.votes,
+            "seconds": round(fit.seconds, 3),
+        },
+        "labelers": _labelers(comparisons, pairs, excluded, bands, fit.reliability),
         "bands": bands,
-        "leaderboard": _leaderboard(data, n_boot, seed),
-        "review_queue": {"size": len(review), "items": review[:REVIEW_ITEMS]},
+        "leaderboard": leaderboard(battles, n_boot=n_boot, seed=seed),
+        "review_queue": {"size": len(review), "items": review[:LISTED_REVIEW_ITEMS]},
         "review_all": review,
     }

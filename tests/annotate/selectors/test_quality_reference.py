@@ -1,7 +1,7 @@
-"""The quality figures aggregated in the database are the figures the app computed before
-from every comparison (tests/annotate/selectors/reference_quality.py), to 1e-9, on the
-fixtures of the quality tests: every figure, bootstrap intervals included, and the whole
-review queue."""
+"""The quality figures aggregated in the database are the figures recomputed from their
+definitions over every comparison (tests/annotate/selectors/reference_quality.py), to 1e-9,
+on the fixtures of the quality tests: every figure, bootstrap intervals included, and the
+whole review queue."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.factories import UserFactory, make_pair
 
 pytestmark = pytest.mark.django_db
 N_BOOT = 200
-# Figures rounded from labeling time: the old code summed float gaps in seconds, the database
+# Figures rounded from labeling time: the reference sums float gaps in seconds, the database
 # sums exact microseconds, so a value on a rounding boundary may round either way (one step).
 ROUNDED = {"labels_per_hour": 0.1, "active_hours": 0.001}
 
