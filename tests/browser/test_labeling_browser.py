@@ -1,23 +1,29 @@
-"""The labeling page in a real headless Chromium: keyboard-only labeling, and model output that
-carries script payloads runs nothing.
+"""The labeling page in a real headless Chromium: keyboard-only labeling on a desktop, touch-only
+labeling on a phone with the judgment panel kept small, and model output that carries script
+payloads runs nothing.
 
-UPDATE_SCREENSHOTS=1 also writes the README's screenshot of the labeling page.
+UPDATE_SCREENSHOTS=1 also writes the README's screenshots of the labeling page (desktop, phone).
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from annotate.hashing import user_message
 from annotate.models import Comparison, Pair, Project, Prompt
+from annotate.services.demo import REASON_TAGS
+from tests.browser.chromium import phone_context, sticky_panel_share
+from tests.browser.staff_pages import OVERFLOW_JS, reduce_colours
 from tests.factories import ResponseFactory, make_pair
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOT = (
-    Path(__file__).resolve().parents[2] / "annotate/static/annotate/screenshot-labeling.png"
-)
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "annotate/static/annotate/screenshot-labeling.png"
+PHONE_SCREENSHOT = ROOT / "annotate/static/annotate/screenshots/labeling-390.png"
+STATIC = ROOT / "annotate/static/annotate"
 PASSWORD = "pw-for-tests"  # tests/factories.py
 
 CONVERSATION = [
@@ -101,6 +107,9 @@ def test_a_labeler_labels_three_pairs_with_the_keyboard(browser, live_server, pr
             # The conversation is shown turn by turn, and code blocks as code.
             assert page.locator(".turn").count() == 3
             assert page.locator("#response-left pre code").count() == 1
+            # A desktop shows the whole panel at once: nothing folded, no "More" button.
+            assert page.is_visible(".strengths") and page.is_visible("#comment")
+            assert page.is_visible("#skip") and not page.is_visible("#more")
             page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "label.png"))
             if os.environ.get("UPDATE_SCREENSHOTS"):
                 page.screenshot(path=str(SCREENSHOT))
@@ -126,6 +135,85 @@ def test_a_labeler_labels_three_pairs_with_the_keyboard(browser, live_server, pr
     strengths = [stored[p].strength for p, *_ in seen]
     assert strengths == [2, 1, None]
     page.close()
+
+
+def stored(pair_id: int, labeler, shown_left_id: int) -> tuple[Comparison, str]:
+    """The stored judgment of a pair, and which response it prefers as the page showed them."""
+    c = Comparison.objects.get(pair_id=pair_id, labeler=labeler)
+    pair = Pair.objects.get(pk=pair_id)
+    left_is_a = shown_left_id == pair.response_a_id
+    assert c.left == ("a" if left_is_a else "b")
+    side = {"a": "left" if left_is_a else "right", "b": "right" if left_is_a else "left"}
+    return c, side.get(c.choice, c.choice)
+
+
+def test_a_labeler_judges_by_touch_on_a_phone_and_the_text_keeps_the_screen(
+    browser, live_server, project, labeler
+):
+    # The demo project's scale: four choices, four strengths, five reason tags.
+    Project.objects.filter(pk=project.pk).update(ask_strength=True, reason_tags=REASON_TAGS)
+    conversation_pair(project)
+    make_pair(project, "Name a prime number.", a="**7** is prime.", b="9 is prime.", priority=5)
+    context = phone_context(browser)
+    page = context.new_page()
+    log_in(page, live_server.url, labeler.username)
+    page.goto(f"{live_server.url}/projects/demo/label/")
+    pair_id, left_id, _ = shown_pair(page)
+
+    # Before a choice the panel is one compact row: the choices and "More".
+    assert sticky_panel_share(page) <= 0.30
+    assert page.is_visible("#more") and page.is_visible(".choice[data-choice=both_bad]")
+    for folded in (".strengths", ".reasons", "#comment", "#skip", "#submit"):
+        assert not page.is_visible(folded), folded
+    assert page.evaluate(OVERFLOW_JS)["wide"] == []
+    page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "label-390.png"))
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        page.screenshot(path=str(PHONE_SCREENSHOT))
+        reduce_colours(PHONE_SCREENSHOT)
+
+    # "More" opens the rest in place, and closes it again.
+    page.tap("#more")
+    for shown in (".strengths", ".reasons", "#comment", "#skip"):
+        assert page.is_visible(shown), shown
+    assert sticky_panel_share(page) <= 0.50
+    assert page.evaluate(OVERFLOW_JS)["wide"] == []
+    page.tap("#more")
+    assert not page.is_visible(".reasons")
+
+    # A decisive choice owes a strength: the details open by themselves, Submit appears.
+    page.tap(".choice[data-choice=left]")
+    assert page.is_visible(".strengths") and page.is_visible("#submit")
+    assert sticky_panel_share(page) <= 0.50
+    page.tap(".strength[data-level='3']")
+    page.tap(".reason[data-reason='clearer']")
+    page.tap("#comment")
+    page.keyboard.insert_text("The right one calls .reverse() on a str.")  # the on-screen keys
+    page.tap("#submit")
+    wait_for_change(page, pair_id)
+    c, side = stored(pair_id, labeler, left_id)
+    assert (side, c.strength, c.reasons) == ("left", 3, ["clearer"])
+    assert c.comment == "The right one calls .reverse() on a str."
+
+    # The next pair starts folded again, and every shortcut still works at this width.
+    pair_id, left_id, _ = shown_pair(page)
+    assert sticky_panel_share(page) <= 0.30 and not page.is_visible(".strengths")
+    for key in ("2", "q", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_selector("#done:not([hidden])")
+    c, side = stored(pair_id, labeler, left_id)
+    assert (side, c.strength) == ("right", 1)
+    context.close()
+
+
+def test_only_the_shared_panel_sticks_to_the_bottom():
+    """A labeling page added later (rankings, ratings, chat) gets the phone rule by using
+    panel.css's .sticky-panel: no other stylesheet sticks a panel to the window's bottom (a
+    table header stuck to the top is another matter)."""
+    bottom_sticky = re.compile(r"\{[^}]*position\s*:\s*sticky[^}]*\bbottom\s*:[^}]*\}")
+    assert bottom_sticky.search((STATIC / "panel.css").read_text(encoding="utf-8"))
+    for sheet in STATIC.glob("*.css"):
+        if sheet.name != "panel.css":
+            assert not bottom_sticky.search(sheet.read_text(encoding="utf-8")), sheet.name
 
 
 def test_script_in_model_output_never_runs(browser, live_server, project, labeler):
@@ -169,8 +257,9 @@ def test_script_in_model_output_never_runs(browser, live_server, project, labele
     page.close()
 
 
-def test_screenshot_is_committed_and_small():
-    if not SCREENSHOT.exists():
+@pytest.mark.parametrize("shot", [SCREENSHOT, PHONE_SCREENSHOT], ids=["desktop", "phone"])
+def test_screenshot_is_committed_and_small(shot):
+    if not shot.exists():
         pytest.skip("Run the browser tests with UPDATE_SCREENSHOTS=1 to write the screenshot.")
-    assert SCREENSHOT.stat().st_size < 300_000
-    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size < 300_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

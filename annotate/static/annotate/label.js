@@ -17,6 +17,8 @@
   const comment = $("comment");
   const left = $("response-left");
   const right = $("response-right");
+  const panel = $("judgment");
+  const panelUi = window.prefloopPanel; // panel.js: the phone layout of the judgment panel
 
   let current = null; // the leased pair: {pair_id, messages, responses: [left, right], ...}
   let choice = null; // "left" | "right" | "tie" | "both_bad"
@@ -53,6 +55,12 @@
     left.classList.toggle("chosen", choice === "left");
     right.classList.toggle("chosen", choice === "right");
     work.dataset.choice = choice || "";
+    panelUi.setChosen(panel, choice !== null);
+  }
+
+  // On a phone the strength sits in the panel's folded part: open it when it is still owed.
+  function openIfStrengthOwed() {
+    if (scale.ask_strength && decisive() && !strength) panelUi.setOpen(panel, true);
   }
 
   function showPair(pair) {
@@ -82,6 +90,7 @@
     work.dataset.pairId = String(pair.pair_id);
     work.hidden = false;
     $("done").hidden = true;
+    panelUi.setOpen(panel, false);
     refresh();
     shownAt = performance.now();
     window.scrollTo(0, 0);
@@ -127,6 +136,8 @@
     if (!current || busy) return;
     if (!choice) return say("Choose first: 1 left, 2 right" + (scale.allow_tie ? ", 3 tie" : "") + (scale.allow_both_bad ? ", 4 both bad" : "") + ".", true);
     if (scale.ask_strength && decisive() && !strength) {
+      openIfStrengthOwed();
+      if (panelUi.isNarrow()) return say("How much better? Choose a strength.", true);
       return say(`How much better? Press ${STRENGTH_KEYS.slice(0, scale.strength_labels.length).join(" ")}.`, true);
     }
     busy = true;
@@ -177,6 +188,7 @@
     if (!decisive()) strength = null;
     say("");
     refresh();
+    openIfStrengthOwed();
   }
 
   function toggle(id, button) {
