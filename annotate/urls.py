@@ -17,13 +17,13 @@ urlpatterns = [
         name="project-quality-recompute",
     ),
     path(
-        "projects/<slug:slug>/quality/labelers/<int:user_id>/",
+        "projects/<slug:slug>/quality/labelers/<id32:user_id>/",
         views_quality.labeler_membership,
         name="project-quality-labeler",
     ),
     path("projects/<slug:slug>/review/", views_quality.review, name="project-review"),
     path(
-        "projects/<slug:slug>/review/<int:pair_id>/",
+        "projects/<slug:slug>/review/<id:pair_id>/",
         views_quality.review_resolve,
         name="project-review-resolve",
     ),

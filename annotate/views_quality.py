@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.charts import Svg, bar_chart, interval_chart, rate_chart
+from annotate.integers import INT16_MAX, bounded_int
 from annotate.models import Choice
 from annotate.queue import QueueUnavailable
 from annotate.selectors.pairs import pair_counts
@@ -169,16 +170,21 @@ def review_resolve(request: HttpRequest, slug: str, pair_id: int) -> HttpRespons
             pair_mark_ambiguous(pair=pair, staff=request.user)
             messages.success(request, f"Pair {pair.pk} is marked ambiguous: left out of training.")
         else:
-            strength = request.POST.get("strength") or None
+            given = request.POST.get("strength")
+            strength = (
+                bounded_int(given, name="Strength", min_value=1, max_value=INT16_MAX)
+                if given
+                else None
+            )
             pair_adjudicate(
                 pair=pair,
                 staff=request.user,
                 choice=request.POST.get("choice", ""),
-                strength=int(strength) if strength else None,
+                strength=strength,
             )
             messages.success(request, f"Pair {pair.pk} is resolved: your judgment is its label.")
-    except ValueError:
-        messages.error(request, "Strength must be a whole number.")
+    except ValueError as error:
+        messages.error(request, str(error))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("project-review", slug=project.slug)

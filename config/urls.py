@@ -2,8 +2,15 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from annotate.integers import PATH_CONVERTERS
+
+# `<id:...>` and `<id32:...>`: ids bounded by their columns' range, registered before the
+# apps' URL maps (included below) use them; an id past the range is a 404, not a 500.
+for name, converter in PATH_CONVERTERS.items():
+    register_converter(converter, name)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -11,12 +11,12 @@ urlpatterns = [
         name="api-training-runs",
     ),
     path(
-        "training-runs/<int:run_id>/",
+        "training-runs/<id:run_id>/",
         api.TrainingRunDetailApi.as_view(),
         name="api-training-run-detail",
     ),
     path(
-        "training-runs/<int:run_id>/cancel/",
+        "training-runs/<id:run_id>/cancel/",
         api.TrainingRunCancelApi.as_view(),
         name="api-training-run-cancel",
     ),

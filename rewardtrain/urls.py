@@ -17,17 +17,17 @@ urlpatterns = [
         name="training-retrain",
     ),
     path(
-        "projects/<slug:slug>/training/versions/<int:version>/activate/",
+        "projects/<slug:slug>/training/versions/<id32:version>/activate/",
         views.version_activate_view,
         name="training-version-activate",
     ),
     path(
-        "projects/<slug:slug>/models/<int:version>/download/",
+        "projects/<slug:slug>/models/<id32:version>/download/",
         views_export.model_version_download,
         name="model-version-download",
     ),
     path(
-        "projects/<slug:slug>/models/<int:version>/download/status/",
+        "projects/<slug:slug>/models/<id32:version>/download/status/",
         views_export.model_version_download_status,
         name="model-version-download-status",
     ),

@@ -4,11 +4,12 @@ and activate (rollback)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import user_passes_test
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate.charts import loss_chart, metrics_chart
+from annotate.integers import ID_MAX, bounded_int
 from annotate.selectors.pairs import pair_counts, pairs_queue_head
 from annotate.selectors.projects import project_get_for_staff
 from rewardtrain.core.config import ConfigError
@@ -42,9 +43,10 @@ def training_loss_chart(request: HttpRequest, slug: str) -> HttpResponse:
     """The loss chart of the project's run `?run=<id>`, the fragment the training page's script
     swaps in while the run trains (annotate.charts draws every chart of the app)."""
     project = project_get_for_staff(user=request.user, slug=slug)
-    run_id = request.GET.get("run", "")
-    if not run_id.isdigit():
-        raise Http404("No run given.")
+    try:
+        run_id = bounded_int(request.GET.get("run"), name="run", min_value=1, max_value=ID_MAX)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     run = get_object_or_404(
         TrainingRun.objects.select_related("project"), project=project, pk=run_id
     )

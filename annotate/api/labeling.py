@@ -16,11 +16,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotate.api.fields import BoundedIntegerField, IdField
 from annotate.api.parsers import BoundedJSONParser
 from annotate.api.serializers import (
     LeasedPairSerializer,
@@ -28,6 +30,7 @@ from annotate.api.serializers import (
     comparison_payload,
     leased_pair_payload,
 )
+from annotate.integers import ID_MAX, INT16_MAX, bounded_int
 from annotate.models import Choice
 from annotate.selectors.labeling import (
     comparisons_of_labeler,
@@ -116,6 +119,17 @@ class ComparisonPagination(CursorPagination):
     ordering = "-id"
     page_size = 100
 
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        # The cursor's position is a comparison id that goes into the query: one out of an
+        # id's range (or not a number) is an invalid cursor, as a garbled cursor is.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                bounded_int(cursor.position, name="position", min_value=1, max_value=ID_MAX)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+        return cursor
+
 
 class ComparisonApi(APIView):
     # A judgment has nulls (strength, time_spent_ms) that a form cannot carry: JSON only.
@@ -123,16 +137,18 @@ class ComparisonApi(APIView):
 
     @extend_schema_serializer(component_name="ComparisonInput")
     class InputSerializer(serializers.Serializer):
-        pair_id = serializers.IntegerField()
+        pair_id = IdField()
         preferred = serializers.RegexField(
             r"^([0-9]+|tie|both_bad)$",
             help_text='A response id of the pair, "tie" or "both_bad".',
         )
-        strength = serializers.IntegerField(
+        # Bounded by its column; the project's own scale is the service's check.
+        strength = BoundedIntegerField(
             required=False,
             allow_null=True,
             default=None,
             min_value=1,
+            max_value=INT16_MAX,
             help_text="1 (slightly better) up to the project's scale; only where it asks.",
         )
         reasons = serializers.ListField(
@@ -141,7 +157,7 @@ class ComparisonApi(APIView):
         comment = serializers.CharField(
             required=False, allow_blank=True, default="", max_length=5000, trim_whitespace=True
         )
-        time_spent_ms = serializers.IntegerField(
+        time_spent_ms = BoundedIntegerField(
             required=False, allow_null=True, default=None, min_value=0, max_value=86_400_000
         )
 

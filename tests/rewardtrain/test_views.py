@@ -164,5 +164,5 @@ def test_the_live_loss_chart_is_the_server_svg_of_the_run_curve(client, staff, p
     assert 'points="48.0,8.0 340.0,26.9 632.0,17.4"' in chart
     # The page opens with the same chart, which its script then swaps for fresh copies.
     assert chart in client.get(f"/projects/{project.slug}/training/").content.decode()
-    assert client.get(url, {"run": "x"}).status_code == 404
+    assert client.get(url, {"run": "x"}).status_code == 400
     assert client.get(url, {"run": run.pk + 1}).status_code == 404
