@@ -72,3 +72,17 @@ def markdown_to_safe_html(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+# An empty response (an imported judgment may hold one: HH-RLHF prefers saying nothing to a
+# harmful answer) renders to nothing, and a blank panel reads as a page that failed to load.
+# It is shown as a placeholder of fixed markup, marked with a class for the page's styles; the
+# response's text stays "" everywhere else.
+EMPTY_RESPONSE_HTML = '<p class="empty-response"><em>(empty response)</em></p>'
+
+
+def response_to_safe_html(text: str) -> str:
+    """A response as safe HTML: markdown_to_safe_html, or the placeholder when it is blank."""
+    if not text.strip():
+        return EMPTY_RESPONSE_HTML
+    return markdown_to_safe_html(text)

@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from annotate.models import Choice, Comparison
-from annotate.rendering import markdown_to_safe_html
+from annotate.rendering import markdown_to_safe_html, response_to_safe_html
 from annotate.selectors.labeling import project_scale
 from annotate.services.labeling import LeasedPair, ShownResponse, StoredComparison
 
@@ -48,7 +48,8 @@ class LeasedPairSerializer(serializers.Serializer):
 
 
 def _shown(response: ShownResponse) -> dict[str, Any]:
-    return {"id": response.id, "text": response.text, "html": markdown_to_safe_html(response.text)}
+    # An empty response gets a visible placeholder (rendering.response_to_safe_html).
+    return {"id": response.id, "text": response.text, "html": response_to_safe_html(response.text)}
 
 
 def leased_pair_payload(lease: LeasedPair) -> dict[str, Any]:

@@ -76,6 +76,18 @@ def text_field(row: dict[str, Any], name: str) -> str:
     return value
 
 
+def reply_field(row: dict[str, Any], name: str) -> str:
+    """A judged reply given as text. Unlike a prompt or a reply still to be labelled, it may be
+    empty: preferring an empty reply (a refusal to say anything) to a harmful one is a real
+    judgment, and HH-RLHF holds such rows."""
+    value = row.get(name)
+    if value is None:
+        raise RowInvalid(f"{name} is missing")
+    if not isinstance(value, str):
+        raise RowInvalid(f"{name} must be text, not {json_type(value)}")
+    return value
+
+
 def optional_text(row: dict[str, Any], *names: str) -> str:
     """The first of the named fields that holds a value, as text ("" when none does)."""
     for name in names:
@@ -139,8 +151,11 @@ def message_content(value: Any, where: str) -> str:
     raise RowInvalid(f"{where} content must be text, not {json_type(value)}")
 
 
-def message_list(value: Any, name: str) -> list[dict[str, str]]:
-    """A list of {role, content} messages, checked and normalised to exactly those two keys."""
+def message_list(value: Any, name: str, empty_replies: bool = False) -> list[dict[str, str]]:
+    """A list of {role, content} messages, checked and normalised to exactly those two keys.
+
+    `empty_replies`: an assistant message may be empty (the list holds judged replies; see
+    reply_field)."""
     if not isinstance(value, list):
         raise RowInvalid(f"{name} must be a list of {{role, content}} messages")
     if not value:
@@ -156,7 +171,7 @@ def message_list(value: Any, name: str) -> list[dict[str, str]]:
         if "content" not in message:
             raise RowInvalid(f"{where} has no content")
         content = message_content(message["content"], where)
-        if not content.strip():
+        if not content.strip() and not (empty_replies and role == "assistant"):
             raise RowInvalid(f"{where} is empty")
         messages.append({"role": role, "content": content})
     return messages
@@ -197,12 +212,19 @@ def hh_messages(transcript: str, name: str) -> list[dict[str, str]]:
 
 
 def reply_text(messages: list[dict[str, str]], name: str) -> str:
-    """The text of a reply: one assistant message as is; a longer continuation (later turns of
-    a multi-turn conversation) as a transcript whose later turns are labelled by role."""
+    """The text of a judged reply: one assistant message as is, empty included (see
+    reply_field); a longer continuation (the later turns of a multi-turn conversation, or the
+    two assistant turns in a row that some HH-RLHF transcripts hold) as a transcript whose
+    later turns are labelled by role.
+
+    A Response is one text everywhere (the labeling page, the exports, its content hash, the
+    trainer's {prompt, chosen, rejected}), so several turns are kept as this transcript rather
+    than as messages: the labels are the ones the reward model's plain input format writes
+    ("User:", "Assistant:"), so a backbone without a chat template reads the side's own
+    conversation exactly as it went, one with a template reads it inside the last assistant
+    turn, and the hh-rlhf export writes each side's own transcript back."""
     if messages[0]["role"] != "assistant":
         raise RowInvalid(f"{name} must start with an assistant message")
-    if not messages[0]["content"].strip():
-        raise RowInvalid(f"{name} is empty")
     parts = [messages[0]["content"]]
     for message in messages[1:]:
         label = ROLE_LABELS.get(message["role"], message["role"].capitalize())
@@ -216,8 +238,10 @@ def split_conversations(
     """Two conversations -> (shared prompt, reply a, reply b).
 
     The prompt is the longest shared beginning that ends before an assistant message; each
-    reply is the rest of its conversation. When the conversations part after the first user
-    turn (multi-turn Arena battles), the later turns stay in the replies as a transcript.
+    reply is the rest of its own conversation. When the conversations part before their last
+    reply (multi-turn Arena battles; HH-RLHF rows where one side holds two assistant turns in
+    a row), each side's later turns stay in its reply as a transcript (reply_text): a reply is
+    never joined to a history it did not follow.
     """
     n = 0
     while n < len(a) and n < len(b) and a[n] == b[n]:

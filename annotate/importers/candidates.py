@@ -64,6 +64,15 @@ def _candidate(value: Any, i: int, models: list[Any] | None) -> Candidate:
     return Candidate(text, model)
 
 
+def response_texts(row: dict[str, Any]) -> list[str]:
+    """The text of each item of the row's `responses`, in order, repeats included (what a
+    score is given for, one per item); RowInvalid as parse raises it."""
+    responses = row.get("responses")
+    if not isinstance(responses, list):
+        raise RowInvalid("responses must be a list")
+    return [_candidate(value, i, None).text for i, value in enumerate(responses)]
+
+
 def parse(row: dict[str, Any]) -> ParsedRow:
     prompt = prompt_messages(row.get("prompt"))
     responses = row.get("responses")

@@ -1,6 +1,10 @@
 """Shape 4: Anthropic HH-RLHF, `{chosen, rejected}` as whole transcripts
 ("\\n\\nHuman: ...\\n\\nAssistant: ..."): the shared conversation is the prompt and the two
-final assistant replies are the pair."""
+final assistant replies are the pair.
+
+Rows are imported as published: a reply may be empty (a transcript ending in "Assistant: "),
+and where the two transcripts part before their last reply (one side holds two assistant turns
+in a row) each side keeps its own later turns (base.split_conversations)."""
 
 from __future__ import annotations
 

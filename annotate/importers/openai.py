@@ -38,7 +38,9 @@ def parse(row: dict[str, Any]) -> ParsedRow:
     prompt = message_list(source.get("messages"), "input.messages")
     texts = []
     for name in ("preferred_output", "non_preferred_output"):
-        texts.append(reply_text(message_list(row.get(name), name), name))
+        # A judged reply may be empty (base.reply_field).
+        messages = message_list(row.get(name), name, empty_replies=True)
+        texts.append(reply_text(messages, name))
     first, second = Candidate(texts[0]), Candidate(texts[1])
     two_candidates(first, second, ("preferred_output", "non_preferred_output"))
     # Tools and other request settings are kept with the prompt, not dropped.

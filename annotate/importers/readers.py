@@ -1,17 +1,22 @@
 """Streaming readers: a file -> (line number, row) one at a time, never the whole file.
 
 The container is told from the first character: `[` a JSON array (Label Studio exports;
-parsed one element at a time), `{` JSON Lines, anything else CSV with a header row.
+parsed one element at a time), `{` JSON Lines, anything else CSV with a header row. A gzip
+file (told from its first bytes, not its name: an upload's temporary file has none) is read
+as the text it holds, decompressed as it streams: datasets are published so (HH-RLHF's
+`test.jsonl.gz`).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from annotate import json_limits
 
@@ -20,6 +25,7 @@ CHUNK = 1 << 16
 # file that is one huge line would otherwise be held in memory whole. Replies longer than
 # csv's default 128 KiB cell limit are ordinary in LLM data; 64 MiB is far past any real row.
 MAX_LINE_CHARS = 64 << 20
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -29,8 +35,17 @@ class RawRow:
     error: str = ""
 
 
+def open_text(path: str | Path, newline: str | None = None) -> IO[str]:
+    """The file as UTF-8 text (a leading BOM dropped), decompressed when it is gzip."""
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    if compressed:
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return open(path, encoding="utf-8-sig", newline=newline)
+
+
 def container_of(path: str | Path) -> str:
-    with open(path, encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         while True:
             chunk = f.read(4096)
             if not chunk:
@@ -42,11 +57,32 @@ def container_of(path: str | Path) -> str:
 
 def read_rows(path: str | Path, max_line: int | None = None) -> Iterator[RawRow]:
     max_line = max_line or MAX_LINE_CHARS
-    container = container_of(path)
+    try:
+        container = container_of(path)
+    except BROKEN_GZIP as exc:
+        return iter([RawRow(1, None, _broken(exc))])
     if container == "empty":
         return iter(())
     reader = {"json": _json_array, "jsonl": _json_lines, "csv": _csv}[container]
-    return reader(path, max_line)
+    return _until_broken(reader(path, max_line))
+
+
+# A gzip file cut short or damaged: found only when the reading reaches the damage.
+BROKEN_GZIP = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def _broken(exc: Exception) -> str:
+    return f"cannot be read: the gzip file is damaged or cut short ({exc}); reading stopped"
+
+
+def _until_broken(rows: Iterator[RawRow]) -> Iterator[RawRow]:
+    line = 0
+    try:
+        for row in rows:
+            line = row.line
+            yield row
+    except BROKEN_GZIP as exc:
+        yield RawRow(line + 1, None, _broken(exc))
 
 
 def _too_long(max_line: int) -> str:
@@ -60,7 +96,7 @@ def _object(line: int, value: Any) -> RawRow:
 
 
 def _json_lines(path: str | Path, max_line: int) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         number = 0
         while line := f.readline(max_line + 1):
             number += 1
@@ -85,7 +121,7 @@ def _json_lines(path: str | Path, max_line: int) -> Iterator[RawRow]:
 
 def _csv(path: str | Path, max_line: int) -> Iterator[RawRow]:
     csv.field_size_limit(max_line)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open_text(path, newline="") as f:
         reader = csv.DictReader(f)
         try:
             if reader.fieldnames is None:
@@ -118,7 +154,7 @@ def _csv_records(reader: csv.DictReader) -> Iterator[RawRow]:
 
 
 def _json_array(path: str | Path, max_line: int) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         yield from _ArrayReader(f, max_line).rows()
 
 

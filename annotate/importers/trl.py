@@ -17,9 +17,9 @@ from .base import (
     metadata_field,
     optional_text,
     prompt_messages,
+    reply_field,
     reply_text,
     split_conversations,
-    text_field,
     two_candidates,
 )
 
@@ -38,10 +38,11 @@ def matches(row: dict[str, Any]) -> bool:
 
 
 def _reply(row: dict[str, Any], name: str) -> str:
+    # A judged reply may be empty (base.reply_field): "" as text, or an empty assistant message.
     value = row.get(name)
     if isinstance(value, list):
-        return reply_text(message_list(value, name), name)
-    return text_field(row, name)
+        return reply_text(message_list(value, name, empty_replies=True), name)
+    return reply_field(row, name)
 
 
 def _whole_conversations(row: dict[str, Any]) -> bool:
@@ -62,8 +63,8 @@ def parse(row: dict[str, Any]) -> ParsedRow:
         if not isinstance(chosen, list) or not isinstance(rejected, list):
             raise RowInvalid("without a prompt, chosen and rejected must both be message lists")
         prompt, chosen_text, rejected_text = split_conversations(
-            message_list(chosen, "chosen"),
-            message_list(rejected, "rejected"),
+            message_list(chosen, "chosen", empty_replies=True),
+            message_list(rejected, "rejected", empty_replies=True),
             ("chosen", "rejected"),
         )
     else:

@@ -205,6 +205,27 @@ def _needs_special_tokens(tokenizer: Any) -> bool:
     return not getattr(tokenizer, "chat_template", None)
 
 
+# No limit: inputs are tokenized whole and cut afterwards, from the prompt's start.
+UNCUT = 2**62
+
+
+def tokenize_uncut(tokenizer: Any, texts: list[str]) -> Any:
+    """Token ids and character offsets of whole texts, for the callers to cut.
+
+    The limit is given explicitly as none (max_length=UNCUT, truncation off): left unset,
+    transformers takes the model's own limit and warns, once per tokenizer, that a longer text
+    "will result in indexing errors", which the cut that follows makes untrue."""
+    return tokenizer(
+        texts,
+        add_special_tokens=_needs_special_tokens(tokenizer),
+        truncation=False,
+        max_length=UNCUT,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+
+
 def encode_many(
     tokenizer: Any, prompts: list[Any], responses: list[str], max_length: int
 ) -> list[Encoded]:
@@ -217,13 +238,7 @@ def encode_many(
     """
     pieces = [_split_input(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
     texts, starts = [t for t, _ in pieces], [s for _, s in pieces]
-    enc = tokenizer(
-        texts,
-        add_special_tokens=_needs_special_tokens(tokenizer),
-        return_offsets_mapping=True,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
+    enc = tokenize_uncut(tokenizer, texts)
     special = set(tokenizer.all_special_ids)
     out = []
     for ids, offsets, start in zip(enc["input_ids"], enc["offset_mapping"], starts, strict=True):

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rewardtrain.core.model import _needs_special_tokens, encode_many, rewards
+from rewardtrain.core.model import encode_many, rewards, tokenize_uncut
 
 
 class RewardScorer:
@@ -50,13 +50,7 @@ class RewardScorer:
         texts lose their start, as a too-long response does in training."""
         if not texts:
             return []
-        enc = self.tokenizer(
-            texts,
-            add_special_tokens=_needs_special_tokens(self.tokenizer),
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
+        enc = tokenize_uncut(self.tokenizer, texts)
         special = set(self.tokenizer.all_special_ids)
         out = []
         for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"], strict=True):

@@ -1,16 +1,22 @@
 """Pairs scored by a reward model: the open pairs of a project (the active model's P(A better)
-and its uncertainty, read by active learning), and JSONL files of pairs (score_pairs)."""
+and its uncertainty, read by active learning), and files of pairs in any shape the import
+reads (score_pairs)."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from annotate.errors import ApplicationError
+from annotate.importers import candidates
+from annotate.importers.base import RowInvalid
+from annotate.importers.detect import Importer, detect, known_shapes
+from annotate.importers.readers import read_rows
 from annotate.models import Pair, Project
 from rewardtrain.core.uncertainty import pair_view, sigmoid
 from rewardtrain.selectors import runs as selectors
@@ -18,7 +24,9 @@ from rewardtrain.services.versions import scorer_for
 
 # Pairs scored and written per round trip: bounded memory and one bulk UPDATE per chunk.
 RESCORE_CHUNK = 500
-FILE_CHUNK = 256
+FILE_CHUNK = 512  # responses scored per call on a file
+# Bad lines of a file named in the error, as the import lists them; the count covers them all.
+MAX_ERRORS_LISTED = 1000
 # Where a version trained as an ensemble keeps its extra members, inside its own folder.
 MEMBERS_DIR = "members"
 
@@ -101,41 +109,81 @@ def rescore_pairs(*, project: Project, device: str = "", unscored_only: bool = F
         scored += n
 
 
-def _sides(row: Any, line: int) -> tuple[Any, str, str]:
-    if not isinstance(row, dict):
-        raise PairsFileError(f"line {line}: expected a JSON object, got {type(row).__name__}")
-    if {"response_a", "response_b"} <= row.keys():
-        a, b = row["response_a"], row["response_b"]
-    elif {"chosen", "rejected"} <= row.keys():
-        a, b = row["chosen"], row["rejected"]
-    else:
-        raise PairsFileError(
-            f"line {line}: needs prompt with response_a and response_b, or chosen and rejected"
-        )
-    prompt = row.get("prompt")
-    prompt_ok = isinstance(prompt, str) or (
-        isinstance(prompt, list)
-        and all(isinstance(m, dict) and "role" in m and "content" in m for m in prompt)
-    )
-    if not prompt_ok:
-        raise PairsFileError(
-            f"line {line}: prompt must be a string or a list of {{role, content}} messages"
-        )
-    if not (isinstance(a, str) and isinstance(b, str)):
-        raise PairsFileError(f"line {line}: the two responses must be strings")
-    return prompt, a, b
+@dataclass
+class _FileRow:
+    """One row of a pairs file: as read (written back with the rewards added), its prompt,
+    and the responses to score, in the order their rewards are written."""
+
+    data: dict[str, Any]
+    prompt: list[dict[str, str]]
+    texts: list[str]
+    candidates: bool  # a candidates row: one reward per item of its `responses`
 
 
-def _read_rows(source: Path) -> Iterator[tuple[int, dict[str, Any], Any, str, str]]:
-    with source.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
+def _file_row(importer: Importer, data: dict[str, Any]) -> _FileRow:
+    """A row read by the import's own parser (RowInvalid as the import raises it)."""
+    parsed = importer.parse(data)
+    if importer.NAME == candidates.NAME:
+        return _FileRow(data, parsed.prompt, candidates.response_texts(data), True)
+    # Every other shape holds one pair; its first candidate is the chosen (or preferred, or
+    # response_a, or left) side, whose reward is reward_a. The two sides' texts are what the
+    # import stores: where two conversations part before their last reply, each side's own
+    # later turns, so each side is scored on the conversation it followed.
+    (spec,) = parsed.pairs
+    return _FileRow(data, parsed.prompt, [spec.first.text, spec.second.text], False)
+
+
+@dataclass
+class _BadLines:
+    """The bad lines of a file, as the import lists them: the first MAX_ERRORS_LISTED, all
+    counted."""
+
+    listed: list[tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, line: int, message: str) -> None:
+        self.count += 1
+        if len(self.listed) < MAX_ERRORS_LISTED:
+            self.listed.append((line, message))
+
+    def error(self) -> PairsFileError:
+        plural = "s" if self.count != 1 else ""
+        listed = (
+            f" (the first {len(self.listed):,} are listed)" if self.count > len(self.listed) else ""
+        )
+        lines = "".join(f"\nline {line}: {message}" for line, message in self.listed)
+        return PairsFileError(
+            f"{self.count:,} bad line{plural}{listed}; nothing was written:{lines}"
+        )
+
+
+def _read_rows(source: Path, bad: _BadLines) -> Iterator[_FileRow]:
+    """The file's rows, read and told apart as import_pairs reads them (the same readers, and
+    the shape told from the first row, then held for every row). Bad lines go to `bad`; after
+    the first one no more rows are yielded, but the file is read to its end to name them all."""
+    importer: Importer | None = None
+    try:
+        for raw in read_rows(source):
+            if raw.data is None:
+                bad.add(raw.line, raw.error)
                 continue
+            if importer is None:
+                importer = detect(raw.data)
+                if importer is None:
+                    keys = ", ".join(sorted(map(str, raw.data))) or "none"
+                    raise PairsFileError(
+                        f"Unrecognised shape: line {raw.line} has the fields {keys}. "
+                        f"Known shapes:\n{known_shapes()}"
+                    )
             try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise PairsFileError(f"line {number}: not valid JSON ({exc.msg})") from exc
-            yield (number, row, *_sides(row, number))
+                row = _file_row(importer, raw.data)
+            except RowInvalid as exc:
+                bad.add(raw.line, str(exc))
+                continue
+            if not bad.count:
+                yield row
+    except UnicodeDecodeError:
+        raise PairsFileError("The file is not UTF-8 text; nothing was written.") from None
 
 
 def _file_scorer(project: Project | None, model_dir: Path | None, device: str) -> Any:
@@ -168,11 +216,15 @@ def score_pairs_file(
     model_dir: Path | None = None,
     device: str = "",
 ) -> int:
-    """Copy each JSONL row of `source` to `out` with reward_a, reward_b and p_a_better added
-    (a = response_a, or chosen), scored by `model_dir` or else the project's active model.
+    """Copy each row of `source` to `out` (JSON Lines) with its rewards added, scored by
+    `model_dir` or else the project's active model.
 
+    `source` is any file import_pairs reads (every shape, JSON Lines, CSV, a JSON array,
+    gzip). A row of one pair gets reward_a (its chosen, preferred, response_a or left side),
+    reward_b and p_a_better; a candidates row gets `rewards`, one per item of its `responses`.
     Returns the number of rows. `out` appears only when every row scored: it is written
-    beside it under a hidden name and renamed at the end. Raises PairsFileError.
+    beside it under a hidden name and renamed at the end. Raises PairsFileError, naming every
+    bad line as the import does.
     """
     source, out = Path(source), Path(out)
     if not source.is_file():
@@ -180,14 +232,19 @@ def score_pairs_file(
     scorer = _file_scorer(project, Path(model_dir) if model_dir else None, device)
     partial = out.with_name(f".{out.name}.partial")
     written = 0
+    bad = _BadLines()
     try:
         with partial.open("w", encoding="utf-8") as f:
-            batch: list[tuple[int, dict[str, Any], Any, str, str]] = []
-            for item in _read_rows(source):
-                batch.append(item)
-                if len(batch) >= FILE_CHUNK:
+            batch: list[_FileRow] = []
+            responses = 0
+            for row in _read_rows(source, bad):
+                batch.append(row)
+                responses += len(row.texts)
+                if responses >= FILE_CHUNK:
                     written += _score_batch(batch, scorer, f)
-                    batch = []
+                    batch, responses = [], 0
+            if bad.count:
+                raise bad.error()
             if batch:
                 written += _score_batch(batch, scorer, f)
         os.replace(partial, out)
@@ -197,17 +254,19 @@ def score_pairs_file(
     return written
 
 
-def _score_batch(batch: list, scorer: Any, f: Any) -> int:
-    prompts = [prompt for _, _, prompt, _, _ in batch]
-    rewards = scorer.score(prompts + prompts, [a for *_, a, _ in batch] + [b for *_, b in batch])
-    n = len(batch)
-    for i, (_, row, *_rest) in enumerate(batch):
-        reward_a, reward_b = rewards[i], rewards[n + i]
-        out = {
-            **row,
-            "reward_a": reward_a,
-            "reward_b": reward_b,
-            "p_a_better": sigmoid(reward_a - reward_b),
-        }
-        f.write(json.dumps(out, ensure_ascii=False) + "\n")
-    return n
+def _score_batch(batch: list[_FileRow], scorer: Any, f: Any) -> int:
+    prompts = [row.prompt for row in batch for _ in row.texts]
+    rewards = iter(scorer.score(prompts, [text for row in batch for text in row.texts]))
+    for row in batch:
+        values = [next(rewards) for _ in row.texts]
+        if row.candidates:
+            added: dict[str, Any] = {"rewards": values}
+        else:
+            reward_a, reward_b = values
+            added = {
+                "reward_a": reward_a,
+                "reward_b": reward_b,
+                "p_a_better": sigmoid(reward_a - reward_b),
+            }
+        f.write(json.dumps({**row.data, **added}, ensure_ascii=False) + "\n")
+    return len(batch)

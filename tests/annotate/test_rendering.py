@@ -3,7 +3,13 @@ and the pure-Python one render it alike."""
 
 import pytest
 
-from annotate.rendering import compiled_renderer, markdown_to_safe_html, python_renderer
+from annotate.rendering import (
+    EMPTY_RESPONSE_HTML,
+    compiled_renderer,
+    markdown_to_safe_html,
+    python_renderer,
+    response_to_safe_html,
+)
 
 CORPUS = [
     "plain text",
@@ -53,3 +59,17 @@ def test_markdown_structure_is_kept():
 
 def test_images_are_dropped():
     assert "<img" not in markdown_to_safe_html("![x](http://tracker.example/pixel.png)")
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t"])
+def test_an_empty_response_renders_as_a_marked_placeholder(text):
+    assert response_to_safe_html(text) == EMPTY_RESPONSE_HTML
+    assert (
+        "(empty response)" in EMPTY_RESPONSE_HTML
+        and 'class="empty-response"' in EMPTY_RESPONSE_HTML
+    )
+
+
+def test_a_response_that_only_says_empty_response_is_its_own_text():
+    assert response_to_safe_html("(empty response)") == "<p>(empty response)</p>\n"
+    assert response_to_safe_html("**x**") == markdown_to_safe_html("**x**")

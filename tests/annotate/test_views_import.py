@@ -36,13 +36,14 @@ def test_command_imports_and_prints_the_counts(project, tmp_path, capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_command_with_bad_lines_prints_each_and_exits_non_zero(project, tmp_path, capsys):
-    path = jsonl(tmp_path / "mixed.jsonl", GOOD + [{"prompt": "Q4", "chosen": "", "rejected": "z"}])
+    # (An empty chosen is a judgment, not a bad line: an empty prompt is one.)
+    path = jsonl(tmp_path / "mixed.jsonl", GOOD + [{"prompt": " ", "chosen": "y", "rejected": "z"}])
     with pytest.raises(SystemExit) as exited:
         execute_from_command_line(["manage.py", "import_pairs", str(path), "--project", "demo"])
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert "line 2: chosen is missing" in err
-    assert "line 4: chosen is empty" in err
+    assert "line 4: prompt is empty" in err
     assert "2 bad lines; nothing was imported." in err
     assert not Pair.objects.exists()
 

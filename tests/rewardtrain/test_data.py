@@ -12,6 +12,7 @@ from rewardtrain.core.data import (
     random_batches,
 )
 from rewardtrain.core.model import encode_many, format_input
+from rewardtrain.core.scoring import RewardScorer
 from tests.rewardtrain.tiny import bert_tokenizer, gpt2_tokenizer
 
 ITEMS = [
@@ -148,3 +149,22 @@ def test_untruncated_ids_equal_the_tokenizers_own(make):
     (enc,) = encode_many(tok, [prompt], ["good w4"], 64)
     assert not enc.truncated
     assert enc.ids == tok(format_input(tok, prompt, "good w4"))["input_ids"]
+
+
+TOO_LONG = "sequence-length-is-longer-than-the-specified-maximum"
+
+
+def test_cutting_to_the_model_limit_raises_no_false_indexing_errors_warning():
+    # transformers warns, once per tokenizer, that a text longer than the model's limit "will
+    # result in indexing errors"; encode_many cuts every input to max_length, so it must not.
+    tok = bert_tokenizer()
+    tok.model_max_length = 8
+    (enc,) = encode_many(tok, ["w1 w2 w3 w4 w5 w6"], ["w7 w8"], 8)
+    assert len(enc.ids) == 8 and enc.truncated
+    # The reward server's path for texts it is given formatted (no model is needed to encode).
+    scorer = RewardScorer(torch.nn.Identity(), tok, device="cpu", max_length=8)
+    assert [len(ids) for ids in scorer.encode_texts(["w1 w2 w3 w4 w5 w6 w7 w8 w9"])] == [8]
+    assert TOO_LONG not in tok.deprecation_warnings
+    # The check sees the warning where it is due: the tokenizer's own call, uncut.
+    tok(format_input(tok, "w1 w2 w3 w4 w5 w6", "w7 w8"))
+    assert tok.deprecation_warnings[TOO_LONG] is True

@@ -1,4 +1,5 @@
-"""`manage.py score_pairs FILE --project SLUG --out FILE [--model DIR]`: rewards for a JSONL of pairs."""
+"""`manage.py score_pairs FILE --project SLUG --out FILE [--model DIR]`: rewards for a file of
+pairs in any shape import_pairs reads."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from rewardtrain.services import PairsFileError, score_pairs_file
 
 class Command(BaseCommand):
     help = (
-        "Copy each row of a JSONL of {prompt, response_a, response_b} or {prompt, chosen, "
-        "rejected} with reward_a, reward_b and p_a_better added (a = response_a or chosen)."
+        "Copy each row of a file that import_pairs reads (pairs, candidates, TRL, HH-RLHF, "
+        "OpenAI, Arena, Label Studio; JSON Lines, CSV, JSON, gzip) to a JSON Lines file with "
+        "reward_a, reward_b and p_a_better added (a = the chosen, preferred or first side), or, "
+        "for candidates, rewards (one per response)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", type=Path)
+        parser.add_argument("file", type=Path, help="A file in any shape import_pairs reads.")
         parser.add_argument("--project", help="Project slug: its active model scores.")
         parser.add_argument("--out", required=True, type=Path, help="JSONL file to write.")
         parser.add_argument("--model", type=Path, help="A saved model folder instead.")
@@ -40,4 +43,4 @@ class Command(BaseCommand):
             )
         except PairsFileError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"Scored {count} pairs into {options['out']}")
+        self.stdout.write(f"Scored {count} rows into {options['out']}")

@@ -5,7 +5,8 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotate.models import Comparison, Lease, Project
+from annotate.models import Comparison, Lease, Project, Response
+from annotate.rendering import EMPTY_RESPONSE_HTML
 from tests.factories import MembershipFactory, UserFactory, make_pair
 
 pytestmark = pytest.mark.django_db
@@ -262,3 +263,17 @@ def test_a_pair_never_served_to_the_caller_is_404_and_stores_nothing(api, projec
     assert response.status_code == 404
     assert response.json() == {"detail": "No such pair."}
     assert not Comparison.objects.exists()
+
+
+def test_an_empty_response_is_served_as_a_visible_placeholder(api, project):
+    # An imported judgment may hold an empty response (HH-RLHF); should its pair ever be
+    # served, the labeler sees a placeholder, not a blank panel, and the text stays "".
+    pair = make_pair(project, "Say something harmful", b="Here goes.")
+    Response.objects.filter(pk=pair.response_a_id).update(text="")
+
+    body = api.get("/api/projects/demo/next/").json()
+
+    shown = {r["id"]: r for r in body["responses"]}
+    assert shown[pair.response_a_id]["text"] == ""
+    assert shown[pair.response_a_id]["html"] == EMPTY_RESPONSE_HTML
+    assert shown[pair.response_b_id]["html"] == "<p>Here goes.</p>\n"

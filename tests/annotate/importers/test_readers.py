@@ -1,6 +1,7 @@
 """annotate/importers/readers.py: containers told from the first character, line numbers, and
 a JSON array read element by element."""
 
+import gzip
 import json
 import tracemalloc
 
@@ -77,3 +78,26 @@ def test_files_that_are_not_utf8_or_empty_are_refused(project, tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(ImportRejected, match="no rows"):
         import_file(project=project, path=empty)
+
+
+def test_a_gzip_file_is_read_as_the_text_it_holds(tmp_path):
+    for name, text in [("rows.jsonl", '{"a": 1}\n\n{"b": 2}\n'), ("rows.csv", "x,y\n1,2\n")]:
+        path = tmp_path / f"{name}.upload"  # told from its bytes: an upload has no .gz name
+        path.write_bytes(gzip.compress(("\ufeff" + text).encode()))
+        assert rows(path) == (
+            [(1, {"a": 1}, ""), (3, {"b": 2}, "")]
+            if "jsonl" in name
+            else [(2, {"x": "1", "y": "2"}, "")]
+        )
+
+
+def test_a_gzip_file_cut_short_names_where_reading_stopped(tmp_path):
+    data = gzip.compress("".join(json.dumps({"n": i}) + "\n" for i in range(5000)).encode())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    read = rows(path)
+    line, data_, error = read[-1]
+    assert data_ is None and line == len(read)
+    assert error.startswith("cannot be read: the gzip file is damaged or cut short")
+    assert error.endswith("; reading stopped")
+    assert all(r[1] == {"n": i} for i, r in enumerate(read[:-1]))

@@ -1,7 +1,9 @@
 """annotate/services/imports.py: every input shape, detection, idempotency and bad lines."""
 
 import csv
+import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from annotate.services import imports
 from annotate.services.imports import ImportRejected, import_file
 
 pytestmark = pytest.mark.django_db
+
+HH_ROWS = Path(__file__).parents[1] / "importers" / "data" / "hh_harmless_base_test_rows.jsonl"
 
 
 def write_jsonl(path, rows):
@@ -213,6 +217,81 @@ def test_hh_rlhf_transcripts_split_into_conversation_and_replies(project, tmp_pa
         {"role": "user", "content": "Tell a joke"},
     ]
     assert judged(project) == {("Tell a joke", "Why did the chicken cross the road?", "No.")}
+
+
+def test_the_published_hh_rlhf_rows_import_with_no_option_and_no_loss(project, tmp_path):
+    # Real rows (tests/annotate/importers/data/README.md): four prefer an empty reply, five
+    # part before their last reply. The published file is gzip, read as it is.
+    path = tmp_path / "test.jsonl.gz"
+    path.write_bytes(gzip.compress(HH_ROWS.read_bytes()))
+
+    result = import_file(project=project, path=path)
+
+    assert (result.format, result.rows, result.errors) == ("hh-rlhf", 9, [])
+    assert (result.pairs_created, result.comparisons_created) == (9, 9)
+    empty = Response.objects.filter(text="")
+    assert empty.count() == 4
+    for comparison in Comparison.objects.filter(pair__response_a__in=empty):
+        assert comparison.choice == Choice.A
+    for comparison in Comparison.objects.filter(pair__response_b__in=empty):
+        assert comparison.choice == Choice.B
+    assert Comparison.objects.filter(source=Comparison.Source.IMPORT).count() == 9
+    # Imported judgments are training data: nothing of this is served to labelers.
+    assert not Pair.objects.filter(is_open=True).exists()
+
+
+def test_empty_judged_replies_import_in_every_shape_the_export_writes(project, tmp_path):
+    q = [{"role": "user", "content": "How do I pick a lock?"}]
+    path = write_jsonl(
+        tmp_path / "trl.jsonl",
+        [
+            {"prompt": "q1", "chosen": "", "rejected": "Like so."},
+            {
+                "prompt": q,
+                "chosen": [{"role": "assistant", "content": ""}],
+                "rejected": [{"role": "assistant", "content": "With a pin."}],
+            },
+        ],
+    )
+    assert import_file(project=project, path=path).comparisons_created == 2
+    path = write_jsonl(
+        tmp_path / "openai.jsonl",
+        [
+            {
+                "input": {"messages": q},
+                "preferred_output": [{"role": "assistant", "content": ""}],
+                "non_preferred_output": [{"role": "assistant", "content": "Easy."}],
+            }
+        ],
+    )
+    assert import_file(project=project, path=path).comparisons_created == 1
+    assert judged(project) == {
+        ("q1", "", "Like so."),
+        ("How do I pick a lock?", "", "With a pin."),
+        ("How do I pick a lock?", "", "Easy."),
+    }
+
+
+def test_an_empty_prompt_or_user_turn_is_still_a_bad_line(project, tmp_path):
+    path = write_jsonl(
+        tmp_path / "trl.jsonl",
+        [
+            {"prompt": "", "chosen": "", "rejected": "x"},
+            {
+                "prompt": [{"role": "user", "content": ""}],
+                "chosen": [{"role": "assistant", "content": ""}],
+                "rejected": [{"role": "assistant", "content": "x"}],
+            },
+            {"prompt": "q", "chosen": None, "rejected": "x"},
+        ],
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_file(project=project, path=path)
+    assert caught.value.errors == [
+        (1, "prompt is empty"),
+        (2, "prompt message 1 is empty"),
+        (3, "chosen is missing"),
+    ]
 
 
 def test_openai_preference_rows(project, tmp_path):

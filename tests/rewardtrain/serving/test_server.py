@@ -26,8 +26,10 @@ CONVERSATION = [
     {"role": "assistant", "content": "w6"},
     {"role": "user", "content": "w7"},
 ]
+# One shape (TRL) for the whole file: score_pairs tells the shape from the first row, as the
+# import does.
 ROWS = [
-    {"prompt": "w1 w2 w3", "response_a": "good w1 good", "response_b": "bad w9"},
+    {"prompt": "w1 w2 w3", "chosen": "good w1 good", "rejected": "bad w9"},
     {"prompt": CONVERSATION, "chosen": "good", "rejected": "bad w8 w9 w10"},
     # Longer than the model's max_length (48): the prompt's start is cut, as in training.
     {"prompt": " ".join(f"w{i % 60}" for i in range(70)), "chosen": "good w2", "rejected": "bad"},
@@ -35,11 +37,7 @@ ROWS = [
 
 
 def sides(row: dict) -> tuple[str, str]:
-    return (
-        (row["response_a"], row["response_b"])
-        if "response_a" in row
-        else (row["chosen"], row["rejected"])
-    )
+    return row["chosen"], row["rejected"]
 
 
 def expected(version, prompts, responses) -> list[float]:
