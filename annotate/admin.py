@@ -14,6 +14,9 @@ from django.utils.html import format_html_join
 
 from annotate.models import (
     Comparison,
+    GeneratedSample,
+    GenerationJob,
+    Generator,
     ImportBatch,
     Lease,
     Membership,
@@ -22,6 +25,7 @@ from annotate.models import (
     Prompt,
     Response,
 )
+from annotate.services.generation import generation_job_cancel
 from annotate.services.projects import memberships_set_excluded
 
 
@@ -140,8 +144,46 @@ class ResponseAdmin(admin.ModelAdmin):
     list_display = ["id", "__str__", "model_name", "prompt_id", "created_at"]
     list_filter = ["prompt__project"]
     search_fields = ["model_name", "content_hash"]
-    raw_id_fields = ["prompt"]
+    raw_id_fields = ["prompt", "generator"]
     readonly_fields = ["content_hash", "created_at"]
+    show_full_result_count = False
+
+
+@admin.register(Generator)
+class GeneratorAdmin(admin.ModelAdmin):
+    """API keys are never here: `api_key_env` names the variable that holds one."""
+
+    list_display = ["name", "project", "model", "base_url", "api_key_env", "concurrency"]
+    list_filter = ["project"]
+    search_fields = ["name", "model"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "done", "total", "errors", "pairs_created"]
+    list_filter = ["project", "status"]
+    readonly_fields = [
+        *("status", "done", "total", "prompt_tokens", "completion_tokens", "errors"),
+        *("pairs_created", "cancel_requested", "error", "created_at", "started_at"),
+        "finished_at",
+    ]
+    raw_id_fields = ["prompts", "created_by"]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected jobs (samples already in stay)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        active = queryset.filter(status__in=[GenerationJob.Status.QUEUED, "running"])
+        for job in active:
+            generation_job_cancel(job=job)
+        self.message_user(request, f"Asked {len(active)} job(s) to stop.", messages.SUCCESS)
+
+
+@admin.register(GeneratedSample)
+class GeneratedSampleAdmin(admin.ModelAdmin):
+    list_display = ["id", "generator", "prompt_id", "index", "response_id", "job_id"]
+    list_filter = ["generator__project"]
+    raw_id_fields = ["prompt", "response", "job"]
     show_full_result_count = False
 
 

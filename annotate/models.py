@@ -209,6 +209,15 @@ class Response(models.Model):
     model_name = models.CharField(max_length=200, blank=True, help_text="Source model.")
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
+    # Set when a generation job wrote it (annotate/services/generation.py), else empty: the
+    # generator, the sampling settings sent, the endpoint's token counts and the latency.
+    generator = models.ForeignKey(
+        "Generator", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    sampling = models.JSONField(default=dict, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -484,3 +493,105 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"Review of pair {self.pair_id}"
+
+
+class Generator(models.Model):
+    """An OpenAI-compatible chat endpoint that writes responses for a project, with the
+    sampling settings it is asked with. The API key is never stored: `api_key_env` names the
+    environment variable of the processes that call it (web, worker) which holds it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generators")
+    name = models.SlugField(max_length=100, help_text="Unique in the project; used on the CLI.")
+    # Not a URLField: Django's validator refuses hosts without a dot (http://vllm:8000/v1, a
+    # container's name); the service checks the scheme and the host instead.
+    base_url = models.CharField(
+        max_length=500, help_text="Up to /v1, e.g. http://127.0.0.1:8000/v1."
+    )
+    model = models.CharField(max_length=200, help_text="The model name the endpoint expects.")
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of the environment variable with the key."
+    )
+    temperature = models.FloatField(null=True, blank=True)
+    top_p = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Sample i of a prompt is asked with seed + i: samples differ, and a rerun repeats them.
+    seed = models.BigIntegerField(null=True, blank=True)
+    system_prompt = models.TextField(blank=True)
+    concurrency = models.PositiveSmallIntegerField(
+        default=4, help_text="Requests in flight at once, per job."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="generator_unique_name"),
+            models.CheckConstraint(condition=Q(concurrency__gte=1), name="generator_concurrency"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model})"
+
+
+class GenerationJob(models.Model):
+    """Responses to write: `samples` per (prompt, generator) for the job's prompts. A worker
+    (or `manage.py generate_responses`) runs it; a (prompt, generator, sample index) already in
+    GeneratedSample is not asked again, so a cancelled or failed job resumes where it stopped."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generation_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    generators = models.ManyToManyField(Generator, related_name="jobs")
+    prompts = models.ManyToManyField(Prompt, related_name="generation_jobs")
+    samples = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Progress: samples in (this run or earlier ones) of `total`; the endpoints' token counts
+    # and failed attempts (each retried, or the one that failed the job) of this job.
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    pairs_created = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Generation {self.pk} of {self.project_id} ({self.status})"
+
+
+class GeneratedSample(models.Model):
+    """Sample `index` of one generator for one prompt, and the Response it gave (two samples
+    with the same text share that Response): what makes a job idempotent."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="samples")
+    generator = models.ForeignKey(Generator, on_delete=models.CASCADE, related_name="samples")
+    index = models.PositiveSmallIntegerField()
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="samples")
+    job = models.ForeignKey(
+        GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "generator", "index"], name="generated_sample_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sample {self.index} of {self.generator_id} for prompt {self.prompt_id}"

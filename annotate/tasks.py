@@ -4,7 +4,7 @@ be redelivered (computing a project's quality figures twice stores the same figu
 
 from celery import shared_task
 
-from annotate.services import export_jobs, quality
+from annotate.services import export_jobs, generation, generation_run, quality
 
 
 @shared_task(
@@ -41,3 +41,17 @@ def quality_compute(project_id: int) -> float | None:
 @shared_task(name="annotate.quality_due", acks_late=True, ignore_result=True)
 def quality_due() -> int:
     return quality.quality_due()
+
+
+@shared_task(
+    name=generation.GENERATION_JOB_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=generation.JOB_MAX_SECONDS,
+    time_limit=generation.JOB_MAX_SECONDS + 60,
+)
+def generation_job_run(job_id: int) -> str:
+    """On the `generation` queue (config/settings.py CELERY_TASK_ROUTES): a job waits on
+    endpoints, never on this worker's CPU. Redelivered, it carries on where it stopped."""
+    return generation_run.generation_job_execute(job_id=job_id).status

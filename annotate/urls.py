@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_export, views_import, views_quality
+from . import views, views_export, views_generation, views_import, views_quality
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,26 @@ urlpatterns = [
         "projects/<slug:slug>/quality/labelers/<id32:user_id>/",
         views_quality.labeler_membership,
         name="project-quality-labeler",
+    ),
+    path(
+        "projects/<slug:slug>/generators/",
+        views_generation.generators,
+        name="project-generators",
+    ),
+    path(
+        "projects/<slug:slug>/generators/jobs/",
+        views_generation.generation_start,
+        name="project-generation-start",
+    ),
+    path(
+        "projects/<slug:slug>/generators/jobs/<id:job_id>/<str:action>/",
+        views_generation.generation_job_action,
+        name="project-generation-job",
+    ),
+    path(
+        "projects/<slug:slug>/generators/<slug:name>/",
+        views_generation.generator_edit,
+        name="project-generator",
     ),
     path("projects/<slug:slug>/review/", views_quality.review, name="project-review"),
     path(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from annotate.integers import PATH_CONVERTER_SCHEMAS
 from config.security import proxy_ssl_header, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -223,6 +224,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "annotate.api.schema.document_error_answers",
     ],
+    # Each id in a path is an integer within its column's range (config/urls.py's converters).
+    "PATH_CONVERTER_OVERRIDES": PATH_CONVERTER_SCHEMAS,
     # The docs page is served from local static files: it must work without internet.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -283,7 +286,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TRAINING_MAX_SECONDS + 
 # Fail fast when Redis is down instead of hanging the request that enqueues.
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "3"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_ROUTES = {"rewardtrain.train_run": {"queue": "training"}}
+# Generation jobs wait on model endpoints for minutes to hours: their own queue, so that they
+# never hold up exports, quality figures or training (annotate/services/generation.py).
+CELERY_TASK_ROUTES = {
+    "rewardtrain.train_run": {"queue": "training"},
+    "annotate.generation_job_run": {"queue": "generation"},
+}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 RETRAIN_CHECK_SECONDS = int(os.environ.get("RETRAIN_CHECK_SECONDS", "300"))
 # A running run whose heartbeat is older than this is taken to have lost its worker.
@@ -294,6 +302,11 @@ RUN_HEARTBEAT_TIMEOUT_SECONDS = int(os.environ.get("RUN_HEARTBEAT_TIMEOUT_SECOND
 # most once per check, quiet ones only when something changed); staff can recompute any time.
 QUALITY_RECOMPUTE_EVERY = int(os.environ.get("QUALITY_RECOMPUTE_EVERY", "1000"))
 QUALITY_CHECK_SECONDS = int(os.environ.get("QUALITY_CHECK_SECONDS", "60"))
+# Model endpoints (annotate/generation/client.py): seconds one chat completion may take, and
+# how many times a 429, a 5xx or a lost connection is retried (backoff with jitter, about 30 s
+# in all at the default) before the job fails with the endpoint's error.
+GENERATION_TIMEOUT_SECONDS = float(os.environ.get("GENERATION_TIMEOUT_SECONDS", "120"))
+GENERATION_MAX_RETRIES = int(os.environ.get("GENERATION_MAX_RETRIES", "7"))
 # Each tick expires at the next one: ticks that wait for a stopped worker are not run in a heap.
 CELERY_BEAT_SCHEDULE = {
     "retrain-due": {

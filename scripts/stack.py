@@ -70,7 +70,7 @@ def main() -> int:
                 *celery,
                 "worker",
                 "-Q",
-                "default,training",
+                "default,training,generation",
                 "--concurrency",
                 "1",
                 "--loglevel",

@@ -116,3 +116,20 @@ def browser(chromium_path, monkeypatch):
             from django.db import connections
 
             connections.close_all()
+
+
+@pytest.fixture(scope="session")
+def chat_server(tmp_path_factory):
+    """A real `transformers serve` with a tiny random chat model (tests/rewardtrain/tiny.py),
+    started once per session on a free port: the OpenAI-compatible endpoint the generation
+    tests talk to over real HTTP. Tests that stop it start it again before they end."""
+    from scripts.chat_server import ChatServer
+    from tests.rewardtrain.tiny import make_chat_lm
+
+    folder = tmp_path_factory.mktemp("chat")
+    model = make_chat_lm(folder / "tiny-chat")
+    server = ChatServer(model=str(model), log=folder / "serve.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -2,13 +2,13 @@
 
 from django.urls import path
 
-from annotate.api import exports, imports, labeling, quality, tokens
+from annotate.api import exports, generation, imports, labeling, quality, tokens
 
 urlpatterns: list = [
     path("token/", tokens.TokenObtainApi.as_view(), name="api-token"),
     path("projects/", labeling.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<slug:slug>/next/", labeling.PairNextApi.as_view(), name="api-pair-next"),
-    path("pairs/<int:pair_id>/skip/", labeling.PairSkipApi.as_view(), name="api-pair-skip"),
+    path("pairs/<id:pair_id>/skip/", labeling.PairSkipApi.as_view(), name="api-pair-skip"),
     path("comparisons/", labeling.ComparisonApi.as_view(), name="api-comparisons"),
     path(
         "projects/<slug:slug>/imports/",
@@ -21,14 +21,34 @@ urlpatterns: list = [
         name="api-dataset-export",
     ),
     path(
-        "projects/<slug:slug>/export/jobs/<int:job_id>/",
+        "projects/<slug:slug>/export/jobs/<id:job_id>/",
         exports.ExportJobApi.as_view(),
         name="api-export-job",
     ),
     path(
-        "projects/<slug:slug>/export/jobs/<int:job_id>/download/",
+        "projects/<slug:slug>/export/jobs/<id:job_id>/download/",
         exports.ExportJobDownloadApi.as_view(),
         name="api-export-job-download",
+    ),
+    path(
+        "projects/<slug:slug>/generation/jobs/",
+        generation.GenerationJobCreateApi.as_view(),
+        name="api-generation-jobs",
+    ),
+    path(
+        "projects/<slug:slug>/generation/jobs/<id:job_id>/",
+        generation.GenerationJobApi.as_view(),
+        name="api-generation-job",
+    ),
+    path(
+        "projects/<slug:slug>/generation/jobs/<id:job_id>/cancel/",
+        generation.GenerationJobCancelApi.as_view(),
+        name="api-generation-job-cancel",
+    ),
+    path(
+        "projects/<slug:slug>/generation/jobs/<id:job_id>/resume/",
+        generation.GenerationJobResumeApi.as_view(),
+        name="api-generation-job-resume",
     ),
     path(
         "projects/<slug:slug>/quality/",

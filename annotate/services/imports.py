@@ -261,7 +261,20 @@ def _counts_write(project: Project, batch: ImportBatch, result: ImportResult) ->
 
 # The columns each import insert writes, every one of its table's but the id.
 PROMPT_COLUMNS = ("project_id", "messages", "external_id", "metadata", "content_hash", "created_at")
-RESPONSE_COLUMNS = ("prompt_id", "text", "model_name", "metadata", "content_hash", "created_at")
+RESPONSE_COLUMNS = (
+    "prompt_id",
+    "text",
+    "model_name",
+    "metadata",
+    "sampling",
+    "content_hash",
+    "created_at",
+    # What a generation job records (annotate/services/generation_run.py); none for an import.
+    "generator_id",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+)
 PAIR_COLUMNS = (
     "project_id",
     "prompt_id",
@@ -435,7 +448,7 @@ def _responses_write(pending: list[_Keyed], row_prompt: list[int]) -> _Responses
     ids = response_ids()
     now = timezone.now()
     missing = [
-        (k[0], c.text, c.model_name[:200], "{}", k[1], now)
+        (k[0], c.text, c.model_name[:200], "{}", "{}", k[1], now, None, None, None, None)
         for k, c in wanted.items()
         if k not in ids
     ]

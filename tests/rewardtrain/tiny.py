@@ -130,3 +130,45 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# A chat template over the word-level vocabulary: "user : hello assistant : ".
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}assistant : {% endif %}"
+)
+
+
+def make_chat_lm(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny random Llama causal LM with a chat template, saved as a folder that
+    `transformers serve` loads: real chat completions of random words. Its tokenizer takes no
+    token_type_ids (generate() refuses them), and the end-of-text token is never sampled, so a
+    reply is never empty."""
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    tokenizer = gpt2_tokenizer()
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    eos = tokenizer.eos_token_id
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    # Sampling on (as a real instruct model's generation config has it): a request's
+    # temperature and seed then give different samples.
+    model.generation_config = GenerationConfig(
+        bos_token_id=eos, eos_token_id=eos, suppress_tokens=[eos], do_sample=True
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

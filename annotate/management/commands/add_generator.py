@@ -1,0 +1,47 @@
+"""`manage.py add_generator --project SLUG NAME --base-url URL --model MODEL [--api-key-env VAR]
+[--temperature T] [--max-tokens N] [--concurrency N]`: add a model endpoint to a project."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotate.models import Project
+from annotate.services.generation import GenerationInvalid, generator_create
+
+
+class Command(BaseCommand):
+    help = "Add an OpenAI-compatible endpoint to a project as a generator of responses."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", metavar="NAME", help="Unique in the project, e.g. llama-8b.")
+        parser.add_argument("--project", required=True, metavar="SLUG")
+        parser.add_argument(
+            "--base-url", required=True, help="Up to /v1: {base_url}/chat/completions."
+        )
+        parser.add_argument("--model", required=True, help="The model name the endpoint expects.")
+        parser.add_argument(
+            "--api-key-env", default="", help="Name of the environment variable with the key."
+        )
+        parser.add_argument("--temperature", type=float)
+        parser.add_argument("--top-p", type=float)
+        parser.add_argument("--max-tokens", type=int)
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--system-prompt", default="")
+        parser.add_argument("--concurrency", type=int, default=4, help="Requests at once (4).")
+
+    def handle(self, *args, name: str, project: str, **options):
+        found = Project.objects.filter(slug=project).first()
+        if found is None:
+            raise CommandError(f"No project with slug {project!r}.")
+        values = {
+            key: options[key]
+            for key in ("base_url", "model", "api_key_env", "temperature", "top_p", "max_tokens")
+            + ("seed", "system_prompt", "concurrency")
+            if options[key] is not None
+        }
+        try:
+            generator = generator_create(project=found, name=name, **values)
+        except GenerationInvalid as exc:
+            raise CommandError(f"{exc}; nothing was added.") from None
+        self.stdout.write(
+            f"Added generator {generator.name} to {found.slug}: {generator.model} at "
+            f"{generator.base_url}, {generator.concurrency} request(s) at once."
+        )

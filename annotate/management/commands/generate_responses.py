@@ -1,0 +1,95 @@
+"""`manage.py generate_responses --project SLUG --prompts FILE|--from-project --generators a,b
+[--samples N]`: one generation job, run now in this process, with a progress bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotate.models import GenerationJob, Project
+from annotate.services.generation import (
+    MAX_SAMPLES,
+    GenerationInvalid,
+    generation_job_create,
+    prompts_file_read,
+)
+from annotate.services.generation_run import generation_job_execute
+
+BAR_WIDTH = 30
+
+
+class ProgressBar:
+    """One redrawn line on a terminal; elsewhere (logs, pipes) a line every tenth of the job,
+    as train_reward_model's."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.last_tenth = -1
+        self.drawn = False
+
+    def update(self, job: GenerationJob) -> None:
+        done = job.done / job.total if job.total else 1.0
+        filled = int(done * BAR_WIDTH)
+        text = (
+            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {job.done}/{job.total} samples, "
+            f"{job.prompt_tokens + job.completion_tokens} tokens, {job.errors} errors, "
+            f"{job.pairs_created} pairs"
+        )
+        if self.tty:
+            self.stream.write(f"\r{text}", ending="")
+            self.stream.flush()
+            self.drawn = True
+        elif int(done * 10) > self.last_tenth:
+            self.last_tenth = int(done * 10)
+            self.stream.write(text)
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("")
+
+
+class Command(BaseCommand):
+    help = "Generate responses to prompts from a project's generators, now, with a progress bar."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, metavar="SLUG")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument(
+            "--prompts", metavar="FILE", help='JSON Lines of {"prompt": text or messages}.'
+        )
+        source.add_argument(
+            "--from-project", action="store_true", help="Every prompt the project has."
+        )
+        parser.add_argument("--generators", required=True, help="Names, comma-separated: a,b.")
+        parser.add_argument(
+            "--samples", type=int, default=1, help=f"Per prompt and generator (1-{MAX_SAMPLES})."
+        )
+
+    def handle(self, *args, project: str, generators: str, samples: int, **options):
+        found = Project.objects.filter(slug=project).first()
+        if found is None:
+            raise CommandError(f"No project with slug {project!r}.")
+        try:
+            prompts = prompts_file_read(options["prompts"]) if options["prompts"] else None
+            job = generation_job_create(
+                project=found,
+                generators=generators.split(","),
+                samples=samples,
+                prompts=prompts,
+                from_project=options["from_project"],
+                enqueue=False,
+            )
+        except GenerationInvalid as exc:
+            raise CommandError(str(exc)) from None
+        bar = ProgressBar(self.stderr)
+        job = generation_job_execute(job_id=job.pk, on_progress=bar.update)
+        bar.close()
+        if job.status != GenerationJob.Status.SUCCEEDED:
+            raise CommandError(f"generation job {job.pk} {job.status}: {job.error}")
+        self.stdout.write(
+            f"Generation job {job.pk} succeeded: {job.done} samples, {job.pairs_created} new "
+            f"pairs, {job.prompt_tokens} prompt and {job.completion_tokens} completion tokens, "
+            f"{job.errors} retried errors."
+        )
