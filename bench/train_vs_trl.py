@@ -155,21 +155,8 @@ def run_ours(spec: dict) -> dict:
     from rewardtrain.core.training import resolve_device, train, use_bf16
 
     data = json.load(open(spec["data"]))
-    cfg = TrainConfig(
-        backbone=spec["backbone"],
-        max_length=spec["max_length"],
-        batch_size=spec["batch_size"],
-        epochs=spec["epochs"],
-        learning_rate=spec["learning_rate"],
-        seed=spec.get("seed", 0),
-        bf16=spec["bf16"],
-        cpu_threads=spec["threads"],
-        lora_r=spec.get("lora_r", 0),
-        lora_alpha=2 * spec.get("lora_r", 0) or 16,
-        # Stated on both sides (TrainConfig's default is 0.0 too): the same adapters as TRL's.
-        lora_dropout=spec.get("lora_dropout", 0.0),
-        lora_target_modules="all-linear",
-    )
+    # "config": a whole TrainConfig (bench/real_preferences.py: the defaults); else this bench's.
+    cfg = TrainConfig.from_dict(spec["config"]) if "config" in spec else _bench_config(spec)
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     if spec.get("nproc", 1) > 1:
@@ -186,13 +173,39 @@ def run_ours(spec: dict) -> dict:
         "wall_seconds": wall,
         "test_accuracy": metrics["accuracy"],
         "test_log_loss": metrics["log_loss"],
-        "pairs_trained": len(data["train"]),
+        # A refit trains on the validation pairs too.
+        "pairs_trained": len(data["train"]) + (len(data["validation"]) if cfg.refit else 0),
         "truncated": result.truncated,
         "bf16": use_bf16(cfg, resolve_device(cfg.device)),
         "threads": torch.get_num_threads(),
+        "steps": result.steps,
+        "refit_steps": result.refit_steps,
     }
     out.update(_cuda_stats(result.model, result.tokens_per_second))
     return out
+
+
+def _bench_config(spec: dict):
+    """This bench's settings, the same as TRL is given."""
+    from rewardtrain.core.config import TrainConfig
+
+    return TrainConfig(
+        backbone=spec["backbone"],
+        max_length=spec["max_length"],
+        batch_size=spec["batch_size"],
+        epochs=spec["epochs"],
+        learning_rate=spec["learning_rate"],
+        seed=spec.get("seed", 0),
+        bf16=spec["bf16"],
+        cpu_threads=spec["threads"],
+        lora_r=spec.get("lora_r", 0),
+        lora_alpha=2 * spec.get("lora_r", 0) or 16,
+        # Stated on both sides (TrainConfig's default is 0.0 too): the same adapters as TRL's.
+        lora_dropout=spec.get("lora_dropout", 0.0),
+        lora_target_modules="all-linear",
+        # This bench compares loops step for step: one run, no refit (a refit is a second).
+        refit=False,
+    )
 
 
 def _ours_on_ranks(spec: dict, cfg, data: dict) -> dict:
@@ -245,18 +258,13 @@ def run_trl(spec: dict) -> dict:
 
     # The same rule as prefloop's (None = bf16 where the hardware has it).
     bf16 = use_bf16(TrainConfig(bf16=spec["bf16"]), resolve_device(""))
+    # "trl_defaults": TRL's own batch, epochs, rate, schedule and checkpointing; else ours.
+    hyper = {} if spec.get("trl_defaults") else _trl_hyper_parameters(spec)
     args = RewardConfig(
         output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=spec["batch_size"],
-        num_train_epochs=spec["epochs"],
-        learning_rate=spec["learning_rate"],
-        weight_decay=0.01,
-        warmup_steps=0.1,
-        lr_scheduler_type="linear",
-        max_grad_norm=1.0,
+        **hyper,
         max_length=spec["max_length"],
         bf16=bf16,
-        gradient_checkpointing=spec.get("gradient_checkpointing", False),
         # MiniLM has no EOS token: TRL fails without one (shown by the main script).
         eos_token=tok.sep_token if tok.eos_token is None else None,
         eval_strategy="no",
@@ -292,9 +300,9 @@ def run_trl(spec: dict) -> dict:
     trainer.train()
     train_seconds = time.perf_counter() - tick
     wall = time.perf_counter() - started
+    epochs = args.num_train_epochs
     tokens = (
-        sum(len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in trainer.train_dataset)
-        * spec["epochs"]
+        sum(len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in trainer.train_dataset) * epochs
     )
 
     # Held-out accuracy over the whole test set, with TRL's own input (prompt + response + eos).
@@ -320,7 +328,7 @@ def run_trl(spec: dict) -> dict:
     n_test = len(data["test"])
     wins = [c > r for c, r in zip(scores[:n_test], scores[n_test:], strict=True)]
     out = {
-        "pairs_per_second": kept * spec["epochs"] / train_seconds,
+        "pairs_per_second": kept * epochs / train_seconds,
         "train_seconds": train_seconds,
         "wall_seconds": wall,
         "test_accuracy": sum(wins) / len(wins),
@@ -331,6 +339,20 @@ def run_trl(spec: dict) -> dict:
     }
     out.update(_cuda_stats(model, tokens / train_seconds))
     return out
+
+
+def _trl_hyper_parameters(spec: dict) -> dict:
+    """The settings prefloop trains with, for TRL's RewardConfig."""
+    return {
+        "per_device_train_batch_size": spec["batch_size"],
+        "num_train_epochs": spec["epochs"],
+        "learning_rate": spec["learning_rate"],
+        "weight_decay": 0.01,
+        "warmup_steps": 0.1,
+        "lr_scheduler_type": "linear",
+        "max_grad_norm": 1.0,
+        "gradient_checkpointing": spec.get("gradient_checkpointing", False),
+    }
 
 
 def trl_without_eos(backbone: str) -> str:

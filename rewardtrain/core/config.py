@@ -56,6 +56,13 @@ class TrainConfig:
     center_rewards_coefficient: float = 0.0
     # Evaluations without a lower validation loss before training stops.
     early_stopping_patience: int = 2
+    # After early stopping has chosen the run (its best evaluation's share of the epochs), train
+    # again from the start on train + validation for that many epochs and keep that model: the
+    # validation pairs (a tenth of the data) are then trained on too, as a TRL user trains on
+    # everything. The test split is never trained on either way, so evaluation and promotion
+    # still compare models on pairs neither saw. Costs up to one more training. See
+    # docs/training.md#refit for the measurement behind the default.
+    refit: bool = True
     # 0 = validate once per epoch, enough for a few thousand pairs.
     eval_every_steps: int = 0
     # Seeds the head's initialisation, the batch order and dropout.

@@ -65,6 +65,8 @@ class Tally:
     last_eval_step: int = -1
     best_loss: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    # The step of the lowest validation loss (every rank): what a refit trains up to.
+    best_step: int = 0
     bad_evals: int = 0
     stopped_early: bool = False
 
@@ -90,6 +92,8 @@ class LoopState:
     steps_per_epoch: int
     total: int
     tally: Tally = field(default_factory=Tally)
+    # A refit run's: the tally of the run that chose its length (history, best loss).
+    selection: Tally | None = None
 
     @property
     def fsdp(self) -> bool:

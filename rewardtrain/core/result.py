@@ -33,6 +33,10 @@ class TrainResult:
     # Time in training steps alone (pairs_per_second's denominator: no validation, no loading).
     step_seconds: float = 0.0
     world_size: int = 1
+    # The step of the lowest validation loss; with config.refit, the steps of the second run
+    # on train + validation whose weights `model` holds (`steps` counts both runs').
+    selected_step: int = 0
+    refit_steps: int = 0
     lora_r: int | None = None
     trainable_params: int = 0
     total_params: int = 0
@@ -53,6 +57,8 @@ def training_figures(result: TrainResult) -> dict[str, Any]:
         "train_seconds": result.train_seconds,
         "best_val_loss": result.best_val_loss,
         "stopped_early": result.stopped_early,
+        "selected_step": result.selected_step,
+        "refit_steps": result.refit_steps,
         "truncated": result.truncated,
         "world_size": result.world_size,
         "lora_r": result.lora_r,

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import torch
@@ -164,8 +165,9 @@ def train(
     init_from: str | None = None,
     ranks: Ranks = SINGLE,
 ) -> TrainResult:
-    """Train a reward model on preference rows; the returned model holds the weights of the
-    evaluation with the lowest validation loss (on rank 0; other ranks return no model).
+    """Train a reward model on preference rows; the returned model (on rank 0; other ranks
+    return none) holds the weights of the evaluation with the lowest validation loss, or with
+    cfg.refit those of the refit on train + validation for as many epochs.
 
     `ranks`: this process's place in an initialised process group (rewardtrain.core.rank); every
     rank calls train() with the same rows and config. on_step and should_stop are rank 0's.
@@ -180,15 +182,69 @@ def train(
     if cfg.cpu_threads and device == "cpu":
         torch.set_num_threads(cfg.cpu_threads)
     try:
-        run = start_run(train_rows, validation_rows, cfg, device, ranks, init_from)
-        leader = ranks.leader
-        _loop(run, on_step if leader else None, should_stop if leader else None)
+        callbacks = (on_step, should_stop) if ranks.leader else (None, None)
+        where = (device, ranks, init_from)
+        run = _choose_and_refit(train_rows, validation_rows, cfg, where, *callbacks)
         result = _result(run)
     finally:
         torch.set_num_threads(threads_before)
     result.dropped_ties = dropped_ties
     result.train_seconds = time.perf_counter() - started
     return result
+
+
+def _choose_and_refit(
+    train_rows: list[dict],
+    validation_rows: list[dict],
+    cfg: TrainConfig,
+    where: tuple[str, Ranks, str | None],
+    on_step: Callable[[Progress], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> LoopState:
+    """The run that early stopping chooses on validation; with cfg.refit, then a second run
+    from the same start on train + validation, for the share of the epochs the first one
+    chose (the same schedule, cut there), which becomes the model. `where`: (device, ranks,
+    init_from)."""
+    run = start_run(train_rows, validation_rows, cfg, *where)
+    _loop(run, on_step, should_stop)
+    if not cfg.refit:
+        return run
+    chosen, offset, truncated = run.tally, run.tally.step, run.data.truncated
+    epochs = chosen.best_step / run.steps_per_epoch
+    # The choosing run's model and optimizer go before the refit's are made.
+    del run
+    chosen.best_state = None
+    seed_everything(cfg.seed)
+    kept = [r for r in validation_rows if cfg.tie_loss != "drop" or not r.get("tie")]
+    refit = start_run(train_rows + kept, validation_rows, cfg, *where)
+    # Cut pairs counted per split once (the refit's train holds the validation pairs too).
+    refit.selection, refit.data.truncated = chosen, truncated
+    steps = max(1, round(epochs * refit.steps_per_epoch))
+    _refit_loop(refit, steps, offset, on_step, should_stop)
+    return refit
+
+
+def _refit_loop(
+    run: LoopState,
+    steps: int,
+    offset: int,
+    on_step: Callable[[Progress], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    """The refit's first `steps` steps, without validation (nothing but the test split is held
+    out now); its progress counts on from the choosing run's `offset` steps."""
+    tally = run.tally
+    for group in islice(_all_steps(run), steps):
+        wants_stop = should_stop is not None and should_stop()
+        if leader_says(wants_stop, run.ranks):
+            raise TrainingCancelled(f"cancelled at step {offset + tally.step} of {offset + steps}")
+        loss = _step(run, group)
+        if on_step is not None:
+            rate, epoch = tally.pairs / tally.seconds, tally.step / run.steps_per_epoch
+            on_step(Progress(offset + tally.step, offset + steps, epoch, loss, rate))
+    if run.fsdp:  # rank 0 builds the model from gathered weights (_best_model): the last ones
+        with run.precision.masters.float32() if run.precision.masters else nullcontext():
+            tally.best_state = full_state_dict(run.net, run.ranks, only_trainable=True)
 
 
 def _kept_rows(
@@ -314,6 +370,7 @@ def _evaluate(run: LoopState) -> bool:
             improved = tally.best_loss is None or val_loss < tally.best_loss
         if leader_says(improved, ranks):
             tally.best_state = full_state_dict(run.net, ranks, only_trainable=True)
+            tally.best_step = tally.step
     if not ranks.leader:
         return False
     _record(run, val_loss, sums)
@@ -403,25 +460,33 @@ def _best_model(run: LoopState) -> tuple[Any, Any]:
 
 
 def _result(run: LoopState) -> TrainResult:
-    tally, prepared = run.tally, run.prepared
-    tokens_per_second = tally.tokens / tally.seconds if tally.seconds else 0.0
+    """The result of a run, or of a refit and the run that chose its length: throughput over
+    both, the history and best loss of the choosing one."""
+    prepared, refit = run.prepared, run.selection is not None
+    chosen = run.selection or run.tally
+    phases = [chosen, run.tally] if refit else [run.tally]
+    pairs, tokens = sum(t.pairs for t in phases), sum(t.tokens for t in phases)
+    seconds = sum(t.seconds for t in phases)
+    tokens_per_second = tokens / seconds if seconds else 0.0
     mfu, peaks = device_figures(run.device, prepared.model, run.ranks, tokens_per_second)
     model, lora = _best_model(run)
     return TrainResult(
         model=model,
         tokenizer=prepared.tokenizer,
         config=run.cfg,
-        history=tally.history,
-        steps=tally.step,
+        history=chosen.history,
+        steps=sum(t.step for t in phases),
         device=run.device,
-        pairs_per_second=tally.pairs / tally.seconds if tally.seconds else 0.0,
+        pairs_per_second=pairs / seconds if seconds else 0.0,
         truncated=sum(run.data.truncated.values()),
-        stopped_early=tally.stopped_early,
-        best_val_loss=tally.best_loss,
+        stopped_early=chosen.stopped_early,
+        best_val_loss=chosen.best_loss,
         train_seconds=0.0,
         tokens_per_second=tokens_per_second,
         truncated_by_split=run.data.truncated,
-        step_seconds=tally.seconds,
+        step_seconds=seconds,
+        selected_step=chosen.best_step,
+        refit_steps=run.tally.step if refit else 0,
         world_size=run.ranks.world_size,
         lora_r=run.cfg.lora_r or None,
         trainable_params=prepared.trainable_params,

@@ -60,9 +60,14 @@ def _tree_state() -> dict[str, tuple[int, int]]:
 
 
 def test_the_benches_are_found_and_each_has_a_smoke_run():
-    assert {"active_learning.py", "export_1m.py", "labeling_load.py", "quality_scale.py"} <= {
-        p.name for p in BENCHES
-    }
+    assert {
+        "active_learning.py",
+        "export_1m.py",
+        "generation.py",
+        "labeling_load.py",
+        "quality_scale.py",
+        "real_preferences.py",
+    } <= {p.name for p in BENCHES}
     for bench in BENCHES:
         assert "--smoke" in bench.read_text(), f"{bench.name} has no --smoke mode"
     assert {bench.stem for bench in BENCHES} <= {b.stem for b in GENERIC} | OWN_TESTS

@@ -4,6 +4,7 @@ import hashlib
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -29,6 +30,7 @@ from rewardtrain.core.training import (
     pair_loss,
     save_model,
     train,
+    training_figures,
     validate,
 )
 from tests.rewardtrain.tiny import make_bert, make_gpt2, make_llama
@@ -68,7 +70,10 @@ def bert_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(bert_path):
-    cfg = TrainConfig(backbone=bert_path, learning_rate=1e-3, epochs=3, max_length=64, device="cpu")
+    # No refit: the loop's own steps, validations and best weights (refit: test_refit_*).
+    cfg = TrainConfig(
+        backbone=bert_path, learning_rate=1e-3, epochs=3, max_length=64, device="cpu", refit=False
+    )
     steps = []
     result = train(keyword_rows(400, 1), keyword_rows(50, 2), cfg, on_step=steps.append)
     return result, steps
@@ -169,6 +174,7 @@ def test_early_stopping_restores_the_best_weights(bert_path):
         eval_every_steps=2,
         early_stopping_patience=2,
         device="cpu",
+        refit=False,
     )
     val = keyword_rows(32, 2, flip=True)
     result = train(keyword_rows(160, 1), val, cfg)
@@ -183,6 +189,58 @@ def test_early_stopping_restores_the_best_weights(bert_path):
     # Validated as training did (bf16 autocast where the CPU has native bf16).
     loss, _ = validate(result.model, encoded, collate, cfg, "cpu", use_bf16(cfg, "cpu"))
     assert loss == pytest.approx(losses[0], abs=1e-6)
+
+
+def test_refit_is_a_run_on_train_and_validation_for_the_chosen_epochs(bert_path):
+    # One epoch, one validation at its end: the chosen share is the whole epoch. The refit is
+    # then exactly a fresh run on train + validation (64 pairs: 8 steps of 8, not 40's 5).
+    cfg = TrainConfig(backbone=bert_path, learning_rate=1e-3, epochs=1, batch_size=8, device="cpu")
+    rows, val = keyword_rows(40, 1), keyword_rows(24, 2)
+    steps = []
+    result = train(rows, val, cfg, on_step=steps.append)
+    assert (result.selected_step, result.refit_steps, result.steps) == (5, 8, 13)
+    assert [h["step"] for h in result.history] == [5]
+    assert result.best_val_loss == result.history[0]["val_loss"]
+    # Progress counts on through the refit, whose total is known once the choice is made.
+    assert [(p.step, p.total) for p in steps] == [(k, 5) for k in range(1, 6)] + [
+        (k, 13) for k in range(6, 14)
+    ]
+    assert steps[4].val_loss is not None and all(p.val_loss is None for p in steps[5:])
+    fresh = train(rows + val, val, replace(cfg, refit=False))
+    test = keyword_rows(30, 3)
+    want = RewardScorer(fresh.model, fresh.tokenizer, "cpu").score_pairs(test)
+    got = RewardScorer(result.model, result.tokenizer, "cpu").score_pairs(test)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_refit_after_early_stopping_trains_the_chosen_share_of_an_epoch(bert_path):
+    # Validation wants the opposite of training: the first evaluation (step 2 of an epoch of
+    # 10) is chosen; the refit's epoch has 12 steps (160 + 32 pairs), so it trains 2.4 -> 2.
+    cfg = TrainConfig(
+        backbone=bert_path,
+        learning_rate=2e-3,
+        warmup_ratio=0.0,
+        epochs=5,
+        eval_every_steps=2,
+        early_stopping_patience=2,
+        device="cpu",
+    )
+    result = train(keyword_rows(160, 1), keyword_rows(32, 2, flip=True), cfg)
+    assert result.stopped_early and (result.selected_step, result.refit_steps) == (2, 2)
+    assert result.steps == 6 + 2 and len(result.history) == 3
+    assert training_figures(result)["refit_steps"] == 2
+
+
+def test_a_cancelled_refit_raises(bert_path):
+    cfg = TrainConfig(backbone=bert_path, epochs=1, batch_size=8, device="cpu")
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) == 7  # the refit's second step (the choosing run has 5)
+
+    with pytest.raises(TrainingCancelled, match="at step 6 of 13"):
+        train(keyword_rows(40, 1), keyword_rows(24, 2), cfg, should_stop=should_stop)
 
 
 def test_plain_and_sdpa_attention_give_the_same_rewards(bert_path):
@@ -250,9 +308,9 @@ def test_missing_backbone_fails_before_training(tmp_path):
 def test_ties_are_kept_with_the_soft_loss_and_counted_when_dropped(bert_path):
     rows = keyword_rows(20, 1) + [dict(r, tie=True, p_chosen=0.5) for r in keyword_rows(12, 9)]
     val = keyword_rows(4, 2)
-    kept = train(rows, val, TrainConfig(backbone=bert_path, epochs=1, device="cpu"))
+    kept = train(rows, val, TrainConfig(backbone=bert_path, epochs=1, device="cpu", refit=False))
     assert kept.dropped_ties == 0 and kept.steps == 2  # 32 pairs in batches of 16
-    cfg = TrainConfig(backbone=bert_path, epochs=1, tie_loss="drop", device="cpu")
+    cfg = TrainConfig(backbone=bert_path, epochs=1, tie_loss="drop", device="cpu", refit=False)
     dropped = train(rows, val, cfg)
     assert dropped.dropped_ties == 12 and dropped.steps == 2  # 20 pairs
 
@@ -412,6 +470,8 @@ def test_a_fixed_seed_run_gives_the_reference_weights(kind, tmp_path):
         eval_every_steps=2,
         early_stopping_patience=1 if kind == "bert" else 2,
         device="cpu",
+        # The loop these weights were made by; a refit (the default since) is a second run.
+        refit=False,
         **options,
     )
     long_every = 0 if kind == "bert" else 2

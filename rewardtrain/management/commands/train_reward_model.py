@@ -22,9 +22,12 @@ class ProgressBar:
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.last_tenth = -1
+        self.total = 0
         self.drawn = False
 
     def update(self, p: Any) -> None:
+        if p.total != self.total:  # a refit's steps lengthen the run once early stopping chose
+            self.total, self.last_tenth = p.total, -1
         done = p.step / p.total if p.total else 1.0
         filled = int(done * BAR_WIDTH)
         text = (
@@ -62,6 +65,7 @@ def run_summary(run: TrainingRun) -> str:
     lines = [
         f"Run {run.pk} succeeded on {run.device} in {_fmt(training.get('train_seconds'), 1)} s "
         f"({training.get('steps')} steps, {_fmt(run.pairs_per_second, 1)} pairs/s).",
+        _refit_line(training),
         _scale_line(run),
         f"Data: {counts.get('train', 0)} train, {counts.get('validation', 0)} validation, "
         f"{counts.get('test', 0)} test pairs; {snap.get('ties', 0)} ties, "
@@ -74,6 +78,16 @@ def run_summary(run: TrainingRun) -> str:
         f"Promotion: {promotion.get('reason', '')}",
     ]
     return "\n".join(lines)
+
+
+def _refit_line(training: dict) -> str:
+    """How the model's length of training was chosen, and whether it was refit."""
+    chosen = f"Early stopping chose step {training.get('selected_step')} on validation"
+    if not training.get("refit_steps"):
+        return f"{chosen}; the model is that step's (no refit)."
+    return (
+        f"{chosen}; the model is the refit on train + validation ({training['refit_steps']} steps)."
+    )
 
 
 def _scale_line(run: TrainingRun) -> str:

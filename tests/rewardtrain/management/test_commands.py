@@ -49,14 +49,17 @@ def test_train_reward_model_trains_and_reports(judged):
     version = ModelVersion.objects.get(project=judged)
     assert run.trigger == TrainingRun.Trigger.COMMAND
     assert (run.config["epochs"], run.config["batch_size"]) == (2, 10)
-    assert run.progress["total"] == 8
+    # 8 steps, then the refit on 44 pairs for the chosen 1 or 2 epochs (5 steps an epoch).
+    refit_steps = version.metrics["training"]["refit_steps"]
+    assert refit_steps in (5, 10) and run.progress["total"] == 8 + refit_steps
     assert f"Run {run.pk} succeeded on cpu" in out
     assert "Data: 40 train, 4 validation, 4 test pairs" in out
+    assert f"the model is the refit on train + validation ({refit_steps} steps)" in out
     assert f"Model version 1: {version.path}" in out
     assert f"Test accuracy {version.metrics['accuracy']:.3f}" in out
     assert "Promotion: no active model yet" in out
     # Not a terminal: the bar prints a line per tenth of the run, ending at the last step.
-    assert "step 8/8" in err.splitlines()[-1]
+    assert f"step {8 + refit_steps}/{8 + refit_steps}" in err.splitlines()[-1]
     assert version.is_active
 
 
@@ -126,12 +129,14 @@ def test_evaluate_reward_model_by_version_and_its_errors(trained, project):
 
 
 def test_score_pairs_adds_rewards_to_each_row(trained, tmp_path):
+    # One shape per file, as import_pairs reads it (tests/rewardtrain/services/
+    # test_pairs_file.py scores every shape).
     rows = [
         {"prompt": "w1 w2", "response_a": "good w3", "response_b": "bad w4", "id": "x1"},
         {
             "prompt": [{"role": "user", "content": "w5 w6"}],
-            "chosen": "bad w7",
-            "rejected": "good w8",
+            "response_a": "bad w7",
+            "response_b": "good w8",
             "meta": {"k": 1},
         },
     ]
@@ -140,7 +145,7 @@ def test_score_pairs_adds_rewards_to_each_row(trained, tmp_path):
 
     out, _ = call("score_pairs", str(source), "--project", "demo", "--out", str(target))
 
-    assert out.strip() == f"Scored 2 pairs into {target}"
+    assert out.strip() == f"Scored 2 rows into {target}"
     scored = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(scored) == 2
     scorer = scorer_for(version=ModelVersion.objects.get(project=trained))
@@ -169,10 +174,10 @@ def test_score_pairs_with_a_model_folder_needs_no_project(trained, tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "line 2: not valid JSON"),
-        ('{"prompt": "w1", "response_a": "x"}', "line 2: needs prompt with response_a"),
-        ('{"prompt": 5, "chosen": "x", "rejected": "y"}', "line 2: prompt must be a string"),
-        ('["w1", "x", "y"]', "line 2: expected a JSON object, got list"),
+        ("{not json", "line 2: is not valid JSON"),
+        ('{"prompt": "w1", "response_a": "x"}', "line 2: chosen is missing"),
+        ('{"prompt": 5, "chosen": "x", "rejected": "y"}', "line 2: prompt must be a list of"),
+        ('["w1", "x", "y"]', "line 2: is not a JSON object"),
     ],
 )
 def test_score_pairs_names_the_bad_line(trained, tmp_path, line, message):

@@ -54,7 +54,10 @@ def test_first_run_creates_an_active_version_with_metrics(judged, settings):
     assert version.promotion["reason"] == "no active model yet"
     assert version.metrics["n"] == 4
     assert 0.0 <= version.metrics["accuracy"] <= 1.0
-    assert version.metrics["training"]["steps"] == 5
+    # 40 train pairs in batches of 8: 5 steps, validated at the last; then the refit on train +
+    # validation (44 pairs) for that one epoch: 6 more.
+    training = version.metrics["training"]
+    assert (training["steps"], training["selected_step"], training["refit_steps"]) == (11, 5, 6)
     assert version.metrics["training"]["warm_start_from"] is None
     assert Path(version.path) == Path(settings.MODELS_DIR) / "demo" / "1"
     assert (Path(version.path) / "prefloop.json").is_file()
@@ -65,9 +68,9 @@ def test_first_run_creates_an_active_version_with_metrics(judged, settings):
     assert run.snapshot["both_bad"] == 0 and run.snapshot["truncated"] == 0
     assert run.config["backbone"] == judged.reward_backbone
     assert run.config["max_length"] == 48
-    assert run.progress["step"] == run.progress["total"] == 5
-    assert [h["step"] for h in run.loss_history] == [1, 2, 3, 4, 5]
-    assert "val_loss" in run.loss_history[-1]
+    assert run.progress["step"] == run.progress["total"] == 11
+    assert [h["step"] for h in run.loss_history] == list(range(1, 12))
+    assert "val_loss" in run.loss_history[4]
     assert run.device == "cpu" and run.pairs_per_second > 0
     assert run.started_at <= run.heartbeat_at <= run.finished_at
     evaluation = Evaluation.objects.get(model_version=version)
