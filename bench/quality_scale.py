@@ -186,13 +186,23 @@ def seed_comparisons(
                     body,
                     MODELS[models[i]],
                     "{}",
+                    "{}",
                     hashlib.sha256(body.encode()).hexdigest(),
                     now,
                 )
 
         _copy(
             Response._meta.db_table,
-            ["id", "prompt_id", "text", "model_name", "metadata", "content_hash", "created_at"],
+            [
+                "id",
+                "prompt_id",
+                "text",
+                "model_name",
+                "metadata",
+                "sampling",
+                "content_hash",
+                "created_at",
+            ],
             responses(),
         )
         # The hidden answer of each pair: A, B, tie or both bad.

@@ -10,6 +10,9 @@ from annotate.hashing import content_hash, user_message
 from annotate.models import (
     Comparison,
     ExportJob,
+    GeneratedSample,
+    GenerationJob,
+    Generator,
     ImportBatch,
     Lease,
     Membership,
@@ -201,3 +204,30 @@ def make_pair(
     )
     Project.objects.filter(pk=project.pk).update(pair_count=project.pairs.count())
     return pair
+
+
+class GeneratorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Generator
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"policy-{n}")
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "tiny-chat"
+
+
+class GenerationJobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GenerationJob
+
+    project = factory.SubFactory(ProjectFactory)
+
+
+class GeneratedSampleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GeneratedSample
+
+    generator = factory.SubFactory(GeneratorFactory)
+    prompt = factory.SubFactory(PromptFactory, project=factory.SelfAttribute("..generator.project"))
+    index = 0
+    response = factory.SubFactory(ResponseFactory, prompt=factory.SelfAttribute("..prompt"))
