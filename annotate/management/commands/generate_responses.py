@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotate.management.progress import ProgressBar
 from annotate.models import GenerationJob, Project
 from annotate.services.generation import (
     MAX_SAMPLES,
@@ -16,38 +17,23 @@ from annotate.services.generation import (
 )
 from annotate.services.generation_run import generation_job_execute
 
-BAR_WIDTH = 30
 
-
-class ProgressBar:
-    """One redrawn line on a terminal; elsewhere (logs, pipes) a line every tenth of the job,
-    as train_reward_model's."""
+class JobProgress:
+    """A generation job's samples, tokens, errors and pairs on the command's progress bar."""
 
     def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.last_tenth = -1
-        self.drawn = False
+        self.bar = ProgressBar(stream)
 
     def update(self, job: GenerationJob) -> None:
-        done = job.done / job.total if job.total else 1.0
-        filled = int(done * BAR_WIDTH)
         text = (
-            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {job.done}/{job.total} samples, "
+            f"{job.done}/{job.total} samples, "
             f"{job.prompt_tokens + job.completion_tokens} tokens, {job.errors} errors, "
             f"{job.pairs_created} pairs"
         )
-        if self.tty:
-            self.stream.write(f"\r{text}", ending="")
-            self.stream.flush()
-            self.drawn = True
-        elif int(done * 10) > self.last_tenth:
-            self.last_tenth = int(done * 10)
-            self.stream.write(text)
+        self.bar.show(job.done / job.total if job.total else 1.0, text)
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("")
+        self.bar.close()
 
 
 class Command(BaseCommand):
@@ -83,7 +69,7 @@ class Command(BaseCommand):
             )
         except GenerationInvalid as exc:
             raise CommandError(str(exc)) from None
-        bar = ProgressBar(self.stderr)
+        bar = JobProgress(self.stderr)
         job = generation_job_execute(job_id=job.pk, on_progress=bar.update)
         bar.close()
         if job.status != GenerationJob.Status.SUCCEEDED:

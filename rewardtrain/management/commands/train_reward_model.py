@@ -7,46 +7,34 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotate.management.progress import ProgressBar
 from annotate.models import Project
 from rewardtrain.core.config import ConfigError
 from rewardtrain.models import TrainingRun
 from rewardtrain.services import run_create, run_execute
 
-BAR_WIDTH = 30
 
-
-class ProgressBar:
-    """One redrawn line on a terminal; elsewhere (logs, pipes) a line every tenth of the run."""
+class TrainingProgress:
+    """A run's steps, loss and speed on the command's progress bar."""
 
     def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.last_tenth = -1
+        self.bar = ProgressBar(stream)
         self.total = 0
-        self.drawn = False
 
     def update(self, p: Any) -> None:
         if p.total != self.total:  # a refit's steps lengthen the run once early stopping chose
-            self.total, self.last_tenth = p.total, -1
-        done = p.step / p.total if p.total else 1.0
-        filled = int(done * BAR_WIDTH)
+            self.total = p.total
+            self.bar.restart()
         text = (
-            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] step {p.step}/{p.total} "
-            f"epoch {p.epoch:.2f} loss {p.loss:.4f} {p.pairs_per_second:.1f} pairs/s"
+            f"step {p.step}/{p.total} epoch {p.epoch:.2f} loss {p.loss:.4f} "
+            f"{p.pairs_per_second:.1f} pairs/s"
         )
         if p.val_loss is not None:
             text += f" val_loss {p.val_loss:.4f}"
-        if self.tty:
-            self.stream.write(f"\r{text}", ending="")
-            self.stream.flush()
-            self.drawn = True
-        elif int(done * 10) > self.last_tenth:
-            self.last_tenth = int(done * 10)
-            self.stream.write(text)
+        self.bar.show(p.step / p.total if p.total else 1.0, text)
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("")
+        self.bar.close()
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -158,7 +146,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"run {run.pk} of {project.slug} is already {run.status}: wait for it or cancel it"
             )
-        bar = ProgressBar(self.stderr)
+        bar = TrainingProgress(self.stderr)
         run = run_execute(run_id=run.pk, on_progress=bar.update)
         bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
