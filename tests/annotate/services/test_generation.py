@@ -108,17 +108,20 @@ def test_a_server_stopped_mid_job_and_started_again_loses_and_doubles_nothing(
     project, chat_server, settings
 ):
     settings.GENERATION_MAX_RETRIES = 20  # far more than a restart needs
-    _generator(project, chat_server, "alpha", concurrency=2, max_tokens=12)
-    job = _job(project, ["alpha"], 12)
+    # Long enough (48 samples of 32 tokens, two at a time) that a progress tick always finds
+    # work left to do: a job that finished within one tick would never see the outage.
+    _generator(project, chat_server, "alpha", concurrency=2, max_tokens=32)
+    job = _job(project, ["alpha"], 24)
     restarted: list[threading.Thread] = []
 
     def restart_once(progress: GenerationJob) -> None:
-        if progress.done >= 4 and not restarted:
+        if 2 <= progress.done <= progress.total - 8 and not restarted:
             chat_server.stop()
             restarted.append(threading.Thread(target=chat_server.start))
             restarted[0].start()
 
     job = generation_job_execute(job_id=job.pk, on_progress=restart_once)
+    assert restarted, "the server was never stopped mid-job"
     restarted[0].join()
     assert chat_server.healthy()
     assert job.status == "succeeded", job.error
