@@ -150,9 +150,11 @@ def run_ours(spec: dict) -> dict:
     import torch
 
     from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.device import resolve_device
     from rewardtrain.core.evaluation import evaluate
+    from rewardtrain.core.precision import use_bf16
     from rewardtrain.core.scoring import RewardScorer
-    from rewardtrain.core.training import resolve_device, train, use_bf16
+    from rewardtrain.core.training import train
 
     data = json.load(open(spec["data"]))
     # "config": a whole TrainConfig (bench/real_preferences.py: the defaults); else this bench's.
@@ -254,7 +256,8 @@ def run_trl(spec: dict) -> dict:
     train_ds = Dataset.from_list([{k: r[k] for k in keep} for r in data["train"]])
     cuda = torch.cuda.is_available()
     from rewardtrain.core.config import TrainConfig
-    from rewardtrain.core.training import resolve_device, use_bf16
+    from rewardtrain.core.device import resolve_device
+    from rewardtrain.core.precision import use_bf16
 
     # The same rule as prefloop's (None = bf16 where the hardware has it).
     bf16 = use_bf16(TrainConfig(bf16=spec["bf16"]), resolve_device(""))

@@ -161,7 +161,8 @@ def train_and_save(
     when a rank fails (the others are ended first)."""
     # Imported here: a launcher (`python -m rewardtrain.core.launch`) only starts the ranks, and
     # transformers takes seconds to import that its ranks spend again.
-    from rewardtrain.core.training import save_model, train, training_figures
+    from rewardtrain.core.result import save_model, training_figures
+    from rewardtrain.core.training import train
 
     if nproc == 1 and rendezvous.nnodes == 1:
         result = train(

@@ -47,15 +47,11 @@ def _run(device: str, job_dir: Path | None) -> int:
     import torch.distributed as dist
 
     from rewardtrain.core.config import TrainConfig
+    from rewardtrain.core.device import resolve_device
     from rewardtrain.core.distributed import broadcast_from_leader, init_from_env
     from rewardtrain.core.launch import progress_line
-    from rewardtrain.core.training import (
-        TrainingCancelled,
-        resolve_device,
-        save_model,
-        train,
-        training_figures,
-    )
+    from rewardtrain.core.result import save_model, training_figures
+    from rewardtrain.core.training import TrainingCancelled, train
 
     device = resolve_device(device)
     ranks = init_from_env(device)

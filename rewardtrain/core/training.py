@@ -48,25 +48,8 @@ from rewardtrain.core.distributed import (
 )
 from rewardtrain.core.loop_state import LoopState, seed_everything, start_run
 from rewardtrain.core.model import RewardForward
-from rewardtrain.core.precision import use_bf16
 from rewardtrain.core.prepare import device_figures, prepare_model
-from rewardtrain.core.result import TrainResult, save_model, training_figures
-
-# What launch.py, rank.py, the training service and the benchmarks import from here.
-__all__ = [
-    "NotEnoughData",
-    "Progress",
-    "TrainResult",
-    "TrainingCancelled",
-    "batch_loss",
-    "pair_loss",
-    "resolve_device",
-    "save_model",
-    "train",
-    "training_figures",
-    "use_bf16",
-    "validate",
-]
+from rewardtrain.core.result import TrainResult
 
 # Fewer than this and there is nothing to learn from or to stop early on.
 MIN_TRAIN_PAIRS = 2

@@ -10,8 +10,9 @@ from transformers import AutoModelForSequenceClassification, ViTConfig, ViTModel
 from rewardtrain.core.config import ConfigError, TrainConfig
 from rewardtrain.core.lora import ADAPTER_DIR
 from rewardtrain.core.model import BackboneError, load_backbone
+from rewardtrain.core.result import save_model
 from rewardtrain.core.scoring import RewardScorer
-from rewardtrain.core.training import save_model, train
+from rewardtrain.core.training import train
 from tests.rewardtrain.test_training import keyword_rows
 from tests.rewardtrain.tiny import gpt2_tokenizer, make_llama
 

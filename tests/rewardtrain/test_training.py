@@ -23,14 +23,13 @@ from rewardtrain.core.model import (
     set_attention,
 )
 from rewardtrain.core.precision import use_bf16
+from rewardtrain.core.result import save_model, training_figures
 from rewardtrain.core.scoring import RewardScorer
 from rewardtrain.core.training import (
     NotEnoughData,
     TrainingCancelled,
     pair_loss,
-    save_model,
     train,
-    training_figures,
     validate,
 )
 from tests.rewardtrain.tiny import make_bert, make_gpt2, make_llama
