@@ -41,14 +41,33 @@ def _last_line(message: str | dict) -> str:
     return lines[-1] if lines else "no message"
 
 
+# What a rank reports when a peer it was talking to went away: a consequence of another rank's
+# failure, never its cause while that failure is in the report. Torch's timestamps are whole
+# seconds, so the peer's "Connection reset" is often observed in the same second as the error
+# that caused it (seen on CI: rank 0's FileNotFoundError and rank 1's gloo read error tied).
+PEER_LOST = (
+    "Connection reset by peer",
+    "Connection closed by peer",
+    "Broken pipe",
+    "NCCL communicator was aborted",
+)
+
+
+def _lost_a_peer(fact: dict[str, Any]) -> bool:
+    text = fact["error"] or fact["message"] or ""
+    return any(marker in text for marker in PEER_LOST)
+
+
 def root_cause(facts: list[dict[str, Any]]) -> dict[str, Any]:
     """The failure that explains the others. A rank killed by a signal (SIGKILL, the OOM
     killer) is the cause of its peers' "Connection reset by peer", even when one of those was
-    observed first. SIGTERM is the agent stopping the survivors: never the cause while another
-    failure is there. Among the candidates, torch's root cause: the first observed."""
+    observed first. SIGTERM is the agent stopping the survivors, and a lost connection is a
+    peer's failure showing: neither is the cause while another failure is there. Among the
+    candidates, torch's root cause: the first observed."""
     killed = [f for f in facts if f["exitcode"] < 0 and f["exitcode"] != -signal.SIGTERM]
     not_stopped = [f for f in facts if f["exitcode"] != -signal.SIGTERM]
-    return min(killed or not_stopped or facts, key=lambda f: f["timestamp"])
+    own_errors = [f for f in not_stopped if not _lost_a_peer(f)]
+    return min(killed or own_errors or not_stopped or facts, key=lambda f: f["timestamp"])
 
 
 def failure_text(facts: list[dict[str, Any]]) -> str:

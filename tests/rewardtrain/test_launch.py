@@ -63,6 +63,29 @@ def test_without_a_killed_rank_the_root_cause_speaks_with_its_own_error(tmp_path
     )
 
 
+def test_a_peers_lost_connection_is_not_the_cause_even_when_observed_first(tmp_path, monkeypatch):
+    """Torch stamps failures in whole seconds: the peer's gloo read error can tie with the
+    error that caused it, or come first in torch's order (seen on CI)."""
+    peer = _raised(
+        tmp_path,
+        monkeypatch,
+        1,
+        RuntimeError("[gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer."),
+    )
+    cause = _raised(tmp_path, monkeypatch, 0, FileNotFoundError("job.json"))
+    failures = _observed(peer, cause)
+    failures[1].timestamp = failures[0].timestamp  # the same second, the peer listed first
+    assert list(failures) == [1, 0]
+    assert failure_text(failure_facts(failures)) == "rank 0 failed: FileNotFoundError: job.json"
+
+    # Only lost connections: still the first observed, rather than nothing.
+    first = _raised(tmp_path, monkeypatch, 0, RuntimeError("Connection reset by peer"))
+    second = _raised(tmp_path, monkeypatch, 1, RuntimeError("Broken pipe"))
+    assert failure_text(failure_facts(_observed(first, second))) == (
+        "rank 0 failed: RuntimeError: Connection reset by peer"
+    )
+
+
 def test_the_survivors_sigterm_from_the_agent_is_never_the_cause(tmp_path, monkeypatch):
     stopped = _signalled(tmp_path, 0, 15)
     message = failure_text(failure_facts(_observed(stopped, _signalled(tmp_path, 1, 9))))
