@@ -130,6 +130,26 @@ class Project(models.Model):
         default=1, help_text="Models trained per run; more than 1 measures disagreement."
     )
 
+    # AI judges (Judge): how their comparisons count.
+    judges_count_toward_redundancy = models.BooleanField(
+        default=False,
+        help_text="A judge's comparison counts toward a pair's redundancy (default: people "
+        "still label every pair they would have).",
+    )
+    judges_in_training = models.BooleanField(
+        default=True,
+        help_text="Judges' comparisons enter training, weighed by the project's aggregation.",
+    )
+    judge_first = models.BooleanField(
+        default=False,
+        help_text="Serve people only the pairs judges disagree on (with each other or the "
+        "reward model) or are unsure of.",
+    )
+    judge_first_margin = models.FloatField(
+        default=0.2,
+        help_text="Judge-first: a judge whose P(its choice) is below 0.5 + this is unsure.",
+    )
+
     # Counters kept by services so that pages never count by scanning.
     pair_count = models.PositiveIntegerField(default=0)
     comparison_count = models.PositiveIntegerField(default=0)
@@ -332,6 +352,7 @@ class Comparison(models.Model):
         HUMAN = "human", "Labeler"
         IMPORT = "import", "Imported"
         ADJUDICATION = "adjudication", "Staff review"
+        AI_JUDGE = "ai_judge", "AI judge"
 
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="comparisons")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
@@ -349,6 +370,9 @@ class Comparison(models.Model):
     comment = models.TextField(blank=True)
     left = models.CharField(max_length=1, choices=Side.choices, blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    # An AI judge's probability that `choice` is the better side: the mean over its two
+    # readings (A/B and B/A), from the choice tokens' logprobs when the endpoint gave them.
+    p_chosen = models.FloatField(null=True, blank=True)
     # A swapped repeat of a pair the labeler judged before: measures self-consistency and
     # never counts toward redundancy, datasets or exports.
     is_repeat = models.BooleanField(default=False)
@@ -392,6 +416,14 @@ class Comparison(models.Model):
             models.CheckConstraint(
                 condition=Q(source="human", labeler__isnull=False) | ~Q(source="human"),
                 name="comparison_human_has_labeler",
+            ),
+            models.CheckConstraint(
+                condition=Q(source="ai_judge", labeler__isnull=False) | ~Q(source="ai_judge"),
+                name="comparison_judge_has_labeler",
+            ),
+            models.CheckConstraint(
+                condition=Q(p_chosen__isnull=True) | Q(p_chosen__gte=0, p_chosen__lte=1),
+                name="comparison_p_chosen",
             ),
         ]
         indexes = [
@@ -495,12 +527,11 @@ class ReviewItem(models.Model):
         return f"Review of pair {self.pair_id}"
 
 
-class Generator(models.Model):
-    """An OpenAI-compatible chat endpoint that writes responses for a project, with the
-    sampling settings it is asked with. The API key is never stored: `api_key_env` names the
-    environment variable of the processes that call it (web, worker) which holds it."""
+class Endpoint(models.Model):
+    """An OpenAI-compatible chat endpoint and the sampling settings it is asked with (a
+    Generator's, a Judge's). The API key is never stored: `api_key_env` names the environment
+    variable of the processes that call it (web, worker) which holds it."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generators")
     name = models.SlugField(max_length=100, help_text="Unique in the project; used on the CLI.")
     # Not a URLField: Django's validator refuses hosts without a dot (http://vllm:8000/v1, a
     # container's name); the service checks the scheme and the host instead.
@@ -516,11 +547,20 @@ class Generator(models.Model):
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     # Sample i of a prompt is asked with seed + i: samples differ, and a rerun repeats them.
     seed = models.BigIntegerField(null=True, blank=True)
-    system_prompt = models.TextField(blank=True)
     concurrency = models.PositiveSmallIntegerField(
         default=4, help_text="Requests in flight at once, per job."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class Generator(Endpoint):
+    """An endpoint that writes responses for a project's prompts."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generators")
+    system_prompt = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -595,3 +635,107 @@ class GeneratedSample(models.Model):
 
     def __str__(self) -> str:
         return f"Sample {self.index} of {self.generator_id} for prompt {self.prompt_id}"
+
+
+class Judge(Endpoint):
+    """An endpoint that judges a project's pairs as a labeler would: its own labeler account
+    (`user`, listed as an AI judge wherever labelers are) holds its comparisons, so agreement,
+    gold accuracy, bias and the reliability models measure it as they measure people."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judge"
+    )
+    # Blank: built from the project's instructions and choices (annotate/judging).
+    rubric = models.TextField(
+        blank=True,
+        help_text="The judge's prompt, with {prompt}, {response_1} and {response_2}; blank: "
+        "built from the project's instructions and choices.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="judge_unique_name"),
+            models.CheckConstraint(condition=Q(concurrency__gte=1), name="judge_concurrency"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model})"
+
+
+class JudgingJob(models.Model):
+    """Pairs for one judge to read, each in both orders. A worker (or `manage.py judge_pairs`)
+    runs it; a (pair, order) the judge already read is not asked again, so a cancelled or failed
+    job resumes where it stopped."""
+
+    Status = GenerationJob.Status
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judging_jobs")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="At most this many pairs.")
+    open_only = models.BooleanField(default=False, help_text="Only pairs still open to people.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Progress: pairs read in both orders (this run or earlier ones) of `total`; verdicts that
+    # stayed unparsable after the reminder; failed attempts of the endpoint.
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    comparisons_created = models.PositiveIntegerField(default=0)
+    unparsable = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Judging {self.pk} by {self.judge_id} ({self.status})"
+
+
+class JudgeVerdict(models.Model):
+    """One reading of a pair by a judge in one order, as the endpoint answered: kept beside
+    the Comparison the two readings make (shown on the review page next to the humans')."""
+
+    class Order(models.TextChoices):
+        AB = "ab", "A first"
+        BA = "ba", "B first"
+
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="verdicts")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="judge_verdicts")
+    job = models.ForeignKey(
+        JudgingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="verdicts"
+    )
+    order = models.CharField(max_length=2, choices=Order.choices)
+    # In the pair's terms (a, b, tie, both_bad) whichever side was shown first; blank when the
+    # reply stayed unparsable after the reminder.
+    choice = models.CharField(max_length=10, blank=True)
+    # P(the pair's A is better) from the choice tokens' logprobs, when the endpoint gave them.
+    p_a = models.FloatField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    raw = models.TextField(blank=True, help_text="The endpoint's last reply, as given.")
+    attempts = models.PositiveSmallIntegerField(default=1)
+    parse_error = models.CharField(max_length=500, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["judge", "pair", "order"], name="judge_verdict_unique"),
+            models.CheckConstraint(
+                condition=Q(choice__in=["", "a", "b", "tie", "both_bad"]),
+                name="judge_verdict_choice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge_id} on pair {self.pair_id} ({self.order}): {self.choice or '?'}"

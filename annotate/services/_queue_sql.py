@@ -407,8 +407,8 @@ class NewComparison:
 
 
 # Written in this order; the columns a labeler's Comparison leaves at their defaults follow
-# as constants (source 'human', no import batch, file or key). A test holds this list to
-# the model's columns, so a column added later is added here too.
+# as constants (source 'human', no import batch, file, key or judge's probability). A test
+# holds this list to the model's columns, so a column added later is added here too.
 COMPARISON_COLUMNS = (
     "pair_id",
     "project_id",
@@ -427,6 +427,7 @@ COMPARISON_COLUMNS = (
     "import_batch_id",
     "import_file",
     "import_key",
+    "p_chosen",
 )
 
 
@@ -436,7 +437,7 @@ def _comparison_insert_sql() -> str:
     # than the rest of a submission, and on PostgreSQL the judgment's other writes ride in
     # this same statement (judgment_write).
     columns = ", ".join(f'"{c}"' for c in COMPARISON_COLUMNS)
-    values = ", ".join(["%s"] * 13) + ", 'human', NULL, '', ''"
+    values = ", ".join(["%s"] * 13) + ", 'human', NULL, '', '', NULL"
     return f"INSERT INTO {_t(Comparison)} ({columns}) VALUES ({values}) RETURNING id"
 
 

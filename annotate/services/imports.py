@@ -309,6 +309,7 @@ COMPARISON_COLUMNS = (
     "time_spent_ms",
     "is_repeat",
     "is_gold_check",
+    "p_chosen",
 )
 
 
@@ -362,6 +363,7 @@ def _comparison_row(
         "time_spent_ms": None,
         "is_repeat": False,
         "is_gold_check": False,
+        "p_chosen": None,
     }
     return [row[c] for c in COMPARISON_COLUMNS]
 
