@@ -281,3 +281,74 @@ def loss_chart(curve: Sequence[Sequence[float]]) -> Svg:
             + '"/>',
         ]
     return _svg(WIDTH, LOSS_HEIGHT, "Training loss by step", body, element_id="loss-curve")
+
+
+# The training page's rounds: how the policy improves in the reward model's eyes (mean reward,
+# right axis) and how often labelers agree with that model (left axis, 0 to 1), round by round.
+ROUNDS_HEIGHT = 220
+REWARD_COLOR = "#059669"
+
+
+def rounds_chart(rounds: Sequence[Mapping[str, Any]]) -> Svg:
+    """Mean reward and agreement per round from {id, mean_reward, agreement} in round order;
+    empty when no round has either figure."""
+    if not any(r["mean_reward"] is not None or r["agreement"] is not None for r in rounds):
+        return Svg("")
+    n = len(rounds)
+    span_x = WIDTH - METRICS_LEFT - METRICS_RIGHT
+    span_y = ROUNDS_HEIGHT - METRICS_TOP - METRICS_BOTTOM
+    rewards = [r["mean_reward"] for r in rounds if r["mean_reward"] is not None]
+    low, high = (min(rewards), max(rewards)) if rewards else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+
+    def x(i: int) -> float:
+        return METRICS_LEFT + (span_x / 2 if n == 1 else span_x * i / (n - 1))
+
+    def y(share: float) -> float:
+        return METRICS_TOP + span_y * (1 - share)
+
+    body = []
+    for f in (0, 0.5, 1):
+        body.append(
+            f'<line x1="{METRICS_LEFT}" x2="{WIDTH - METRICS_RIGHT}" y1="{y(f):.1f}" '
+            f'y2="{y(f):.1f}" stroke="#e5e7eb"/>'
+        )
+        body.append(
+            _text(
+                METRICS_LEFT - 6, y(f) + 4, f"{f:.1f}", anchor="end", size=11, fill=ACCURACY_COLOR
+            )
+        )
+        body.append(
+            _text(
+                WIDTH - METRICS_RIGHT + 6,
+                y(f) + 4,
+                f"{low + f * (high - low):.2f}",
+                size=11,
+                fill=REWARD_COLOR,
+            )
+        )
+    body += [
+        _text(x(i), ROUNDS_HEIGHT - METRICS_BOTTOM + 16, f"#{r['id']}", anchor="middle", size=11)
+        for i, r in enumerate(rounds)
+    ]
+    series = (
+        ("agreement", ACCURACY_COLOR, lambda v: y(v)),
+        ("mean_reward", REWARD_COLOR, lambda v: y((v - low) / (high - low))),
+    )
+    for key, color, to_y in series:
+        coords = [(x(i), to_y(r[key]), r) for i, r in enumerate(rounds) if r[key] is not None]
+        line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords)
+        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>')
+        for cx, cy, r in coords:
+            tip = f"round {r['id']}: {key.replace('_', ' ')} {r[key]:.3f}"
+            body.append(
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{color}" data-series="{key}">'
+                f"<title>{escape(tip)}</title></circle>"
+            )
+    legend_y = ROUNDS_HEIGHT - 6
+    body.append(
+        _text(METRICS_LEFT, legend_y, "● agreement with labelers", size=11, fill=ACCURACY_COLOR)
+    )
+    body.append(_text(METRICS_LEFT + 190, legend_y, "● mean reward", size=11, fill=REWARD_COLOR))
+    return _svg(WIDTH, ROUNDS_HEIGHT, "Mean reward and agreement per round", body, "rounds-chart")

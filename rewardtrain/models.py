@@ -141,3 +141,27 @@ class ProjectTraining(Project):
         proxy = True
         verbose_name = "project training"
         verbose_name_plural = "project training"
+
+
+class RoundScore(models.Model):
+    """A model version's mean reward of one round's samples. A round is one generation job
+    (annotate.GenerationJob) from the policy's endpoints: the training page charts, round by
+    round, how the active reward model rates what the policy now writes."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="round_scores"
+    )
+    job = models.ForeignKey(
+        "annotate.GenerationJob", on_delete=models.CASCADE, related_name="round_scores"
+    )
+    samples = models.PositiveIntegerField()
+    mean_reward = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "job"], name="round_score_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on round {self.job_id}: {self.mean_reward}"

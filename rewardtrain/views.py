@@ -8,13 +8,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from annotate.charts import loss_chart, metrics_chart
+from annotate.charts import loss_chart, metrics_chart, rounds_chart
 from annotate.integers import ID_MAX, bounded_int
 from annotate.selectors.pairs import pair_counts, pairs_queue_head
 from annotate.selectors.projects import project_get_for_staff
 from rewardtrain.core.config import ConfigError
 from rewardtrain.models import ModelVersion, TrainingRun
 from rewardtrain.selectors import dashboard
+from rewardtrain.selectors.rounds import round_rows
 from rewardtrain.services.triggers import QueueUnavailable, training_request, version_rollback
 
 staff_required = user_passes_test(lambda u: u.is_active and u.is_staff)
@@ -25,6 +26,7 @@ def training_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_staff(user=request.user, slug=slug)
     run = dashboard.run_current(project=project)
     progress = dashboard.run_progress(run=run) if run else None
+    rounds = round_rows(project=project)
     context = {
         "project": project,
         "run": progress,
@@ -34,6 +36,8 @@ def training_page(request: HttpRequest, slug: str) -> HttpResponse:
         "chart": metrics_chart(dashboard.metric_points(project=project)),
         "counts": pair_counts(project=project),
         "queue_head": pairs_queue_head(project=project),
+        "rounds": rounds,
+        "rounds_chart": rounds_chart(rounds),
     }
     return render(request, "rewardtrain/training.html", context)
 

@@ -14,6 +14,9 @@ from annotate.models import (
     GenerationJob,
     Generator,
     ImportBatch,
+    Judge,
+    JudgeVerdict,
+    JudgingJob,
     Lease,
     Membership,
     Pair,
@@ -25,7 +28,7 @@ from annotate.models import (
     Selection,
     Side,
 )
-from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
+from rewardtrain.models import Evaluation, ModelVersion, RoundScore, TrainingRun
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -231,3 +234,50 @@ class GeneratedSampleFactory(factory.django.DjangoModelFactory):
     prompt = factory.SubFactory(PromptFactory, project=factory.SelfAttribute("..generator.project"))
     index = 0
     response = factory.SubFactory(ResponseFactory, prompt=factory.SelfAttribute("..prompt"))
+
+
+class JudgeFactory(factory.django.DjangoModelFactory):
+    """An AI judge with its own labeler account, a member of its project."""
+
+    class Meta:
+        model = Judge
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"judge-{n}")
+    user = factory.SubFactory(UserFactory, username=factory.Sequence(lambda n: f"ai-judge-{n}"))
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "tiny-chat"
+
+    @factory.post_generation
+    def member(self, create, extracted, **kwargs):
+        if create:
+            Membership.objects.get_or_create(project=self.project, user=self.user)
+
+
+class JudgingJobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JudgingJob
+
+    judge = factory.SubFactory(JudgeFactory)
+    project = factory.SelfAttribute("judge.project")
+
+
+class JudgeVerdictFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JudgeVerdict
+
+    judge = factory.SubFactory(JudgeFactory)
+    pair = factory.SubFactory(PairFactory, project=factory.SelfAttribute("..judge.project"))
+    order = JudgeVerdict.Order.AB
+    choice = "a"
+
+
+class RoundScoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RoundScore
+
+    model_version = factory.SubFactory(ModelVersionFactory)
+    job = factory.SubFactory(
+        GenerationJobFactory, project=factory.SelfAttribute("..model_version.project")
+    )
+    samples = 0

@@ -27,6 +27,7 @@ from rewardtrain.services import (
     version_activate,
     version_evaluate,
 )
+from rewardtrain.services.rounds import round_scores_update
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +137,14 @@ def train_run_execute(*, run_id: int) -> TrainingRun:
 
 def project_rescore(*, project_id: int, unscored_only: bool = False) -> int:
     """Score the open pairs of a project with its active model (only those never scored, with
-    `unscored_only`); how many were scored."""
+    `unscored_only`), and the rounds it has not scored yet (the training page's mean reward
+    per round); how many pairs were scored."""
     project = Project.objects.filter(pk=project_id).first()
-    return rescore_pairs(project=project, unscored_only=unscored_only) if project else 0
+    if project is None:
+        return 0
+    scored = rescore_pairs(project=project, unscored_only=unscored_only)
+    round_scores_update(project=project)
+    return scored
 
 
 def new_pairs_score(*, project: Project) -> bool:
