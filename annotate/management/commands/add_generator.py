@@ -1,10 +1,12 @@
 """`manage.py add_generator --project SLUG NAME --base-url URL --model MODEL [--api-key-env VAR]
-[--temperature T] [--max-tokens N] [--concurrency N]`: add a model endpoint to a project."""
+[--temperature T] [--max-tokens N] [--concurrency N] [--update]`: add a model endpoint to a
+project (with --update, set the settings of the generator of that name when it exists: what
+`make run` does for the demo's chat model, whose port may change between runs)."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.models import Project
-from annotate.services.generation import GenerationInvalid, generator_create
+from annotate.services.generation import GenerationInvalid, generator_create, generator_update
 
 
 class Command(BaseCommand):
@@ -26,8 +28,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int)
         parser.add_argument("--system-prompt", default="")
         parser.add_argument("--concurrency", type=int, default=4, help="Requests at once (4).")
+        parser.add_argument(
+            "--update",
+            action="store_true",
+            help="If the project has a generator of that name, set these settings on it.",
+        )
 
-    def handle(self, *args, name: str, project: str, **options):
+    def handle(self, *args, name: str, project: str, update: bool = False, **options):
         found = Project.objects.filter(slug=project).first()
         if found is None:
             raise CommandError(f"No project with slug {project!r}.")
@@ -37,11 +44,18 @@ class Command(BaseCommand):
             + ("seed", "system_prompt", "concurrency")
             if options[key] is not None
         }
+        existing = found.generators.filter(name=name).first() if update else None
         try:
-            generator = generator_create(project=found, name=name, **values)
+            if existing is not None:
+                generator = generator_update(generator=existing, **values)
+            else:
+                generator = generator_create(project=found, name=name, **values)
         except GenerationInvalid as exc:
-            raise CommandError(f"{exc}; nothing was added.") from None
+            raise CommandError(
+                f"{exc}; nothing was {'changed' if existing else 'added'}."
+            ) from None
+        done = f"Updated generator {name} of" if existing else f"Added generator {name} to"
         self.stdout.write(
-            f"Added generator {generator.name} to {found.slug}: {generator.model} at "
-            f"{generator.base_url}, {generator.concurrency} request(s) at once."
+            f"{done} {found.slug}: {generator.model} at {generator.base_url}, "
+            f"{generator.concurrency} request(s) at once."
         )

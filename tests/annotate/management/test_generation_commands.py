@@ -87,3 +87,16 @@ def test_the_commands_name_bad_input(project, tmp_path):
         run("generate_responses", "--project", "demo", "--prompts", str(bad), "--generators", "a")
     with pytest.raises(CommandError, match="no generator named b in demo"):
         run("generate_responses", "--project", "demo", "--from-project", "--generators", "b")
+
+
+def test_add_generator_update_sets_the_settings_of_the_one_of_that_name(project):
+    """What `make run` does for the demo's chat model: its port changes between runs."""
+    args = ("add_generator", "--project", "demo", "smol", "--model", "m")
+    out, _ = run(*args, "--base-url", "http://127.0.0.1:8010/v1", "--update")
+    assert "Added generator smol to demo" in out
+    out, _ = run(*args, "--base-url", "http://127.0.0.1:8011/v1", "--update")
+    assert "Updated generator smol of demo" in out
+    assert Generator.objects.get(name="smol").base_url == "http://127.0.0.1:8011/v1"
+    with pytest.raises(CommandError, match="already has a generator named 'smol'; nothing was"):
+        run(*args, "--base-url", "http://127.0.0.1:8012/v1")
+    assert Generator.objects.count() == 1
