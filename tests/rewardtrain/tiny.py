@@ -139,11 +139,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_chat_lm(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def make_chat_lm(
+    path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0, silent: bool = False
+) -> Path:
     """A tiny random Llama causal LM with a chat template, saved as a folder that
     `transformers serve` loads: real chat completions of random words. Its tokenizer takes no
     token_type_ids (generate() refuses them), and the end-of-text token is never sampled, so a
-    reply is never empty."""
+    reply is never empty. `silent` turns that around: every token but end-of-text is
+    suppressed, so every reply is empty (an endpoint that answers with nothing)."""
     import torch
     from transformers import GenerationConfig, LlamaForCausalLM
 
@@ -166,8 +169,9 @@ def make_chat_lm(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0
     model = LlamaForCausalLM(config)
     # Sampling on (as a real instruct model's generation config has it): a request's
     # temperature and seed then give different samples.
+    suppressed = [t for t in range(len(tokenizer)) if t != eos] if silent else [eos]
     model.generation_config = GenerationConfig(
-        bos_token_id=eos, eos_token_id=eos, suppress_tokens=[eos], do_sample=True
+        bos_token_id=eos, eos_token_id=eos, suppress_tokens=suppressed, do_sample=True
     )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
