@@ -417,13 +417,21 @@ def _weights_digest(model):
 
 
 # Produced by the code before the loop's refactor (commit 2839ff5), on one CPU thread, torch
-# 2.13.0+cpu, transformers 5.25.0: (steps, stopped early, validation losses, sha256 of the
-# returned weights, their sum). Two runs of that code gave the same bytes, so the weights are
-# compared exactly; a refactor of the loop must leave every bit where it was.
+# 2.13.0+cpu, transformers 5.25.0, on a CPU whose torch kernels are AVX2 ones
+# (REFERENCE_CPU_CAPABILITY): (steps, stopped early, validation losses, sha256 of the returned
+# weights, their sum). Two runs of that code gave the same bytes, so on such a CPU the weights
+# are compared exactly: a refactor of the loop must leave every bit where it was. A CPU with
+# other kernels (AVX512) rounds matrix products differently: measured on one, the fp32 runs'
+# losses agreed to 1e-7 and their weight sums to 1e-8 (relative), while the bf16 run's losses
+# moved by up to 1e-3 (relative) over its 12 steps. There the run must agree within those
+# roundings (ROUNDING below), which a change of the loop's arithmetic still breaks.
 #   bert: fp32, 2 micro-batches per step, margins, validation that disagrees with training
 #         (early stopping after the second evaluation, the first one's weights restored);
 #   gpt2: fp32 decoder whose batches are cut into length chunks;
 #   llama: bf16 with float32 master weights, plain attention for batches up to 16 tokens.
+REFERENCE_CPU_CAPABILITY = "AVX2"
+# (validation losses, relative; weight sum, relative) on a CPU with other kernels.
+ROUNDING = {"bert": (1e-6, 1e-6), "gpt2": (1e-6, 1e-6), "llama": (3e-3, 1e-4)}
 REFERENCE_RUNS = {
     "bert": (
         4,
@@ -480,7 +488,13 @@ def test_a_fixed_seed_run_gives_the_reference_weights(kind, tmp_path):
     result = train(_reference_rows(24, 1, long_every), validation, cfg)
     steps, stopped_early, val_losses, sha256, weight_sum = REFERENCE_RUNS[kind]
     assert (result.steps, result.stopped_early) == (steps, stopped_early)
-    assert [h["val_loss"] for h in result.history] == pytest.approx(val_losses, abs=1e-7)
     got_sha256, got_sum = _weights_digest(result.model)
-    assert got_sum == pytest.approx(weight_sum, rel=1e-9)
-    assert got_sha256 == sha256
+    got_losses = [h["val_loss"] for h in result.history]
+    if torch.backends.cpu.get_cpu_capability() == REFERENCE_CPU_CAPABILITY:
+        assert got_losses == pytest.approx(val_losses, abs=1e-7)
+        assert got_sum == pytest.approx(weight_sum, rel=1e-9)
+        assert got_sha256 == sha256
+    else:
+        loss_rel, sum_rel = ROUNDING[kind]
+        assert got_losses == pytest.approx(val_losses, rel=loss_rel)
+        assert got_sum == pytest.approx(weight_sum, rel=sum_rel)
