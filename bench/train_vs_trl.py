@@ -6,6 +6,7 @@ and hyper-parameters; prints pairs/s, peak memory (RSS) and held-out accuracy, a
     .venv/bin/python bench/train_vs_trl.py --bf16 both  # also each trainer in the other precision
     .venv/bin/python bench/train_vs_trl.py --decoder  # a ~30M random Llama: full FT and LoRA,
                                                       # then 1 against 2 gloo ranks
+    .venv/bin/python bench/train_vs_trl.py --decoder --same-order  # TRL in prefloop's batch order
     .venv/bin/python bench/train_vs_trl.py --smoke    # seconds: a toy decoder, in-process
 
 Precision: by default each trainer runs in bf16 where the hardware has it (CUDA, or a CPU with
@@ -291,7 +292,8 @@ def run_trl(spec: dict) -> dict:
             target_modules="all-linear",
         )
     started = time.perf_counter()
-    trainer = RewardTrainer(
+    trainer_class = _same_order(RewardTrainer, spec) if spec.get("same_order") else RewardTrainer
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -342,6 +344,38 @@ def run_trl(spec: dict) -> dict:
     }
     out.update(_cuda_stats(model, tokens / train_seconds))
     return out
+
+
+def _same_order(trainer_class, spec: dict):
+    """TRL's RewardTrainer drawing prefloop's batch order (rewardtrain.core.data.random_batches,
+    seeded as prefloop seeds it, epoch by epoch): both trainers then see the same pairs in each
+    step, and the seed-to-seed noise of which pairs meet when (several points of accuracy on
+    this bench) no longer separates them. Neither order favours either trainer."""
+    from torch.utils.data import Sampler
+
+    from rewardtrain.core.data import random_batches
+
+    batch_size, seed = spec["batch_size"], spec.get("seed", 0)
+
+    class PrefloopOrder(Sampler):
+        def __init__(self, n: int) -> None:
+            self.n, self.epoch = n, 0
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __iter__(self):
+            batches = random_batches(self.n, batch_size, seed + self.epoch)
+            self.epoch += 1
+            return iter([i for batch in batches for i in batch])
+
+    class SameOrderTrainer(trainer_class):
+        def _get_train_sampler(self, train_dataset=None):
+            return PrefloopOrder(
+                len(self.train_dataset if train_dataset is None else train_dataset)
+            )
+
+    return SameOrderTrainer
 
 
 def _trl_hyper_parameters(spec: dict) -> dict:
@@ -491,6 +525,7 @@ def decoder_main(args) -> None:
         "epochs": args.epochs,
         "bf16": {"auto": None, "on": True, "off": False}.get(args.bf16),
         "threads": args.threads,
+        "same_order": args.same_order,
     }
     if smoke:  # a toy model: one thread and fp32 waste no time on start-up
         base.update(bf16=False, threads=1)
@@ -511,7 +546,8 @@ def decoder_main(args) -> None:
             f"{n_pairs} train pairs ({'varied' if varied else 'fixed'} lengths, max_length "
             f"{max_length}), {n_test} test, batch {args.batch_size}, {args.epochs} epoch(s); "
             f"cpu, {precision}, torch threads {base['threads'] or torch.get_num_threads()}, "
-            f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}",
+            f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}; batch order: "
+            f"{'the same for both' if args.same_order else 'each its own, drawn from the seed'}",
             flush=True,
         )
         for mode in (m for m in DECODER_MODES if m in modes):
@@ -695,6 +731,11 @@ def parse_args() -> argparse.Namespace:
         "--trl-attention",
         default="sdpa,eager",
         help="TRL's attention kernels to try (its best counts); prefloop picks one per batch",
+    )
+    parser.add_argument(
+        "--same-order",
+        action="store_true",
+        help="--decoder: TRL draws prefloop's batch order, so both see the same pairs in each step",
     )
     parser.add_argument("--json", help="also write all results to this file")
     parser.add_argument("--decoder", action="store_true", help="a ~30M random Llama (see above)")
