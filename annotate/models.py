@@ -68,6 +68,56 @@ class Aggregation(models.TextChoices):
 DEFAULT_STRENGTH_LABELS = ["slightly better", "better", "clearly better", "much better"]
 
 
+class TaskKind(models.TextChoices):
+    """What a project's labelers are asked: a pair at a time, or K responses of one prompt to
+    rank, to rate on the project's aspects, or both in one task (as UltraFeedback and
+    Open-Assistant collect them)."""
+
+    PAIRWISE = "pairwise", "Pairwise"
+    RANKING = "ranking", "Ranking"
+    RATING = "rating", "Rating"
+    RANKING_RATING = "ranking_rating", "Ranking and rating"
+
+
+# HelpSteer2's five attributes on its 0-4 scale, described after its annotation guidelines.
+DEFAULT_ASPECTS = [
+    {
+        "name": "helpfulness",
+        "description": "How well the response meets the prompt's request, overall.",
+        "min": 0,
+        "max": 4,
+    },
+    {
+        "name": "correctness",
+        "description": "Every relevant fact included, and no errors or made-up claims.",
+        "min": 0,
+        "max": 4,
+    },
+    {
+        "name": "coherence",
+        "description": "Clear and logically consistent, without contradictions or rambling.",
+        "min": 0,
+        "max": 4,
+    },
+    {
+        "name": "complexity",
+        "description": "The expertise needed to write it: 0 anyone, 4 a domain expert.",
+        "min": 0,
+        "max": 4,
+    },
+    {
+        "name": "verbosity",
+        "description": "Length and detail relative to what the prompt asks: 0 terse, 4 wordy.",
+        "min": 0,
+        "max": 4,
+    },
+]
+
+
+def default_aspects() -> list[dict]:
+    return [dict(aspect) for aspect in DEFAULT_ASPECTS]
+
+
 class Project(models.Model):
     """A labeling campaign: its pairs, its label scale, who labels, how its reward model trains."""
 
@@ -150,6 +200,23 @@ class Project(models.Model):
         help_text="Judge-first: a judge whose P(its choice) is below 0.5 + this is unsure.",
     )
 
+    # Rankings and ratings (ResponseSet, Ranking, Rating): what a task asks, how many
+    # responses of one prompt it shows, and the aspects a response is rated on.
+    task_kind = models.CharField(
+        max_length=20,
+        choices=TaskKind.choices,
+        default=TaskKind.PAIRWISE,
+        help_text="Pairs, or K responses of a prompt to rank, rate, or rank and rate.",
+    )
+    ranking_size = models.PositiveSmallIntegerField(
+        default=4, help_text="K: responses per ranking or rating task (2 to 9)."
+    )
+    aspects = models.JSONField(
+        default=default_aspects,
+        blank=True,
+        help_text="Rating aspects: [{name, description, min, max}], integer scales.",
+    )
+
     # Counters kept by services so that pages never count by scanning.
     pair_count = models.PositiveIntegerField(default=0)
     comparison_count = models.PositiveIntegerField(default=0)
@@ -158,6 +225,12 @@ class Project(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # At most nine: the labeling page picks a response with one digit key.
+            models.CheckConstraint(
+                condition=Q(ranking_size__gte=2, ranking_size__lte=9), name="project_ranking_size"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -739,3 +812,193 @@ class JudgeVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.judge_id} on pair {self.pair_id} ({self.order}): {self.choice or '?'}"
+
+
+class ResponseSet(models.Model):
+    """K responses of one prompt, the unit of a ranking or rating task (Project.task_kind):
+    served like a Pair (leases, redundancy, skips, gold, swapped repeats) by
+    annotate/services/rankings.py. `response_ids` are in canonical order (ascending ids);
+    each labeler sees them in a random order of their own, kept on their lease and judgment."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="response_sets")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="response_sets")
+    response_ids = models.JSONField()
+    # The ids joined by commas: the set's identity within its prompt, so that making sets
+    # again from the same responses adds nothing.
+    response_key = models.CharField(max_length=200)
+    priority = models.FloatField(default=0.0, help_text="Higher is served first.")
+    random_key = models.FloatField(default=new_random_key)
+    # Served while open; closed once it holds `redundancy` human judgments.
+    is_open = models.BooleanField(default=True)
+    human_count = models.PositiveSmallIntegerField(default=0)
+    # Gold: a known best response (rankings), or known bounds per response and aspect
+    # {response_id: {aspect: [lo, hi]}} (ratings). `is_gold` says either is set.
+    is_gold = models.BooleanField(default=False)
+    gold_best = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    gold_ratings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "response_key"], name="response_set_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "-priority", "id"],
+                condition=Q(is_open=True),
+                name="response_set_queue",
+            ),
+            models.Index(
+                fields=["project", "random_key"],
+                condition=Q(is_open=True),
+                name="response_set_queue_random",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Set {self.pk} of prompt {self.prompt_id}"
+
+
+class SetLease(models.Model):
+    """A ResponseSet held for one labeler, and the order they are shown its responses in."""
+
+    response_set = models.ForeignKey(ResponseSet, on_delete=models.CASCADE, related_name="leases")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="set_leases"
+    )
+    shown = models.JSONField(help_text="The response ids in the order shown.")
+    is_repeat = models.BooleanField(default=False)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["response_set", "labeler"], name="set_lease_unique"),
+        ]
+        indexes = [models.Index(fields=["labeler", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"Lease of set {self.response_set_id} to {self.labeler_id}"
+
+
+class JudgmentSource(models.TextChoices):
+    HUMAN = "human", "Labeler"
+    IMPORT = "import", "Imported"
+
+
+class Ranking(models.Model):
+    """One labeler's order of a ResponseSet's responses, raw: `groups` lists groups of
+    response ids, best first; the ids of one group are tied. `all_bad` marks every response
+    as bad (the order, if given, still stands). `shown` is the order the page showed."""
+
+    response_set = models.ForeignKey(ResponseSet, on_delete=models.CASCADE, related_name="rankings")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rankings")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rankings",
+    )
+    source = models.CharField(
+        max_length=20, choices=JudgmentSource.choices, default=JudgmentSource.HUMAN
+    )
+    groups = models.JSONField()
+    all_bad = models.BooleanField(default=False)
+    shown = models.JSONField(default=list, blank=True)
+    # As Comparison's: a repeat (the same responses in another order) only measures
+    # self-consistency; a gold check takes no slot of the set's redundancy.
+    is_repeat = models.BooleanField(default=False)
+    is_gold_check = models.BooleanField(default=False)
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    import_batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="rankings"
+    )
+    import_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["response_set", "labeler"],
+                condition=Q(labeler__isnull=False, is_repeat=False),
+                name="ranking_one_per_labeler",
+            ),
+            models.UniqueConstraint(
+                fields=["response_set", "labeler"],
+                condition=Q(labeler__isnull=False, is_repeat=True),
+                name="ranking_one_repeat_per_labeler",
+            ),
+            models.UniqueConstraint(
+                fields=["response_set", "import_key"],
+                condition=Q(source="import"),
+                name="ranking_import_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(source="human", labeler__isnull=False) | ~Q(source="human"),
+                name="ranking_human_has_labeler",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["labeler", "project"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Ranking of set {self.response_set_id} by {self.labeler_id}"
+
+
+class Rating(models.Model):
+    """One labeler's value for one response on one aspect, raw. `position` is where the page
+    showed the response (0 first) in the labeler's order."""
+
+    response_set = models.ForeignKey(ResponseSet, on_delete=models.CASCADE, related_name="ratings")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="ratings")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ratings")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ratings",
+    )
+    source = models.CharField(
+        max_length=20, choices=JudgmentSource.choices, default=JudgmentSource.HUMAN
+    )
+    aspect = models.CharField(max_length=100)
+    value = models.SmallIntegerField()
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
+    is_repeat = models.BooleanField(default=False)
+    is_gold_check = models.BooleanField(default=False)
+    import_batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="ratings"
+    )
+    import_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["response_set", "response", "aspect", "labeler", "is_repeat"],
+                condition=Q(labeler__isnull=False),
+                name="rating_one_per_labeler",
+            ),
+            models.UniqueConstraint(
+                fields=["response", "aspect", "import_key"],
+                condition=Q(source="import"),
+                name="rating_import_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(source="human", labeler__isnull=False) | ~Q(source="human"),
+                name="rating_human_has_labeler",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["labeler", "project"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aspect}={self.value} for response {self.response_id} by {self.labeler_id}"

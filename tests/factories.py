@@ -23,9 +23,13 @@ from annotate.models import (
     Project,
     Prompt,
     QualityResult,
+    Ranking,
+    Rating,
     Response,
+    ResponseSet,
     ReviewItem,
     Selection,
+    SetLease,
     Side,
 )
 from rewardtrain.models import Evaluation, ModelVersion, RoundScore, TrainingRun
@@ -281,3 +285,56 @@ class RoundScoreFactory(factory.django.DjangoModelFactory):
         GenerationJobFactory, project=factory.SelfAttribute("..model_version.project")
     )
     samples = 0
+
+
+class ResponseSetFactory(factory.django.DjangoModelFactory):
+    """An open set of two responses to one prompt (a ranking or rating task's unit)."""
+
+    class Meta:
+        model = ResponseSet
+
+    project = factory.SubFactory(ProjectFactory)
+    prompt = factory.SubFactory(PromptFactory, project=factory.SelfAttribute("..project"))
+    response_ids = factory.LazyAttribute(
+        lambda o: sorted(r.pk for r in ResponseFactory.create_batch(2, prompt=o.prompt))
+    )
+    response_key = factory.LazyAttribute(lambda o: ",".join(str(i) for i in o.response_ids))
+
+
+class SetLeaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SetLease
+
+    response_set = factory.SubFactory(ResponseSetFactory)
+    labeler = factory.SubFactory(UserFactory)
+    shown = factory.LazyAttribute(lambda o: list(reversed(o.response_set.response_ids)))
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=30))
+
+
+class RankingFactory(factory.django.DjangoModelFactory):
+    """A labeler's ranking of a set, its responses best first, one per group."""
+
+    class Meta:
+        model = Ranking
+
+    response_set = factory.SubFactory(ResponseSetFactory)
+    project = factory.SelfAttribute("response_set.project")
+    labeler = factory.SubFactory(UserFactory)
+    groups = factory.LazyAttribute(lambda o: [[i] for i in o.response_set.response_ids])
+    shown = factory.LazyAttribute(lambda o: list(o.response_set.response_ids))
+
+
+class RatingFactory(factory.django.DjangoModelFactory):
+    """A labeler's rating of the set's first response on HelpSteer2's helpfulness."""
+
+    class Meta:
+        model = Rating
+
+    response_set = factory.SubFactory(ResponseSetFactory)
+    project = factory.SelfAttribute("response_set.project")
+    response = factory.LazyAttribute(
+        lambda o: Response.objects.get(pk=o.response_set.response_ids[0])
+    )
+    labeler = factory.SubFactory(UserFactory)
+    aspect = "helpfulness"
+    value = 3

@@ -2,6 +2,8 @@
 through the same services as real data, and safe to create again.
 
 - "demo": 42 open pairs to try the labeling page on.
+- "rank-demo": 12 prompts, each with sets of 4 answers to rank and rate on HelpSteer2's five
+  aspects (the ranking and rating page).
 - "loop-demo": the whole loop at once. Six named source models answer 30 prompts; five
   simulated labelers judged most of the pairs through the real lease and submit services (one
   of them carelessly, so the quality page flags someone), with gold pairs and swapped repeats
@@ -26,11 +28,12 @@ from django.utils import timezone
 
 import annotate
 from annotate import demo_world
-from annotate.models import Comparison, Project, random_keys_seeded
+from annotate.models import Comparison, Project, TaskKind, random_keys_seeded
 from annotate.services.catalog import project_get_or_create
 from annotate.services.imports import import_file
 from annotate.services.labeling import comparison_submit, pair_lease_next
 from annotate.services.projects import membership_create
+from annotate.services.rankings import project_task_set
 
 DEMO_PAIRS = Path(annotate.__file__).parent / "fixtures" / "demo_pairs.jsonl"
 LOOP_SLUG = "loop-demo"
@@ -52,6 +55,16 @@ INSTRUCTIONS = """Compare the two responses to the prompt and pick the **better*
 Responses are model output: links and HTML in them are shown as text on purpose.
 """
 REASON_TAGS = ["more accurate", "more helpful", "clearer", "safer", "more concise"]
+RANK_SLUG = "rank-demo"
+RANK_PROMPTS = 12
+RANK_INSTRUCTIONS = """Read the four answers to the prompt, then:
+
+- **Rate** each one on every aspect (hover an aspect's name for what it means; 0 is worst).
+- **Rank** them, best first. Answers equally good may be tied; mark **all bad** when none is
+  acceptable.
+
+Responses are model output: links and HTML in them are shown as text on purpose.
+"""
 
 
 @dataclass
@@ -110,6 +123,7 @@ def demo_seed(*, admin_password: str, labeler_password: str) -> DemoSeeded:
     admin, labeler = accounts["admin"], accounts["labeler"]
 
     seeded.projects.append(_simple_demo(admin=admin, labeler=labeler))
+    seeded.projects.append(_rank_demo(admin=admin, labeler=labeler))
     loop, loop_seeded = loop_demo_seed(staff=admin, members=[admin, labeler])
     seeded.projects.append(loop_seeded)
     seeded.loop = loop
@@ -128,6 +142,22 @@ def _simple_demo(*, admin: AbstractBaseUser, labeler: AbstractBaseUser) -> Proje
     added = 0
     if not project.imports.filter(file_name=DEMO_PAIRS.name).exists():
         added = import_file(project=project, path=DEMO_PAIRS, created_by=admin).pairs_created
+    project.refresh_from_db()
+    return ProjectSeeded(project.slug, project.pair_count, added, project.comparison_count, 0)
+
+
+def _rank_demo(*, admin: AbstractBaseUser, labeler: AbstractBaseUser) -> ProjectSeeded:
+    """The ranking and rating demo: the loop demo's first prompts with their candidate answers,
+    imported into a project that ranks and rates sets of four (the import makes the sets)."""
+    project, created = project_get_or_create(slug=RANK_SLUG, name="Demo: rank and rate answers")
+    if created:
+        project.instructions = RANK_INSTRUCTIONS
+        project.save(update_fields=["instructions"])
+        project_task_set(project=project, task_kind=TaskKind.RANKING_RATING, ranking_size=4)
+    for user in (admin, labeler):
+        membership_create(project=project, user=user)
+    rows, _ = demo_world.candidates_rows()
+    added = _import_rows(project, "rank-demo-candidates.jsonl", rows[:RANK_PROMPTS], admin)
     project.refresh_from_db()
     return ProjectSeeded(project.slug, project.pair_count, added, project.comparison_count, 0)
 

@@ -26,9 +26,18 @@ from django.utils import timezone
 
 from annotate.generation.client import Cancelled, Completion, EndpointError, chat_complete
 from annotate.importers.candidates import pair_indices
-from annotate.models import GeneratedSample, GenerationJob, Generator, Project, Prompt, Response
+from annotate.models import (
+    GeneratedSample,
+    GenerationJob,
+    Generator,
+    Project,
+    Prompt,
+    Response,
+    TaskKind,
+)
 from annotate.services.catalog import pair_get_or_create, response_hash
 from annotate.services.generation import ENDED, generator_endpoint, retry_policy
+from annotate.services.rankings import response_sets_create
 from annotate.signals import pairs_imported
 
 logger = logging.getLogger(__name__)
@@ -256,6 +265,9 @@ def prompt_pairs_make(*, job: GenerationJob, prompt_id: int) -> int:
             .values_list("response_id", flat=True)
         )
     )
+    if job.project.task_kind != TaskKind.PAIRWISE:
+        # A project that ranks or rates serves sets of K of the prompt's responses.
+        response_sets_create(project=job.project, prompt_ids=[prompt_id])
     if len(responses) < 2:
         return 0
     prompt = Prompt.objects.get(pk=prompt_id)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from django.utils import timezone
 from annotate.errors import ApplicationError
 from annotate.hashing import content_hash
 from annotate.importers.base import Candidate, PairSpec, ParsedRow, RowInvalid
-from annotate.importers.detect import Importer, detect, known_shapes
+from annotate.importers.detect import Importer, detect, is_set_importer, known_shapes
 from annotate.importers.readers import read_rows
 from annotate.models import (
     Choice,
@@ -36,10 +37,12 @@ from annotate.models import (
     Prompt,
     Response,
     Side,
+    TaskKind,
     new_random_key,
 )
 from annotate.services.bulk import analyze, rows_insert
 from annotate.services.catalog import prompt_hash, response_hash
+from annotate.services.rankings import response_sets_create
 from annotate.signals import pairs_imported
 
 BATCH_ROWS = 500
@@ -75,6 +78,10 @@ class ImportResult:
     pairs_created: int = 0
     comparisons_created: int = 0
     duplicates_skipped: int = 0
+    # Imports of rankings and ratings (annotate/services/imports_sets.py).
+    sets_created: int = 0
+    rankings_created: int = 0
+    ratings_created: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     error_count: int = 0
     batch_id: int | None = None
@@ -115,6 +122,9 @@ def import_file(
             skip_invalid=skip_invalid,
             created_by=created_by,
         )
+        if project.task_kind != TaskKind.PAIRWISE:
+            # A project that ranks or rates serves sets of K responses, made from what came.
+            response_sets_create(project=project)
         if result.pairs_created:
             # Once the new pairs exist for other processes to read, whoever ranks pairs (the
             # reward model app) is told, without this app knowing who that is.
@@ -166,7 +176,8 @@ def _import(
     pending: list[_Keyed] = []
     # Statistics are refreshed each time the import doubles its rows: a handful of times.
     analyze_at = 4 * BATCH_ROWS
-    for line, data, error in _rows(path):
+    rows = _rows(path)
+    for line, data, error in rows:
         if data is None:
             result.add_error(line, error)
             writing = writing and skip_invalid
@@ -174,6 +185,18 @@ def _import(
         if importer is None:
             importer = _detect(line, data)
             batch = _batch_start(project, importer, file_name, created_by, result)
+            if is_set_importer(importer):
+                # Imported here: imports_sets reuses this module's writes.
+                from annotate.services.imports_sets import sets_import
+
+                return sets_import(
+                    project=project,
+                    batch=batch,
+                    importer=importer,
+                    rows=chain([(line, data, error)], rows),
+                    skip_invalid=skip_invalid,
+                    result=result,
+                )
         try:
             row = importer.parse(data)
         except RowInvalid as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from http import HTTPStatus
 from typing import Any
+
+from rewardtrain.core.aspects import parse_aspects
 
 TIE_LOSSES = ("soft", "drop")
 SHARDINGS = ("ddp", "fsdp")
@@ -111,8 +113,16 @@ class TrainConfig:
     # "ddp": each rank holds the whole model (the fastest when it fits one device);
     # "fsdp": weights, gradients and optimizer state sharded over the ranks (FSDP2).
     sharding: str = "ddp"
+    # Rated aspects ({"name", "min", "max", "weight"}; rewardtrain.core.aspects): one model
+    # output per aspect, trained on ratings, and the reward their weighted sum. Empty = one
+    # output, the reward itself.
+    aspects: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        try:
+            parse_aspects(self.aspects)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         if self.tie_loss not in TIE_LOSSES:
             raise ConfigError(f"tie_loss must be one of {TIE_LOSSES}, not {self.tie_loss!r}")
         for name in ("max_length", "batch_size", "eval_batch_size", "epochs"):

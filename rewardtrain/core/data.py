@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
+from rewardtrain.core.aspects import Aspect, parse_aspects
 from rewardtrain.core.config import TrainConfig
 from rewardtrain.core.model import encode_many
+from rewardtrain.core.rankings import GroupCollator, encode_groups, needs_groups
 
 
 def encode_rows(
@@ -44,6 +46,8 @@ def encode_rows(
 
 
 def pair_length(item: dict[str, Any]) -> int:
+    if "sequences" in item:  # a group (rankings.py): a pair, ranking or rated response
+        return max(len(s) for s in item["sequences"])
     return max(len(item["chosen_ids"]), len(item["rejected_ids"]))
 
 
@@ -139,7 +143,7 @@ class EncodedData:
     train: list[dict]
     validation: list[dict]
     lengths: list[int]
-    collate: PairCollator
+    collate: PairCollator | GroupCollator
     truncated: dict[str, int]
 
 
@@ -150,12 +154,38 @@ def encode_for_training(
     cfg: TrainConfig,
     device: str,
 ) -> EncodedData:
+    aspects = parse_aspects(cfg.aspects)
+    if needs_groups(train_rows + validation_rows, aspects):
+        return _encode_groups(train_rows, validation_rows, tokenizer, cfg, device, aspects)
     train_enc, train_truncated = encode_rows(train_rows, tokenizer, cfg.max_length)
     val_enc, val_truncated = encode_rows(validation_rows, tokenizer, cfg.max_length)
     collate = PairCollator(
         tokenizer.pad_token_id,
         margin_scale=cfg.margin_scale,
         use_soft_labels=cfg.use_soft_labels,
+        pad_to_multiple_of=8 if device.startswith("cuda") else None,
+    )
+    lengths = [pair_length(e) for e in train_enc]
+    truncated = {"train": train_truncated, "validation": val_truncated}
+    return EncodedData(train_enc, val_enc, lengths, collate, truncated)
+
+
+def _encode_groups(
+    train_rows: list[dict[str, Any]],
+    validation_rows: list[dict[str, Any]],
+    tokenizer: Any,
+    cfg: TrainConfig,
+    device: str,
+    aspects: list[Aspect],
+) -> EncodedData:
+    """Rankings and ratings (with any pairs) as groups: rankings.GroupCollator's batches."""
+    options = {"tie_loss": cfg.tie_loss, "aspects": aspects, "use_soft_labels": cfg.use_soft_labels}
+    train_enc, train_truncated = encode_groups(train_rows, tokenizer, cfg.max_length, **options)
+    val_enc, val_truncated = encode_groups(validation_rows, tokenizer, cfg.max_length, **options)
+    collate = GroupCollator(
+        tokenizer.pad_token_id,
+        margin_scale=cfg.margin_scale,
+        aspects=aspects,
         pad_to_multiple_of=8 if device.startswith("cuda") else None,
     )
     lengths = [pair_length(e) for e in train_enc]

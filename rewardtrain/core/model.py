@@ -71,8 +71,10 @@ def load_backbone(
     init_from: str | None = None,
     dtype: torch.dtype | None = None,
     attn_implementation: str = "",
+    num_labels: int = 1,
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) for reward modelling: a sequence classifier with one output.
+    """(model, tokenizer) for reward modelling: a sequence classifier with one output (or
+    `num_labels`: one per rated aspect, rewardtrain.core.aspects).
 
     `init_from` is a folder saved by training.save_model: a warm start whose weights replace
     the backbone's. `dtype` loads the weights in that type (bf16 on CUDA: half the memory and
@@ -92,11 +94,15 @@ def load_backbone(
     # bars would fill worker logs.
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    options: dict[str, Any] = {"num_labels": 1}
+    options: dict[str, Any] = {"num_labels": num_labels}
     if dtype is not None:
         options["dtype"] = dtype
     if attn_implementation:
         options["attn_implementation"] = attn_implementation
+    if num_labels != 1:
+        # An aspect head on a backbone saved with another head (a one-output reward model, a
+        # model with other aspects) starts fresh, as a head on a bare backbone does.
+        options["ignore_mismatched_sizes"] = True
     try:
         _check_classifier_exists(AutoConfig.from_pretrained(source), source)
         tokenizer = AutoTokenizer.from_pretrained(source)

@@ -83,6 +83,7 @@ def prepare_model(
         # (autocast would otherwise cast every frozen weight to bf16 at each use).
         dtype=torch.bfloat16 if bf16 and (device.startswith("cuda") or cfg.lora_r) else None,
         attn_implementation=attention_kernel(cfg, device),
+        num_labels=len(cfg.aspects) or 1,
     )
     # Before LoRA, whose own dropout is lora_dropout.
     if cfg.disable_dropout:

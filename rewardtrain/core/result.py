@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardtrain.core.aspects import aspect_dicts, parse_aspects
 from rewardtrain.core.config import TrainConfig
 from rewardtrain.core.lora import lora_save_and_merge
 from rewardtrain.core.model import PLAIN_FORMAT_NOTE, default_backbone
@@ -92,5 +93,8 @@ def save_model(
         "max_length": cfg.max_length,
         "extra": extra or {},
     }
+    if cfg.aspects:
+        # One output per aspect; the reward is sum(weight * output) (rewardtrain.core.aspects).
+        meta["aspects"] = aspect_dicts(parse_aspects(cfg.aspects))
     with open(os.path.join(path, "prefloop.json"), "w") as f:
         json.dump(meta, f, indent=2, default=str)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from rewardtrain.core.aspects import Aspect, parse_aspects, scalar_reward
 from rewardtrain.core.model import encode_many, rewards, tokenize_uncut
 
 
@@ -15,26 +16,37 @@ class RewardScorer:
     """Scores (prompt, response) inputs with a reward model, in float32, in eval mode.
 
     Inputs are batched by length (little padding) and the rewards returned in input order.
+    With `aspects` (a model with one output per rated aspect) the reward is their weighted sum,
+    and score_aspects() gives each aspect too.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, device: str = "", max_length: int = 512):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str = "",
+        max_length: int = 512,
+        aspects: list[Aspect] | None = None,
+    ):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.aspects = list(aspects or [])
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "") -> RewardScorer:
         """A folder written by training.save_model."""
         from rewardtrain.core.model import load_backbone
 
-        model, tokenizer = load_backbone(str(path))
-        max_length = 512
+        meta: dict[str, Any] = {}
         meta_path = os.path.join(path, "prefloop.json")
         if os.path.exists(meta_path):
             with open(meta_path) as f:
-                max_length = json.load(f).get("max_length", max_length)
-        return cls(model, tokenizer, device, max_length)
+                meta = json.load(f)
+        aspects = parse_aspects(meta.get("aspects") or [])
+        model, tokenizer = load_backbone(str(path), num_labels=len(aspects) or 1)
+        return cls(model, tokenizer, device, meta.get("max_length", 512), aspects)
 
     def encode(self, prompts: list[Any], responses: list[str]) -> list[list[int]]:
         """Token ids of each (prompt, response), formatted and cut as in training."""
@@ -65,10 +77,18 @@ class RewardScorer:
             out.append(ids)
         return out
 
-    @torch.inference_mode()
     def score_ids(self, rows: list[list[int]]) -> list[float]:
         """Rewards of token-id rows in one padded forward (callers group rows of similar
         length: the padding is the widest row's)."""
+        outputs = self.outputs_ids(rows)
+        if not self.aspects:
+            return outputs
+        return [scalar_reward(o, self.aspects) for o in outputs]
+
+    @torch.inference_mode()
+    def outputs_ids(self, rows: list[list[int]]) -> list[Any]:
+        """The model's outputs for token-id rows: one float each, or with aspects one list of
+        normalised aspect outputs each."""
         if not rows:
             return []
         width = max(len(r) for r in rows)
@@ -80,12 +100,32 @@ class RewardScorer:
         return rewards(self.model, ids.to(self.device), mask.to(self.device)).tolist()
 
     def score(self, prompts: list[Any], responses: list[str], batch_size: int = 64) -> list[float]:
+        return self._by_length(self.score_ids, prompts, responses, batch_size)
+
+    def score_aspects(
+        self, prompts: list[Any], responses: list[str], batch_size: int = 64
+    ) -> list[dict[str, Any]]:
+        """Per input {"reward": the scalar, "aspects": {name: prediction on the aspect's own
+        scale}}; a model without aspects answers "aspects": {}."""
+        outputs = self._by_length(self.outputs_ids, prompts, responses, batch_size)
+        if not self.aspects:
+            return [{"reward": o, "aspects": {}} for o in outputs]
+        return [
+            {
+                "reward": scalar_reward(o, self.aspects),
+                "aspects": {a.name: a.on_scale(v) for a, v in zip(self.aspects, o, strict=True)},
+            }
+            for o in outputs
+        ]
+
+    def _by_length(self, fn, prompts: list[Any], responses: list[str], batch_size: int) -> list:
+        """fn over the encoded inputs in batches of similar length, in input order."""
         encoded = self.encode(prompts, responses)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        out = [0.0] * len(encoded)
+        out: list[Any] = [0.0] * len(encoded)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            values = self.score_ids([encoded[i] for i in chunk])
+            values = fn([encoded[i] for i in chunk])
             for i, v in zip(chunk, values, strict=True):
                 out[i] = v
         return out
@@ -96,6 +136,19 @@ class RewardScorer:
         """(rewards of chosen, rewards of rejected) for rows with prompt/chosen/rejected."""
         prompts = [r["prompt"] for r in rows]
         both = self.score(
+            prompts + prompts,
+            [r["chosen"] for r in rows] + [r["rejected"] for r in rows],
+            batch_size,
+        )
+        return both[: len(rows)], both[len(rows) :]
+
+    def score_pairs_aspects(
+        self, rows: list[dict[str, Any]], batch_size: int = 64
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """score_aspects() of each row's chosen and of its rejected response: what
+        score_pairs answers when asked for the aspects."""
+        prompts = [r["prompt"] for r in rows]
+        both = self.score_aspects(
             prompts + prompts,
             [r["chosen"] for r in rows] + [r["rejected"] for r in rows],
             batch_size,

@@ -49,6 +49,7 @@ from rewardtrain.core.distributed import (
 from rewardtrain.core.loop_state import LoopState, seed_everything, start_run
 from rewardtrain.core.model import RewardForward
 from rewardtrain.core.prepare import device_figures, prepare_model
+from rewardtrain.core.rankings import group_loss, is_tie, validation_sums
 from rewardtrain.core.result import TrainResult
 
 # Fewer than this and there is nothing to learn from or to stop early on.
@@ -77,6 +78,8 @@ class Progress:
 
 def batch_loss(r: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
     """The training loss of one collated batch from its rewards (chosen rows first)."""
+    if "winners" in batch:  # groups: rankings, ratings, pairs among them (rankings.py)
+        return group_loss(r, batch, cfg.center_rewards_coefficient)
     r_chosen, r_rejected = r.float().chunk(2)
     return pair_loss(
         r_chosen, r_rejected, batch["margins"], batch["targets"], cfg.center_rewards_coefficient
@@ -120,6 +123,12 @@ def _validation_sums(
             batch = _to(collate([encoded[i] for i in mine or order[start : start + 1]]), device)
             r = forward(batch["input_ids"], batch["attention_mask"])
             if not mine:
+                continue
+            if "winners" in batch:  # groups (rankings.py): the loss summed over groups
+                loss_sum, right, compared = validation_sums(r, batch)
+                total_loss += loss_sum
+                correct += right
+                decided += compared
                 continue
             r_c, r_r = r.float().chunk(2)
             total_loss += len(r_c) * pair_loss(r_c, r_r, batch["margins"], batch["targets"]).item()
@@ -198,7 +207,7 @@ def _choose_and_refit(
     del run
     chosen.best_state = None
     seed_everything(cfg.seed)
-    kept = [r for r in validation_rows if cfg.tie_loss != "drop" or not r.get("tie")]
+    kept = [r for r in validation_rows if cfg.tie_loss != "drop" or not is_tie(r)]
     refit = start_run(train_rows + kept, validation_rows, cfg, *where)
     # Cut pairs counted per split once (the refit's train holds the validation pairs too).
     refit.selection, refit.data.truncated = chosen, truncated
@@ -236,7 +245,7 @@ def _kept_rows(
     """(the training rows to train on, tie rows dropped), or NotEnoughData."""
     dropped_ties = 0
     if cfg.tie_loss == "drop":
-        kept = [r for r in train_rows if not r.get("tie")]
+        kept = [r for r in train_rows if not is_tie(r)]
         dropped_ties = len(train_rows) - len(kept)
         train_rows = kept
     if len(train_rows) < MIN_TRAIN_PAIRS or len(validation_rows) < MIN_VALIDATION_PAIRS:

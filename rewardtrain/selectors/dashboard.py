@@ -158,6 +158,8 @@ def version_rows(*, project: Project) -> list[dict[str, Any]]:
                 "version": version,
                 "trained": headline(version.metrics),
                 "test_pairs": version.metrics.get("n"),
+                "by_kind": _by_kind(version.metrics),
+                "aspects": _aspect_rows(version.metrics),
                 "latest": headline(latest.metrics) if latest else None,
                 "latest_at": latest.created_at if latest else None,
                 "reevaluated": bool(latest and latest.kind != Evaluation.Kind.TRAINING),
@@ -165,6 +167,32 @@ def version_rows(*, project: Project) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _by_kind(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Accuracy on the held-out pairs and on the held-out rankings' implied pairs, when the
+    test split held rankings (services.versions.held_out_score)."""
+    by_kind = metrics.get("by_kind") or {}
+    return [
+        {"kind": kind, "accuracy": finite_number(f.get("accuracy")), "n": f.get("n_decided")}
+        for kind, f in by_kind.items()
+        if isinstance(f, dict) and f.get("n")
+    ]
+
+
+def _aspect_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per rated aspect: RMSE on its scale and Spearman's rho on the held-out ratings."""
+    aspects = metrics.get("aspects") or {}
+    return [
+        {
+            "name": name,
+            "rmse": finite_number(f.get("rmse")),
+            "spearman": finite_number(f.get("spearman")),
+            "count": f.get("count"),
+        }
+        for name, f in aspects.items()
+        if isinstance(f, dict)
+    ]
 
 
 def metric_points(*, project: Project) -> list[dict[str, Any]]:

@@ -215,6 +215,7 @@ def score_pairs_file(
     project: Project | None = None,
     model_dir: Path | None = None,
     device: str = "",
+    aspects: bool = False,
 ) -> int:
     """Copy each row of `source` to `out` (JSON Lines) with its rewards added, scored by
     `model_dir` or else the project's active model.
@@ -222,7 +223,9 @@ def score_pairs_file(
     `source` is any file import_pairs reads (every shape, JSON Lines, CSV, a JSON array,
     gzip). A row of one pair gets reward_a (its chosen, preferred, response_a or left side),
     reward_b and p_a_better; a candidates row gets `rewards`, one per item of its `responses`.
-    Returns the number of rows. `out` appears only when every row scored: it is written
+    With `aspects`, from a model trained with an aspect head, a pair row also gets aspects_a
+    and aspects_b, a candidates row `aspects`: {aspect: prediction on its scale} per response
+    (PairsFileError from a model without one). Returns the number of rows. `out` appears only when every row scored: it is written
     beside it under a hidden name and renamed at the end. Raises PairsFileError, naming every
     bad line as the import does.
     """
@@ -230,6 +233,11 @@ def score_pairs_file(
     if not source.is_file():
         raise PairsFileError(f"file not found: {source}")
     scorer = _file_scorer(project, Path(model_dir) if model_dir else None, device)
+    if aspects and not getattr(scorer, "aspects", None):
+        raise PairsFileError(
+            "this model has no aspect head (it was trained without ratings): it gives the "
+            "reward alone; leave out --aspects or train on rated responses"
+        )
     partial = out.with_name(f".{out.name}.partial")
     written = 0
     bad = _BadLines()
@@ -241,12 +249,12 @@ def score_pairs_file(
                 batch.append(row)
                 responses += len(row.texts)
                 if responses >= FILE_CHUNK:
-                    written += _score_batch(batch, scorer, f)
+                    written += _score_batch(batch, scorer, f, aspects)
                     batch, responses = [], 0
             if bad.count:
                 raise bad.error()
             if batch:
-                written += _score_batch(batch, scorer, f)
+                written += _score_batch(batch, scorer, f, aspects)
         os.replace(partial, out)
     finally:
         if partial.exists():
@@ -254,9 +262,15 @@ def score_pairs_file(
     return written
 
 
-def _score_batch(batch: list[_FileRow], scorer: Any, f: Any) -> int:
+def _score_batch(batch: list[_FileRow], scorer: Any, f: Any, aspects: bool = False) -> int:
     prompts = [row.prompt for row in batch for _ in row.texts]
-    rewards = iter(scorer.score(prompts, [text for row in batch for text in row.texts]))
+    texts = [text for row in batch for text in row.texts]
+    if aspects:
+        scored = scorer.score_aspects(prompts, texts)
+        rewards = iter([s["reward"] for s in scored])
+        by_aspect = iter([s["aspects"] for s in scored])
+    else:
+        rewards = iter(scorer.score(prompts, texts))
     for row in batch:
         values = [next(rewards) for _ in row.texts]
         if row.candidates:
@@ -268,5 +282,11 @@ def _score_batch(batch: list[_FileRow], scorer: Any, f: Any) -> int:
                 "reward_b": reward_b,
                 "p_a_better": sigmoid(reward_a - reward_b),
             }
+        if aspects:
+            predicted = [next(by_aspect) for _ in row.texts]
+            if row.candidates:
+                added["aspects"] = predicted
+            else:
+                added["aspects_a"], added["aspects_b"] = predicted
         f.write(json.dumps({**row.data, **added}, ensure_ascii=False) + "\n")
     return len(batch)

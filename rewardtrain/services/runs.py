@@ -23,14 +23,16 @@ from django.utils import timezone
 
 from annotate.errors import ApplicationError
 from annotate.models import Project
-from annotate.splits import snapshot
 from rewardtrain.core.config import TrainConfig, check_nproc
 from rewardtrain.core.jsonsafe import json_safe
 from rewardtrain.models import Evaluation, ModelVersion, TrainingRun
 from rewardtrain.selectors import runs as selectors
+from rewardtrain.selectors.set_rows import aspect_specs
 from rewardtrain.services.versions import (
     activate_in_transaction,
-    evaluation_rows_score,
+    held_out_any,
+    held_out_score,
+    held_out_snapshot,
     scorer_for,
 )
 
@@ -352,11 +354,10 @@ RUN_FIGURES = (
 def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> None:
     """Rows, ranks, training into a hidden folder, evaluation, then the version committed;
     a failure at any point leaves no model folder behind."""
-    from rewardtrain.core.config import TrainConfig
     from rewardtrain.core.model import default_backbone
 
-    cfg = TrainConfig.from_dict(run.config)
     data, snap = _rows_for(run)
+    cfg = _config_for_rows(run, data)
     backbone = cfg.backbone or default_backbone()
     active = selectors.version_active(project=run.project)
     warm = active if active and active.backbone == backbone and Path(active.path).is_dir() else None
@@ -371,7 +372,7 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
     try:
         training = _train_into(staging, run, cfg, data, snap, warm, reporter, nproc, rendezvous)
         _ensemble_members_train(data, cfg, staging, warm, reporter, nproc, rendezvous)
-        evaluated = _evaluate_staged(staging, run, data, active, device, training)
+        evaluated = _evaluate_staged(staging, run, data, active, device, training, cfg)
         final = _version_commit(run, staging, backbone, evaluated, training, reporter)
     except BaseException:
         if final is not None and final.exists() and not _version_saved(run.pk):
@@ -383,17 +384,38 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
 
 
 def _rows_for(run: TrainingRun) -> tuple[Any, dict[str, Any]]:
-    """The project's rows by split and their snapshot (recorded on the run at once)."""
+    """The project's rows (pairs, rankings, ratings) by split and their snapshot (recorded on
+    the run at once)."""
     data = selectors.training_data(project=run.project)
     snap = data.snapshot()
     _heartbeat(run.pk, snapshot=json_safe(snap))
-    if not data.test:
+    if not held_out_any(data):
         counts = ", ".join(f"{n} {split}" for split, n in snap["counts"].items())
+        if not data.has_sets:
+            raise RunError(
+                f"Not enough data: no pairs in the test split ({counts}); a tenth of the "
+                "prompts go to test, so collect comparisons on more prompts."
+            )
+        sets = ", ".join(
+            f"{sum(n.values())} {split}" for split, n in snap["sets"]["counts"].items()
+        )
         raise RunError(
-            f"Not enough data: no pairs in the test split ({counts}); a tenth of the prompts go "
-            "to test, so collect comparisons on more prompts."
+            f"Not enough data: no pairs, rankings or ratings in the test split (pairs: {counts}; "
+            f"rankings and rated responses: {sets}); a tenth of the prompts go to test, so "
+            "collect judgments on more prompts."
         )
     return data, snap
+
+
+def _config_for_rows(run: TrainingRun, data: Any) -> TrainConfig:
+    """The run's config; with rating rows and no aspects in it (the ratings came after the run
+    was queued), the project's aspects, recorded on the run."""
+    cfg = TrainConfig.from_dict(run.config)
+    if cfg.aspects or not any(data.ratings.values()):
+        return cfg
+    run.config = {**run.config, "aspects": aspect_specs(project=run.project)}
+    _heartbeat(run.pk, config=run.config)
+    return TrainConfig.from_dict(run.config)
 
 
 def _ranks_for(cfg: Any, device: str) -> tuple[int, Any]:
@@ -446,10 +468,10 @@ def _train_into(
 
 
 def _evaluate_staged(
-    staging: Path, run, data, active: ModelVersion | None, device: str, training: dict
+    staging: Path, run, data, active: ModelVersion | None, device: str, training: dict, cfg
 ) -> dict[str, Any]:
-    """The saved folder's metrics on the test split, the promotion decision against the
-    active model, and the test split's snapshot."""
+    """The saved folder's metrics on the test split (services.versions.held_out_score), the
+    promotion decision against the active model, and the test split's snapshot."""
     from rewardtrain.core.evaluation import promotion_decision
     from rewardtrain.core.scoring import RewardScorer
 
@@ -462,12 +484,15 @@ def _evaluate_staged(
             baseline_scorer = scorer_for(version=active, device=device)
         except Exception as exc:  # a lost active model must not block training
             baseline_error = f"active version {active.version} could not be loaded: {exc}"
-    metrics = evaluation_rows_score(
-        data.test, scorer, baseline_scorer, heartbeat=lambda: _heartbeat(run.pk)
+    metrics = held_out_score(
+        data, scorer, baseline_scorer, tie_loss=cfg.tie_loss, heartbeat=lambda: _heartbeat(run.pk)
     )
     active_metrics = metrics.get("baseline") if baseline_scorer is not None else None
     tolerance = settings.PROMOTION_ACCURACY_TOLERANCE
-    promoted, reason = promotion_decision(metrics, active_metrics, accuracy_tolerance=tolerance)
+    if active_metrics is not None and not metrics.get("n") and metrics.get("aspects"):
+        promoted, reason = _ratings_promotion(metrics, cfg)
+    else:
+        promoted, reason = promotion_decision(metrics, active_metrics, accuracy_tolerance=tolerance)
     if baseline_error:
         reason = f"{reason} ({baseline_error})"
     return {
@@ -478,8 +503,34 @@ def _evaluate_staged(
             "compared_to": active.version if active else None,
             "tolerance": tolerance,
         },
-        "test_snapshot": json_safe({**snapshot(data.test), "both_bad": data.stats.both_bad}),
+        "test_snapshot": held_out_snapshot(data),
     }
+
+
+def _ratings_promotion(metrics: dict[str, Any], cfg: TrainConfig) -> tuple[bool, str]:
+    """Promotion where the test split holds ratings and no pairs or rankings (no pairwise
+    accuracy to compare): promoted when the active model has no aspect head scored on those
+    ratings, or when the new model's mean RMSE, each aspect's as a share of its scale, is
+    not higher than the active one's."""
+    widths = {a["name"]: float(a["max"]) - float(a["min"]) for a in cfg.aspects}
+
+    def mean_rmse(figures: dict[str, Any] | None) -> float | None:
+        shares = [
+            f["rmse"] / widths[name]
+            for name, f in (figures or {}).items()
+            if name in widths and f.get("rmse") is not None
+        ]
+        return sum(shares) / len(shares) if shares else None
+
+    new, old = mean_rmse(metrics.get("aspects")), mean_rmse(metrics.get("baseline_aspects"))
+    if new is None:
+        return False, "not promoted: no held-out rating scored"
+    if old is None:
+        return True, "promoted: the active model has no aspect head to compare on the ratings"
+    summary = f"mean aspect RMSE {new:.4f} of the scale vs active {old:.4f}"
+    if new <= old:
+        return True, f"promoted: {summary}"
+    return False, f"not promoted (aspect RMSE higher): {summary}"
 
 
 def _version_commit(

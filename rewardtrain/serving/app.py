@@ -4,6 +4,10 @@
     POST /get_reward  OpenRLHF's {"query", "prompts"?, "labels"?} -> {"rewards", "scores"}
     GET  /health      -> model version, device, queue depth, items scored
 
+Either POST may add `"aspects": true`: the answer then also holds "aspects", one
+{aspect: prediction on its scale} per item, from a model trained with an aspect head (a 400
+naming the problem from any other).
+
 A plain ASGI callable rather than a web framework: three routes do not need one.
 """
 
@@ -16,8 +20,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rewardtrain.serving.auth import Denied
-from rewardtrain.serving.batcher import BadItem, Batcher, LoadedModel, NoModel
-from rewardtrain.serving.inputs import InputError, openrlhf_items, parse_body, reward_items
+from rewardtrain.serving.batcher import BadItem, Batcher, LoadedModel, NoAspects, NoModel
+from rewardtrain.serving.inputs import (
+    InputError,
+    openrlhf_items,
+    parse_body,
+    reward_items,
+    wants_aspects,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +106,17 @@ class RewardsApp:
                 prompts, responses = reward_items(data, max_items=self.max_items)
             else:
                 prompts, responses = openrlhf_items(data, max_items=self.max_items)
+            aspects = wants_aspects(data)
         except InputError as exc:
             return _error(400, exc.field, exc.message)
         if self.model() is None:
             return self._no_model()
         try:
-            scored = await self.batcher.score(prompts, responses)
+            scored = await self.batcher.score(prompts, responses, aspects=aspects)
         except NoModel:
             return self._no_model()
+        except NoAspects as exc:
+            return _error(400, "aspects", str(exc))
         except BadItem as exc:
             field = f"items[{exc.index}].prompt" if path == "/v1/rewards" else f"query[{exc.index}]"
             return _error(400, field, str(exc))
@@ -112,6 +125,11 @@ class RewardsApp:
             payload = {"rewards": rewards, "model_version": scored.version, "project": self.project}
         else:
             payload = {"rewards": rewards, "scores": rewards}
+        if scored.aspects is not None:
+            payload["aspects"] = [
+                {name: v if math.isfinite(v) else None for name, v in item.items()}
+                for item in scored.aspects
+            ]
         return 200, payload, []
 
     def health(self) -> dict[str, Any]:

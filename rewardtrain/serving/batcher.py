@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardtrain.core.aspects import scalar_reward
+
 log = logging.getLogger(__name__)
 
 
@@ -32,10 +34,22 @@ class LoadedModel:
 class Scored:
     rewards: list[float]
     version: int | None
+    # Per item {aspect: prediction on its scale}, when asked for (None otherwise).
+    aspects: list[dict[str, float]] | None = None
 
 
 class NoModel(Exception):
     """Nothing to score with: the project has no active model."""
+
+
+class NoAspects(Exception):
+    """Aspects were asked of a model trained without an aspect head."""
+
+    def __init__(self, version: int | None) -> None:
+        super().__init__(
+            f"model version {version} has no aspect head (it was trained without ratings): "
+            "it gives the reward alone; leave aspects out or train on rated responses"
+        )
 
 
 class BadItem(ValueError):
@@ -52,8 +66,10 @@ class _Job:
     prompts: list[Any]
     responses: list[str]
     finish: Callable[[Scored | BaseException], None]
+    with_aspects: bool = False
     enqueued: float = field(default_factory=time.monotonic)
     rewards: list[float] = field(default_factory=list)
+    aspects: list[dict[str, float]] = field(default_factory=list)
     ids: list[list[int]] = field(default_factory=list)
     remaining: int = 0
     finished: bool = False
@@ -117,13 +133,18 @@ class Batcher:
         self._queue.put(None)
         self._thread.join(timeout=60)
 
-    async def score(self, prompts: list[Any], responses: list[str]) -> Scored:
-        """Rewards of the items, in their order. Raises NoModel or BadItem."""
+    async def score(
+        self, prompts: list[Any], responses: list[str], *, aspects: bool = False
+    ) -> Scored:
+        """Rewards of the items, in their order, and with `aspects` each item's aspects.
+        Raises NoModel, NoAspects (a model without an aspect head) or BadItem."""
         if not responses:
             current = self._model()
             if current is None:
                 raise NoModel
-            return Scored([], current.version)
+            if aspects and not _aspects_of(current.scorer):
+                raise NoAspects(current.version)
+            return Scored([], current.version, [] if aspects else None)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Scored] = loop.create_future()
 
@@ -133,8 +154,9 @@ class Batcher:
             except RuntimeError:  # the event loop has closed: nobody is waiting any more
                 pass
 
-        job = _Job(prompts, responses, finish, remaining=len(responses))
+        job = _Job(prompts, responses, finish, with_aspects=aspects, remaining=len(responses))
         job.rewards = [0.0] * len(responses)
+        job.aspects = [{} for _ in responses] if aspects else []
         with self._lock:
             self._queued_items += len(responses)
         self._queue.put(job)
@@ -176,23 +198,45 @@ class Batcher:
             for job in jobs:
                 job.fail(NoModel())
             return
-        jobs = [j for j in jobs if _encode_or_fail(current.scorer, j)]
+        head = _aspects_of(current.scorer)
+        for job in jobs:
+            if job.with_aspects and not head:
+                job.fail(NoAspects(current.version))
+        jobs = [j for j in jobs if not j.finished and _encode_or_fail(current.scorer, j)]
         rows: list[list[int]] = []
         owners: list[tuple[_Job, int]] = []
         for job in jobs:
             rows += job.ids
             owners += [(job, i) for i in range(len(job.ids))]
+        # The model's raw outputs only when a job asks for its aspects: a scorer needs no more
+        # than score_ids otherwise.
+        raw = any(job.with_aspects for job in jobs)
         for batch in plan_batches([len(r) for r in rows], self.max_batch_tokens):
-            values = current.scorer.score_ids([rows[i] for i in batch])
-            for i, value in zip(batch, values, strict=True):
+            chunk = [rows[i] for i in batch]
+            if raw:
+                outputs = current.scorer.outputs_ids(chunk)
+                values = [scalar_reward(o, head) for o in outputs]
+            else:
+                outputs, values = [], current.scorer.score_ids(chunk)
+            for k, (i, value) in enumerate(zip(batch, values, strict=True)):
                 job, index = owners[i]
                 job.rewards[index] = value
+                if job.with_aspects:
+                    job.aspects[index] = {
+                        a.name: a.on_scale(v) for a, v in zip(head, outputs[k], strict=True)
+                    }
                 job.remaining -= 1
                 if job.remaining == 0 and not job.finished:
                     job.finished = True
-                    job.finish(Scored(job.rewards, current.version))
+                    answer = job.aspects if job.with_aspects else None
+                    job.finish(Scored(job.rewards, current.version, answer))
             with self._lock:
                 self._scored_items += len(batch)
+
+
+def _aspects_of(scorer: Any) -> list[Any]:
+    """The scorer's aspects (rewardtrain.core.aspects.Aspect), [] for a one-output model."""
+    return list(getattr(scorer, "aspects", None) or [])
 
 
 def _encode_or_fail(scorer: Any, job: _Job) -> bool:

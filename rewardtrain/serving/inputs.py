@@ -56,6 +56,14 @@ def reward_items(data: dict[str, Any], *, max_items: int) -> tuple[list[Any], li
     return prompts, responses
 
 
+def wants_aspects(data: dict[str, Any]) -> bool:
+    """The body's optional `"aspects": true`: answer each item's aspects beside its reward."""
+    value = data.get("aspects", False)
+    if not isinstance(value, bool):
+        raise InputError("aspects", f"must be true or false, got {_kind(value)}")
+    return value
+
+
 def openrlhf_items(data: dict[str, Any], *, max_items: int) -> tuple[list[Any], list[str]]:
     """(prompts, responses) of OpenRLHF's `{"query": [str], "prompts"?: [str], "labels"?}`.
 

@@ -1,5 +1,6 @@
-"""`manage.py score_pairs FILE --project SLUG --out FILE [--model DIR]`: rewards for a file of
-pairs in any shape import_pairs reads."""
+"""`manage.py score_pairs FILE --project SLUG --out FILE [--model DIR] [--aspects]`: rewards
+for a file of pairs in any shape import_pairs reads (and the aspects of a rating-trained
+model)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ class Command(BaseCommand):
         parser.add_argument("--project", help="Project slug: its active model scores.")
         parser.add_argument("--out", required=True, type=Path, help="JSONL file to write.")
         parser.add_argument("--model", type=Path, help="A saved model folder instead.")
+        parser.add_argument(
+            "--aspects",
+            action="store_true",
+            help="Also write each response's aspects (aspects_a and aspects_b, or aspects for "
+            "candidates): a model trained on ratings only.",
+        )
 
     def handle(self, *args, **options):
         project = None
@@ -40,6 +47,7 @@ class Command(BaseCommand):
                 out=options["out"],
                 project=project,
                 model_dir=options["model"],
+                aspects=options["aspects"],
             )
         except PairsFileError as exc:
             raise CommandError(str(exc)) from exc

@@ -60,7 +60,8 @@ def test_seed_demo_is_idempotent_and_labelable(monkeypatch, settings):
     )
     assert made and int(made[2]) > 0
     assert "(0 added now)" in second
-    assert second.count("(0 added now)") == 4
+    # Three demo projects (demo, rank-demo, loop-demo), pairs and comparisons each.
+    assert second.count("(0 added now)") == 6
     project = Project.objects.get(slug="demo")
     assert project.pair_count == Pair.objects.filter(project=project).count() >= 40
     admin = User.objects.get(username="admin")
@@ -76,7 +77,7 @@ def test_seed_demo_is_idempotent_and_labelable(monkeypatch, settings):
     comparison_create(pair=lease.pair, labeler=labeler, choice="tie")
     assert Comparison.objects.filter(project=project).count() == 1
     mine = {p.project.slug: p.mine for p in projects_for_labeler(labeler=labeler)}
-    assert mine == {"demo": 1, "loop-demo": 0}
+    assert mine == {"demo": 1, "loop-demo": 0, "rank-demo": 0}
 
 
 @pytest.mark.parametrize(

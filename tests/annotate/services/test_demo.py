@@ -59,8 +59,11 @@ def test_loop_demo_tells_the_whole_story():
     board = [m["model"] for m in q["leaderboard"]["models"]]
     assert board[0] == "atlas-70b" and board[-1] == "fjord-1b"
 
-    # Both demo projects, and the demo accounts, are on it.
+    # The other demo projects, and the demo accounts, are on it.
     assert Project.objects.get(slug="demo").pair_count == 42
+    ranked = Project.objects.get(slug="rank-demo")
+    assert ranked.task_kind == "ranking_rating" and ranked.response_sets.count() >= 12
+    assert all(len(s.response_ids) == 4 for s in ranked.response_sets.all())
     members = set(project.memberships.values_list("user__username", flat=True))
     assert {"admin", "labeler"} <= members
     assert seeded.accounts == [("admin", "admin-pass"), ("labeler", "labeler-pass")]
@@ -73,7 +76,7 @@ def test_seeding_again_adds_nothing():
     again = seed()
     project.refresh_from_db()
     assert (project.pair_count, project.comparison_count, Comparison.objects.count()) == before
-    assert [(p.pairs_added, p.comparisons_added) for p in again.projects] == [(0, 0), (0, 0)]
+    assert [(p.pairs_added, p.comparisons_added) for p in again.projects] == [(0, 0)] * 3
     assert project.imports.count() == 2
 
 
