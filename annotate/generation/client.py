@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +31,25 @@ ERROR_TEXT_MAX = 500
 
 class EndpointError(Exception):
     """A request the endpoint did not answer with a usable reply. The message names the
-    generator and says why; `retryable` is whether another try could succeed."""
+    endpoint (`kind` says what it is: a generator, a judge) and says why; `retryable` is
+    whether another try could succeed."""
 
-    def __init__(self, generator: str, reason: str, *, retryable: bool = False) -> None:
-        super().__init__(f"generator {generator!r}: {reason}")
-        self.generator = generator
+    def __init__(
+        self, generator: str, reason: str, *, retryable: bool = False, kind: str = "generator"
+    ) -> None:
+        super().__init__(generator, reason)
+        self.generator = generator  # the endpoint's name
         self.reason = reason
         self.retryable = retryable
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.generator!r}: {self.reason}"
+
+
+class EmptyReply(EndpointError):
+    """An answer whose reply is empty: an error for a generator; a judge reads it as a reply
+    without a verdict (annotate/judging)."""
 
 
 class Cancelled(Exception):
@@ -47,7 +60,7 @@ class Cancelled(Exception):
 class Endpoint:
     """Where and how to ask. `api_key_env` names an environment variable (never the key)."""
 
-    name: str  # the generator's name, for error messages
+    name: str  # the generator's (or judge's) name, for error messages
     base_url: str
     model: str
     api_key_env: str = ""
@@ -56,6 +69,11 @@ class Endpoint:
     max_tokens: int | None = None
     seed: int | None = None
     system_prompt: str = ""
+    kind: str = "generator"  # what `name` names in error messages
+    # Ask for the top N alternatives of each reply token (`logprobs`, `top_logprobs`): a
+    # judge's verdict probabilities. Servers that ignore them (`transformers serve`) answer
+    # without.
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,9 @@ class Completion:
     attempts: int = 1
     finish_reason: str = ""
     sampling: dict[str, Any] = field(default_factory=dict)
+    # choices[0].logprobs.content as the endpoint gave it (OpenAI's shape: a list of
+    # {token, logprob, top_logprobs: [{token, logprob}]}), when asked for and given.
+    logprobs: list[dict[str, Any]] | None = None
 
 
 def request_body(endpoint: Endpoint, messages: list[dict[str, Any]], *, seed: int | None) -> dict:
@@ -93,6 +114,8 @@ def request_body(endpoint: Endpoint, messages: list[dict[str, Any]], *, seed: in
         messages = [{"role": "system", "content": endpoint.system_prompt}, *messages]
     body: dict[str, Any] = {"model": endpoint.model, "messages": messages, "stream": False}
     body.update(sampling_settings(endpoint, seed=seed))
+    if endpoint.top_logprobs:
+        body.update(logprobs=True, top_logprobs=endpoint.top_logprobs)
     return body
 
 
@@ -141,6 +164,7 @@ def chat_complete(
             try:
                 completion = _attempt(endpoint, body, client, policy)
             except EndpointError as exc:
+                exc.kind = endpoint.kind
                 if not exc.retryable or attempt == policy.max_retries:
                     raise
                 if stop is not None and stop.wait(policy.delay(attempt, rng)):
@@ -213,8 +237,10 @@ def _parse(endpoint: Endpoint, answer: httpx.Response, latency_ms: float) -> Com
             f"a malformed answer (no choices[0].message.content): {answer.text[:ERROR_TEXT_MAX]}",
         ) from exc
     if not isinstance(text, str) or not text.strip():
-        raise EndpointError(endpoint.name, "an empty reply")
+        raise EmptyReply(endpoint.name, "an empty reply")
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    logprobs = choice.get("logprobs")
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
     return Completion(
         text=text,
         model=str(data.get("model") or endpoint.model),
@@ -222,8 +248,178 @@ def _parse(endpoint: Endpoint, answer: httpx.Response, latency_ms: float) -> Com
         completion_tokens=_count(usage.get("completion_tokens")),
         latency_ms=latency_ms,
         finish_reason=str(choice.get("finish_reason") or ""),
+        logprobs=tokens if isinstance(tokens, list) else None,
     )
 
 
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def chat_stream(
+    endpoint: Endpoint,
+    messages: list[dict[str, Any]],
+    *,
+    on_text: Callable[[str], None],
+    seed: int | None = None,
+    client: httpx.Client | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    stop: threading.Event | None = None,
+    rng: random.Random | None = None,
+) -> Completion:
+    """One reply to `messages`, streamed (`stream: true`, answered as Server-Sent Events):
+    `on_text` gets each piece of the reply as it arrives, and the whole reply comes back as a
+    Completion, with token counts when the endpoint sends a usage chunk (asked for with
+    `stream_options.include_usage`; vLLM, TGI, `transformers serve` and OpenAI send one).
+
+    Retried as the policy says only until the first piece of text: after that another try
+    would repeat what the caller has already shown. `policy.timeout_s` bounds the whole reply,
+    not each read: a server that trickles tokens past it is an error. `stop` set ends the
+    reading between two pieces (Cancelled), which closes the connection, and a server that
+    notices (vLLM, `transformers serve`) stops generating."""
+    rng = rng or random.Random()
+    own = client is None
+    client = client or httpx.Client()
+    body = request_body(endpoint, messages, seed=seed)
+    body.update(stream=True, stream_options={"include_usage": True})
+    try:
+        for attempt in range(policy.max_retries + 1):
+            reading = _Stream(endpoint=endpoint, on_text=on_text, policy=policy, stop=stop)
+            try:
+                completion = reading.run(body, client)
+            except EndpointError as exc:
+                if reading.pieces or not exc.retryable or attempt == policy.max_retries:
+                    raise
+                if stop is not None and stop.wait(policy.delay(attempt, rng)):
+                    raise Cancelled() from exc
+                if stop is None:
+                    time.sleep(policy.delay(attempt, rng))
+                continue
+            completion.attempts = attempt + 1
+            completion.sampling = sampling_settings(endpoint, seed=seed)
+            return completion
+        raise AssertionError("unreachable")
+    finally:
+        if own:
+            client.close()
+
+
+@dataclass
+class _Stream:
+    """One attempt at a streamed reply: what has arrived so far, and the reading of it."""
+
+    endpoint: Endpoint
+    on_text: Callable[[str], None]
+    policy: RetryPolicy
+    stop: threading.Event | None
+    pieces: list[str] = field(default_factory=list)
+    model: str = ""
+    finish_reason: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, body: dict, client: httpx.Client) -> Completion:
+        url = self.endpoint.base_url.rstrip("/") + "/chat/completions"
+        timeout = self.policy.timeout_s
+        started = time.perf_counter()
+        try:
+            with client.stream(
+                "POST", url, json=body, headers=headers(self.endpoint), timeout=timeout
+            ) as answer:
+                if answer.status_code != 200:
+                    answer.read()
+                    raise EndpointError(
+                        self.endpoint.name,
+                        f"{url} answered {answer.status_code}: {_error_text(answer)}",
+                        retryable=answer.status_code in RETRY_STATUSES,
+                    )
+                if "text/event-stream" not in answer.headers.get("content-type", ""):
+                    # A server that ignores `stream` answers the whole reply at once.
+                    answer.read()
+                    completion = _parse(
+                        self.endpoint, answer, (time.perf_counter() - started) * 1000
+                    )
+                    self._take(completion.text)
+                    return completion
+                self._read(answer, url, deadline=time.monotonic() + timeout)
+        except httpx.TimeoutException as exc:
+            raise EndpointError(
+                self.endpoint.name,
+                f"no answer from {url} within {timeout:g} s",
+                retryable=not self.pieces,
+            ) from exc
+        except httpx.TransportError as exc:
+            why = str(exc) or type(exc).__name__
+            reason = (
+                f"the connection to {url} broke mid-reply: {why}"
+                if self.pieces
+                else f"could not reach {url}: {why}"
+            )
+            raise EndpointError(self.endpoint.name, reason, retryable=not self.pieces) from exc
+        text = "".join(self.pieces)
+        if not text.strip():
+            raise EndpointError(self.endpoint.name, "an empty reply")
+        return Completion(
+            text=text,
+            model=self.model or self.endpoint.model,
+            prompt_tokens=_count(self.usage.get("prompt_tokens")),
+            completion_tokens=_count(self.usage.get("completion_tokens")),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            finish_reason=self.finish_reason,
+        )
+
+    def _read(self, answer: httpx.Response, url: str, *, deadline: float) -> None:
+        """The events up to `data: [DONE]` or the end of the stream. An event's `data:` lines
+        are joined (the SSE rule); comments (`:`) and other fields are skipped."""
+        data: list[str] = []
+        for line in answer.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+            elif not line and data:
+                payload, data = "\n".join(data), []
+                if payload.strip() == "[DONE]":
+                    return
+                self._event(payload, url)
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled()
+            if time.monotonic() > deadline:
+                raise EndpointError(
+                    self.endpoint.name,
+                    f"no complete reply from {url} within {self.policy.timeout_s:g} s",
+                )
+        if data and "\n".join(data).strip() != "[DONE]":
+            self._event("\n".join(data), url)
+
+    def _event(self, payload: str, url: str) -> None:
+        try:
+            chunk = json.loads(payload)
+        except ValueError as exc:
+            raise EndpointError(
+                self.endpoint.name, f"a malformed event in the stream: {payload[:ERROR_TEXT_MAX]}"
+            ) from exc
+        if not isinstance(chunk, dict):
+            raise EndpointError(
+                self.endpoint.name, f"a malformed event in the stream: {payload[:ERROR_TEXT_MAX]}"
+            )
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else None
+            raise EndpointError(
+                self.endpoint.name,
+                f"{url} stopped with an error: {str(message or error)[:ERROR_TEXT_MAX]}",
+            )
+        self.model = str(chunk.get("model") or self.model)
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str) and content:
+                self._take(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+
+    def _take(self, text: str) -> None:
+        self.pieces.append(text)
+        self.on_text(text)

@@ -107,7 +107,9 @@ def test_what_is_generated_is_never_asked_again(project, chat_server):
 def test_a_server_stopped_mid_job_and_started_again_loses_and_doubles_nothing(
     project, chat_server, settings
 ):
-    settings.GENERATION_MAX_RETRIES = 20  # far more than a restart needs
+    # Far more than a restart needs: on a loaded machine (load 12 on 2 cores) a restart took
+    # over a minute, longer than 20 retries (about 70 s of backoff) waited.
+    settings.GENERATION_MAX_RETRIES = 200
     # Long enough (48 samples of 32 tokens, two at a time) that a progress tick always finds
     # work left to do: a job that finished within one tick would never see the outage.
     _generator(project, chat_server, "alpha", concurrency=2, max_tokens=32)
