@@ -4,8 +4,11 @@ Tables that grow large (pairs, comparisons, leases, prompts, responses) use raw-
 instead of dropdowns of every row, and skip the full COUNT(*) under filtered lists.
 """
 
+from typing import Any
+
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -18,6 +21,9 @@ from annotate.models import (
     GenerationJob,
     Generator,
     ImportBatch,
+    Judge,
+    JudgeVerdict,
+    JudgingJob,
     Lease,
     Membership,
     Pair,
@@ -26,7 +32,15 @@ from annotate.models import (
     Response,
 )
 from annotate.services.generation import generation_job_cancel
+from annotate.services.judges import (
+    JudgingInvalid,
+    is_judge_username,
+    judge_add,
+    judge_check,
+    judging_job_cancel,
+)
 from annotate.services.projects import memberships_set_excluded
+from annotate.services.rankings import JudgmentInvalid, aspects_validate
 
 
 class MembershipInline(admin.TabularInline):
@@ -37,8 +51,20 @@ class MembershipInline(admin.TabularInline):
     readonly_fields = ["created_at"]
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """The aspects checked as the rankings service checks them, as a form error; a person
+    editing them here is also asked for each weight that has no default."""
+
+    def clean_aspects(self) -> list[dict[str, Any]]:
+        try:
+            return aspects_validate(self.cleaned_data["aspects"], require_weights=True)
+        except JudgmentInvalid as error:
+            raise forms.ValidationError(str(error)) from None
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = [
         "name",
         "slug",
@@ -56,6 +82,10 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "instructions", "redundancy", "lease_minutes"]}),
+        (
+            "Task: pairs, or rankings and ratings",
+            {"fields": ["task_kind", "ranking_size", "aspects"]},
+        ),
         (
             "Label scale",
             {
@@ -87,6 +117,17 @@ class ProjectAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "AI judges",
+            {
+                "fields": [
+                    "judges_in_training",
+                    "judges_count_toward_redundancy",
+                    "judge_first",
+                    "judge_first_margin",
+                ]
+            },
+        ),
         ("Counters", {"fields": ["pair_count", "comparison_count", "created_at"]}),
         ("Pages", {"fields": ["pages"]}),
     ]
@@ -101,6 +142,7 @@ class ProjectAdmin(admin.ModelAdmin):
             ("training-page", "Training"),
             ("project-quality", "Quality"),
             ("project-review", "Review queue"),
+            ("project-judges", "AI judges"),
         ]
         return format_html_join(
             " · ", '<a href="{}">{}</a>', ((reverse(name, args=[obj.slug]), t) for name, t in links)
@@ -109,12 +151,16 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "project", "excluded", "excluded_reason", "created_at"]
+    list_display = ["user", "kind", "project", "excluded", "excluded_reason", "created_at"]
     list_filter = ["excluded", "project"]
     search_fields = ["user__username", "project__slug"]
     raw_id_fields = ["user"]
     list_select_related = ["user", "project"]
     actions = ["exclude_labelers", "include_labelers"]
+
+    @admin.display(description="Kind")
+    def kind(self, obj: Membership) -> str:
+        return labeler_kind(obj.user.username)
 
     @admin.action(description="Exclude labeler (work stays stored, leaves training and export)")
     def exclude_labelers(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
@@ -187,6 +233,93 @@ class GeneratedSampleAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
+JUDGE_FORM_FIELDS = (
+    *("project", "name", "base_url", "model", "api_key_env", "temperature", "top_p"),
+    *("max_tokens", "seed", "concurrency", "rubric"),
+)
+
+
+class JudgeAdminForm(forms.ModelForm):
+    """The service's checks (URL, concurrency, the rubric's placeholders) as form errors."""
+
+    class Meta:
+        model = Judge
+        fields = JUDGE_FORM_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        judge = Judge(**{k: v for k, v in data.items() if k in JUDGE_FORM_FIELDS})
+        try:
+            judge_check(judge)
+        except JudgingInvalid as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+@admin.register(Judge)
+class JudgeAdmin(admin.ModelAdmin):
+    """A judge added here gets its labeler account from the service, as from the page, the
+    API and `manage.py add_judge`. API keys are never here: `api_key_env` names the variable."""
+
+    form = JudgeAdminForm
+    list_display = ["name", "project", "model", "base_url", "user", "concurrency", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["name", "model", "user__username"]
+    list_select_related = ["project", "user"]
+    readonly_fields = ["user", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Judge, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        values = {k: getattr(obj, k) for k in JUDGE_FORM_FIELDS if k not in ("project", "name")}
+        added = judge_add(project=obj.project, name=obj.name, **values)
+        obj.pk, obj.user = added.pk, added.user
+
+
+@admin.register(JudgingJob)
+class JudgingJobAdmin(admin.ModelAdmin):
+    list_display = [
+        *("id", "project", "judge", "status", "done", "total", "comparisons_created"),
+        *("unparsable", "errors", "created_at"),
+    ]
+    list_filter = ["project", "status"]
+    list_select_related = ["project", "judge"]
+    readonly_fields = [
+        *("status", "done", "total", "comparisons_created", "unparsable", "errors"),
+        *("prompt_tokens", "completion_tokens", "cancel_requested", "error", "created_at"),
+        *("started_at", "finished_at"),
+    ]
+    raw_id_fields = ["created_by"]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected jobs (readings already in stay)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        active = queryset.filter(status__in=[JudgingJob.Status.QUEUED, "running"])
+        for job in active:
+            judging_job_cancel(job=job)
+        self.message_user(request, f"Asked {len(active)} job(s) to stop.", messages.SUCCESS)
+
+
+@admin.register(JudgeVerdict)
+class JudgeVerdictAdmin(admin.ModelAdmin):
+    """A judge's readings as the endpoint answered them (one per pair and order)."""
+
+    list_display = [
+        *("id", "judge", "pair_id", "order", "choice", "p_a", "attempts", "parse_error"),
+        "created_at",
+    ]
+    list_filter = ["judge__project", "judge", "order", "choice"]
+    list_select_related = ["judge"]
+    raw_id_fields = ["pair", "job"]
+    readonly_fields = ["created_at"]
+    show_full_result_count = False
+
+
+def labeler_kind(username: str) -> str:
+    return "AI judge" if is_judge_username(username) else "Person"
+
+
 @admin.register(Pair)
 class PairAdmin(admin.ModelAdmin):
     list_display = [
@@ -243,6 +376,7 @@ class ComparisonAdmin(admin.ModelAdmin):
         "project",
         "labeler",
         "source",
+        "p_chosen",
         "choice",
         "strength",
         "left",

@@ -4,7 +4,7 @@ be redelivered (computing a project's quality figures twice stores the same figu
 
 from celery import shared_task
 
-from annotate.services import export_jobs, generation, generation_run, quality
+from annotate.services import export_jobs, generation, generation_run, judges, judging_run, quality
 
 
 @shared_task(
@@ -55,3 +55,17 @@ def generation_job_run(job_id: int) -> str:
     """On the `generation` queue (config/settings.py CELERY_TASK_ROUTES): a job waits on
     endpoints, never on this worker's CPU. Redelivered, it carries on where it stopped."""
     return generation_run.generation_job_execute(job_id=job_id).status
+
+
+@shared_task(
+    name=judges.JUDGING_JOB_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=judges.JUDGING_JOB_MAX_SECONDS,
+    time_limit=judges.JUDGING_JOB_MAX_SECONDS + 60,
+)
+def judging_job_run(job_id: int) -> str:
+    """On the `generation` queue, beside generation jobs: it waits on a judge's endpoint.
+    Redelivered, it carries on where it stopped (a reading stored is never asked again)."""
+    return judging_run.judging_job_execute(job_id=job_id).status

@@ -286,11 +286,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TRAINING_MAX_SECONDS + 
 # Fail fast when Redis is down instead of hanging the request that enqueues.
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "3"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Generation jobs wait on model endpoints for minutes to hours: their own queue, so that they
-# never hold up exports, quality figures or training (annotate/services/generation.py).
+# Generation and judging jobs wait on model endpoints for minutes to hours: their own queue,
+# so that they never hold up exports, quality figures or training
+# (annotate/services/generation.py, annotate/services/judges.py).
 CELERY_TASK_ROUTES = {
     "rewardtrain.train_run": {"queue": "training"},
     "annotate.generation_job_run": {"queue": "generation"},
+    "annotate.judging_job_run": {"queue": "generation"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 RETRAIN_CHECK_SECONDS = int(os.environ.get("RETRAIN_CHECK_SECONDS", "300"))

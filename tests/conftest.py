@@ -133,3 +133,34 @@ def chat_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def judge_server(tmp_path_factory):
+    """A real `transformers serve` answering judge prompts as the hand-set model of
+    tests/annotate/judge_model.py says, logging each request's body (debug level,
+    `--enable-log-requests`): the AI judges' tests read what reached the endpoint."""
+    from scripts.chat_server import ChatServer
+    from tests.annotate.judge_model import make_judge_lm
+
+    folder = tmp_path_factory.mktemp("judge")
+    model = make_judge_lm(folder / "tiny-judge")
+    server = ChatServer(
+        model=str(model),
+        log=folder / "serve.log",
+        extra_args=("--log-level", "debug", "--enable-log-requests"),
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def judge_requests(judge_server):
+    """The judge server's request bodies from this test on."""
+    from tests.annotate.judge_model import RequestLog
+
+    log = RequestLog(judge_server)
+    log.mark()
+    return log

@@ -99,6 +99,7 @@ class DatasetExportApi(APIView):
             required=False, allow_null=True, min_value=0, max_value=1, default=None
         )
         source = serializers.ChoiceField(SOURCES, default="all")
+        no_ai = serializers.BooleanField(default=False)
         since = serializers.CharField(required=False, allow_blank=True)
         until = serializers.CharField(required=False, allow_blank=True)
         labelers = serializers.CharField(required=False, allow_blank=True)

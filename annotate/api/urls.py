@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from annotate.api import exports, generation, imports, labeling, quality, tokens
+from annotate.api import (
+    exports,
+    generation,
+    imports,
+    judges,
+    labeling,
+    quality,
+    rankings,
+    tokens,
+)
 
 urlpatterns: list = [
     path("token/", tokens.TokenObtainApi.as_view(), name="api-token"),
@@ -10,6 +19,9 @@ urlpatterns: list = [
     path("projects/<slug:slug>/next/", labeling.PairNextApi.as_view(), name="api-pair-next"),
     path("pairs/<id:pair_id>/skip/", labeling.PairSkipApi.as_view(), name="api-pair-skip"),
     path("comparisons/", labeling.ComparisonApi.as_view(), name="api-comparisons"),
+    path("projects/<slug:slug>/sets/next/", rankings.SetNextApi.as_view(), name="api-set-next"),
+    path("sets/<id:set_id>/skip/", rankings.SetSkipApi.as_view(), name="api-set-skip"),
+    path("set-judgments/", rankings.SetJudgmentApi.as_view(), name="api-set-judgments"),
     path(
         "projects/<slug:slug>/imports/",
         imports.ImportCreateApi.as_view(),
@@ -49,6 +61,27 @@ urlpatterns: list = [
         "projects/<slug:slug>/generation/jobs/<id:job_id>/resume/",
         generation.GenerationJobResumeApi.as_view(),
         name="api-generation-job-resume",
+    ),
+    path("projects/<slug:slug>/judges/", judges.JudgeListApi.as_view(), name="api-judges"),
+    path(
+        "projects/<slug:slug>/judging/jobs/",
+        judges.JudgingJobCreateApi.as_view(),
+        name="api-judging-jobs",
+    ),
+    path(
+        "projects/<slug:slug>/judging/jobs/<id:job_id>/",
+        judges.JudgingJobApi.as_view(),
+        name="api-judging-job",
+    ),
+    path(
+        "projects/<slug:slug>/judging/jobs/<id:job_id>/cancel/",
+        judges.JudgingJobCancelApi.as_view(),
+        name="api-judging-job-cancel",
+    ),
+    path(
+        "projects/<slug:slug>/judging/jobs/<id:job_id>/resume/",
+        judges.JudgingJobResumeApi.as_view(),
+        name="api-judging-job-resume",
     ),
     path(
         "projects/<slug:slug>/quality/",

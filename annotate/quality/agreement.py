@@ -62,6 +62,8 @@ class Ratings:
         """The Ratings of units given as rows of judgment counts (column j counts `values[j]`,
         values sorted): the same as `of` on the lists those rows count, patterns in the order
         in which the units first show them."""
+        if not len(values):  # no judgment at all (a project only AI judges have read yet)
+            return cls(values=(), counts=np.zeros((0, 0)), weights=np.zeros(0))
         counts = np.asarray(counts, dtype=np.int64).reshape(-1, len(values))
         pairable = counts[counts.sum(1) >= 2]
         present = pairable.sum(0) > 0

@@ -4,6 +4,9 @@ and export all share.
 The rule, per pair:
 - votes are counted by response (a, b, tie, both_bad); swapped repeats never count, nor do
   labelers that staff excluded (unless asked), nor pairs staff marked ambiguous;
+- an AI judge's comparison is a vote like a person's when the project's judges enter
+  training (`judges_in_training`, the default): one vote under `majority`, weighed by the
+  judge's fitted reliability under a labeler-reliability model;
 - a staff adjudication, when present, replaces the votes;
 - when both_bad has strictly the most votes, the pair is "both bad": left out of training
   and counted (`DatasetStats.both_bad`);
@@ -41,6 +44,8 @@ class DatasetFilter:
 
     include_human: bool = True
     include_imported: bool = True
+    # AI judges' comparisons; None: as the project says (judges_in_training).
+    include_ai_judge: bool | None = None
     include_excluded: bool = False
     labeler_ids: list[int] | None = None
     since: datetime | None = None
@@ -53,6 +58,8 @@ class DatasetStats:
     both_bad: int = 0
     ties: int = 0
     comparisons: int = 0
+    # Of `comparisons`, those of AI judges.
+    ai_judge_comparisons: int = 0
     by_split: dict[str, int] = field(default_factory=dict)
     # The aggregation that made the rows (the project's setting).
     aggregation: str = MAJORITY
@@ -64,6 +71,13 @@ def excluded_labeler_ids(project: Project) -> set[int]:
     )
 
 
+def includes_ai_judges(project: Project, flt: DatasetFilter) -> bool:
+    """Whether AI judges' comparisons count under the filter."""
+    if flt.include_ai_judge is None:
+        return project.judges_in_training
+    return flt.include_ai_judge
+
+
 def comparisons_for_dataset(project: Project, flt: DatasetFilter):
     """The comparisons that count under a filter, as a queryset (ordered by pair)."""
     qs = Comparison.objects.filter(project=project, is_repeat=False, pair__ambiguous=False)
@@ -72,6 +86,8 @@ def comparisons_for_dataset(project: Project, flt: DatasetFilter):
         sources.append(Comparison.Source.HUMAN)
     if flt.include_imported:
         sources.append(Comparison.Source.IMPORT)
+    if includes_ai_judges(project, flt):
+        sources.append(Comparison.Source.AI_JUDGE)
     qs = qs.filter(source__in=sources)
     if not flt.include_excluded:
         excluded = excluded_labeler_ids(project)
@@ -93,7 +109,7 @@ def aggregate_votes(
     `model_p_a` is the aggregation model's P(A better) from the A/B votes (None: vote share).
 
     Returns {"outcome": "a"|"b"|"tie"|"both_bad", "p_a", "counts", "agreement",
-    "mean_strength", "n", "adjudicated"}.
+    "mean_strength", "n", "ai_judge" (of n, AI judges' votes), "adjudicated"}.
     """
     if not votes:
         return None
@@ -120,6 +136,7 @@ def aggregate_votes(
         "agreement": agreement,
         "mean_strength": sum(strengths) / len(strengths) if strengths else None,
         "n": n,
+        "ai_judge": sum(1 for v in counted if v[2] == Comparison.Source.AI_JUDGE),
         "adjudicated": bool(adjudicated),
     }
 
@@ -163,6 +180,8 @@ def _row(pair: dict[str, Any], agg: dict[str, Any], split: str) -> dict[str, Any
         "votes": agg["counts"],
         "agreement": agg["agreement"],
         "n": agg["n"],
+        # Of n, AI judges' votes.
+        "ai_judge_n": agg["ai_judge"],
         "adjudicated": agg["adjudicated"],
         "split": split,
     }
@@ -233,6 +252,7 @@ def preference_rows(
     posteriors = dataset_posteriors(project, flt, stats.aggregation)
     for pair, agg in iter_pair_outcomes(project, flt, posteriors):
         stats.comparisons += agg["n"]
+        stats.ai_judge_comparisons += agg["ai_judge"]
         if agg["outcome"] == "both_bad":
             stats.both_bad += 1
             continue

@@ -1,7 +1,14 @@
 """Quality figures of a Project: its comparisons aggregated in the database
 (annotate.selectors.quality_counts: one row per pair or labeler, never one per comparison)
 and handed to the plain measures of annotate.quality (agreement, labelers, leaderboard,
-review). annotate.services.quality stores them; pages and the API read the stored figures."""
+review, judges). annotate.services.quality stores them; pages and the API read the stored
+figures.
+
+AI judges are measured beside the people, never among them: agreement, the labelers' table,
+the leaderboard, progress and pace count people's judgments only; each judge gets its own
+row (annotate.quality.judges) against the people's majority. Reliability is the crowd
+model's, fitted to the votes training uses, judges among them when they enter training.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +26,19 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotate.models import Comparison, Membership, Pair, Project, ReviewItem
+from annotate.models import Comparison, Judge, Membership, Pair, Project, ReviewItem
+from annotate.quality.aggregation import MAJORITY
 from annotate.quality.agreement import Ratings, agreement_from_ratings
-from annotate.quality.labelers import labeler_rows, merge_bands
+from annotate.quality.judges import PeoplesRates, judge_row
+from annotate.quality.labelers import LabelerCounts, labeler_rows, merge_bands
 from annotate.quality.leaderboard import battle_type, leaderboard_of_types
 from annotate.quality.review import review_queue
 from annotate.selectors import quality_counts
 from annotate.selectors.aggregation import PairPosteriors, posteriors_fit
 from annotate.selectors.dataset import DatasetFilter, comparisons_for_dataset, dataset_posteriors
+from annotate.selectors.judge_first import judge_sure
+from annotate.selectors.judges import verdicts_by_pair
+from annotate.selectors.quality_rankings import rankings_quality, ratings_quality
 
 # The pace behind the ETA: human labels over this recent window.
 PACE_WINDOW = timedelta(hours=24)
@@ -43,14 +55,16 @@ def _excluded(project: Project) -> dict[int, str]:
 
 
 def _human_judgments(project: Project):
-    """Judgments by a labeler (staff rulings and anonymous imports left out)."""
+    """Judgments by a person (staff rulings, AI judges and anonymous imports left out)."""
     return Comparison.objects.filter(project=project, labeler__isnull=False).exclude(
-        source=Comparison.Source.ADJUDICATION
+        source__in=[Comparison.Source.ADJUDICATION, Comparison.Source.AI_JUDGE]
     )
 
 
 def _progress(project: Project, now: datetime) -> dict[str, Any]:
-    """Pairs at full redundancy, the queue, the pace and the time left at that pace."""
+    """Pairs at full redundancy, the queue, the pace and the time left at that pace. Under
+    judge-first the pairs the AI judges settled wait for nobody: they leave the queue and the
+    judgments needed, and are counted apart."""
     redundancy = project.redundancy
     pairs = Pair.objects.filter(project=project)
     complete = pairs.filter(human_count__gte=redundancy).count()
@@ -59,6 +73,12 @@ def _progress(project: Project, now: datetime) -> dict[str, Any]:
     )
     depth = waiting["n"] or 0
     needed = depth * redundancy - (waiting["have"] or 0)
+    settled = None
+    sure = judge_sure(project)
+    if sure is not None:
+        settled, have = quality_counts.judge_settled(project.pk, redundancy, sure)
+        depth -= settled
+        needed -= settled * redundancy - have
 
     recent = (
         _human_judgments(project)
@@ -82,6 +102,8 @@ def _progress(project: Project, now: datetime) -> dict[str, Any]:
         },
         "queue_depth": depth,
         "judgments_needed": needed,
+        # Under judge-first: open pairs short of their redundancy that the judges settled.
+        "judge_settled": settled,
         "pace_per_hour": round(pace, 2) if pace else None,
         "eta_hours": round(eta_hours, 2) if eta_hours is not None else None,
         "eta_at": (now + timedelta(hours=eta_hours)).isoformat() if eta_hours else None,
@@ -209,7 +231,9 @@ def _reliability(
     if posteriors is not None and not excluded:
         return posteriors
     if posteriors is None:
-        reliability, votes, seconds = quality_counts.majority_reliability(project.pk)
+        reliability, votes, seconds = quality_counts.majority_reliability(
+            project.pk, judges=project.judges_in_training
+        )
         return PairPosteriors(
             method=project.aggregation, reliability=reliability, votes=votes, seconds=seconds
         )
@@ -227,9 +251,11 @@ def _aggregation(fit: PairPosteriors) -> dict[str, Any]:
 
 
 def _labelers(
-    project: Project, excluded: dict[int, str], bands: dict[str, float], reliability: dict
+    counts: dict[int, LabelerCounts],
+    excluded: dict[int, str],
+    bands: dict[str, float],
+    reliability: dict,
 ) -> list[dict[str, Any]]:
-    counts = quality_counts.labeler_counts(project.pk, excluded)
     stats = labeler_rows(counts, excluded, bands)
     names = dict(get_user_model().objects.filter(id__in=stats).values_list("id", "username"))
     rows = []
@@ -245,6 +271,67 @@ def _labelers(
             }
         )
     return sorted(rows, key=lambda r: r["username"])
+
+
+def _judge_reliability(
+    project: Project, fit: PairPosteriors, judge_users: list[int]
+) -> dict[int, float]:
+    """The judges' reliability: from the crowd model's fit when they enter training (it holds
+    them); otherwise from a fit of the same votes with theirs added, for measure only."""
+    if not judge_users or project.judges_in_training:
+        return fit.reliability
+    if project.aggregation == MAJORITY:
+        return quality_counts.majority_reliability(project.pk, judges=True)[0]
+    qs = comparisons_for_dataset(
+        project, DatasetFilter(include_excluded=True, include_ai_judge=True)
+    )
+    return posteriors_fit(project=project, comparisons=qs).reliability
+
+
+def _judges(
+    project: Project,
+    *,
+    people: dict[int, LabelerCounts],
+    excluded: dict[int, str],
+    bands: dict[str, float],
+    fit: PairPosteriors,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Each AI judge of the project measured against the people (annotate.quality.judges),
+    the people's pooled figures beside them, and how the project counts judges."""
+    judges = list(
+        Judge.objects.filter(project=project)
+        .order_by("name")
+        .values_list("id", "name", "model", "user_id", "user__username")
+    )
+    counts = quality_counts.judge_counts(
+        project.pk, excluded, {judge_id: user_id for judge_id, _, _, user_id, _ in judges}
+    )
+    rates = PeoplesRates.pooled(c for user, c in people.items() if user not in excluded)
+    reliability = _judge_reliability(project, fit, [user_id for *_, user_id, _ in judges])
+    rows = []
+    for judge_id, name, model, user_id, username in judges:
+        row = judge_row(counts[user_id], rates, bands=bands, n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "judge_id": judge_id,
+                "name": name,
+                "model": model,
+                "user_id": user_id,
+                "username": username,
+                "excluded": user_id in excluded,
+                "reliability": round(reliability[user_id], 4) if user_id in reliability else None,
+                **row,
+            }
+        )
+    return {
+        "in_training": project.judges_in_training,
+        "count_toward_redundancy": project.judges_count_toward_redundancy,
+        "judge_first": project.judge_first,
+        "humans": rates.as_dict(),
+        "rows": rows,
+    }
 
 
 def _leaderboard(
@@ -287,6 +374,7 @@ def _compute(
     fit = _reliability(project, posteriors, excluded)
     bands = merge_bands(project.quality_bands)
     review = _review(votes, posteriors, bands)
+    people = quality_counts.labeler_counts(project.pk, excluded)
     figures = {
         "project": {"slug": project.slug, "name": project.name},
         "generated_at": now.isoformat(),
@@ -295,9 +383,21 @@ def _compute(
         "agreement": _agreement(votes, n_boot, seed),
         # The model behind labelers[].reliability and the review queue's posteriors.
         "aggregation": _aggregation(fit),
-        "labelers": _labelers(project, excluded, bands, fit.reliability),
+        "labelers": _labelers(people, excluded, bands, fit.reliability),
         "bands": bands,
+        "judges": _judges(
+            project,
+            people=people,
+            excluded=excluded,
+            bands=bands,
+            fit=fit,
+            n_boot=n_boot,
+            seed=seed,
+        ),
         "leaderboard": _leaderboard(project, excluded, n_boot, seed),
+        # Rankings and ratings (annotate.selectors.quality_rankings); None when none.
+        "rankings": rankings_quality(project=project, excluded=excluded, n_boot=n_boot, seed=seed),
+        "ratings": ratings_quality(project=project, excluded=excluded, n_boot=n_boot, seed=seed),
         "review_queue": {"size": len(review), "items": review[:REVIEW_ITEMS]},
     }
     return figures, review, excluded
@@ -375,8 +475,14 @@ def _review_details(items: list[dict[str, Any]], excluded: Iterable[int]) -> lis
                 "created_at": c.created_at,
             }
         )
+    verdicts = verdicts_by_pair(pair_ids=ids)  # AI judges' readings, beside the votes
     return [
-        {**item, "pair": by_id[item["pair_id"]], "judgments": judgments[item["pair_id"]]}
+        {
+            **item,
+            "pair": by_id[item["pair_id"]],
+            "judgments": judgments[item["pair_id"]],
+            "verdicts": verdicts.get(item["pair_id"], []),
+        }
         for item in items
         if item["pair_id"] in by_id
     ]
@@ -408,7 +514,7 @@ def labeler_detail(
     )
     votes = (
         Comparison.objects.filter(pair_id__in={c.pair_id for c in latest}, is_repeat=False)
-        .exclude(source=Comparison.Source.ADJUDICATION)
+        .exclude(source__in=[Comparison.Source.ADJUDICATION, Comparison.Source.AI_JUDGE])
         .exclude(labeler=user)
         .exclude(labeler_id__in=excluded)
         .values_list("pair_id", "choice")

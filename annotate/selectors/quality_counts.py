@@ -2,9 +2,10 @@
 queries over pairs and labelers whose answers have one row per pair, per labeler or per
 pattern, never one per comparison (a million comparisons are 100,000 pair rows here).
 
-Who counts follows annotate.selectors.quality: a judgment is a comparison that is not a staff
-adjudication; a counted vote is a first judgment (not a swapped repeat) of a labeler who is
-not excluded, or an anonymous import.
+Who counts follows annotate.selectors.quality: a judgment is a person's comparison (neither a
+staff adjudication nor an AI judge's); a counted vote is a first judgment (not a swapped
+repeat) of a labeler who is not excluded, or an anonymous import. AI judges' comparisons are
+measured apart, against those votes (judge_counts).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection
 
-from annotate.models import Comparison, Pair, Response
+from annotate.models import Comparison, Judge, JudgeVerdict, Pair, Response
+from annotate.quality.judges import JudgeCounts
 from annotate.quality.labelers import BREAK, LabelerCounts
+from annotate.selectors.judge_first import settled_sql
 
 C, P, R = Comparison._meta.db_table, Pair._meta.db_table, Response._meta.db_table
+J, V = Judge._meta.db_table, JudgeVerdict._meta.db_table
 # Canonical choices in sorted order: the columns of the nominal counts.
 CHOICES = ("a", "b", "both_bad", "tie")
 SIGNED = (
@@ -27,6 +31,10 @@ SIGNED = (
     "WHEN c.choice = 'b' THEN -COALESCE(c.strength, 1) WHEN c.choice = 'tie' THEN 0 END"
 )
 LEFT = connection.ops.quote_name("left")
+ORDER = connection.ops.quote_name("order")
+# People's judgments: staff rulings settle pairs and AI judges are measured apart, so neither
+# enters the agreement, the labelers' figures or the leaderboard.
+PEOPLE = "c.source NOT IN ('adjudication', 'ai_judge')"
 
 
 def _rows(sql: str, params: Iterable) -> list[tuple]:
@@ -38,7 +46,7 @@ def _rows(sql: str, params: Iterable) -> list[tuple]:
 def _judgments(excluded: Iterable[int] = (), *, counted: bool = False) -> tuple[str, list]:
     """WHERE clause (alias c, first parameter the project id) of a project's judgments, or of
     its counted votes."""
-    where = "c.project_id = %s AND c.source <> 'adjudication'"
+    where = f"c.project_id = %s AND {PEOPLE}"
     params: list = []
     excluded = sorted(excluded)
     if counted:
@@ -162,22 +170,32 @@ def labeler_counts(project_id: int, excluded: Iterable[int]) -> dict[int, Labele
     return out
 
 
+# Each pair's gold answer, model view and longer response ("a", "b", NULL when equal), as the
+# CTE `longer` (first parameter the project id); the four sums over its join `f` below count
+# gold judgments, right ones, A/B choices on pairs of unequal lengths and those of the longer.
+LONGER = (
+    "WITH longer AS (SELECT p.id, p.gold, p.model_p_a, CASE "
+    "WHEN LENGTH(ra.text) > LENGTH(rb.text) THEN 'a' "
+    "WHEN LENGTH(rb.text) > LENGTH(ra.text) THEN 'b' END AS longer "
+    f"FROM {P} p JOIN {R} ra ON ra.id = p.response_a_id "
+    f"JOIN {R} rb ON rb.id = p.response_b_id WHERE p.project_id = %s)"
+)
+AB = "c.choice IN ('a', 'b')"
+GOLD_AND_LONGER = (
+    "SUM(CASE WHEN f.gold <> '' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN f.gold <> '' AND c.choice = f.gold THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN {AB} AND f.longer IS NOT NULL THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN {AB} AND c.choice = f.longer THEN 1 ELSE 0 END)"
+)
+
+
 def _facts(project_id: int, out: dict[int, LabelerCounts]) -> None:
     """Gold accuracy, longer-response choices and agreement with the model, per labeler."""
     judged, _ = _judgments()
-    ab = "c.choice IN ('a', 'b')"
     for labeler, *values in _rows(
-        "WITH longer AS (SELECT p.id, p.gold, p.model_p_a, CASE "
-        "WHEN LENGTH(ra.text) > LENGTH(rb.text) THEN 'a' "
-        "WHEN LENGTH(rb.text) > LENGTH(ra.text) THEN 'b' END AS longer "
-        f"FROM {P} p JOIN {R} ra ON ra.id = p.response_a_id "
-        f"JOIN {R} rb ON rb.id = p.response_b_id WHERE p.project_id = %s) "
-        "SELECT c.labeler_id, "
-        "SUM(CASE WHEN f.gold <> '' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN f.gold <> '' AND c.choice = f.gold THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {ab} AND f.longer IS NOT NULL THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {ab} AND c.choice = f.longer THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {ab} AND f.model_p_a IS NOT NULL AND f.model_p_a <> 0.5 "
+        f"{LONGER} SELECT c.labeler_id, "
+        f"{GOLD_AND_LONGER}, "
+        f"SUM(CASE WHEN {AB} AND f.model_p_a IS NOT NULL AND f.model_p_a <> 0.5 "
         "THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN (c.choice = 'a' AND f.model_p_a > 0.5) "
         "OR (c.choice = 'b' AND f.model_p_a < 0.5) THEN 1 ELSE 0 END) "
@@ -228,8 +246,8 @@ def _consistency(project_id: int, out: dict[int, LabelerCounts]) -> None:
     for labeler, repeat_n, consistent in _rows(
         "SELECT r.labeler_id, COUNT(*), SUM(CASE WHEN r.choice = o.choice THEN 1 ELSE 0 END) "
         f"FROM {C} r JOIN {C} o ON o.pair_id = r.pair_id AND o.labeler_id = r.labeler_id "
-        "AND NOT o.is_repeat AND o.source <> 'adjudication' "
-        "WHERE r.project_id = %s AND r.is_repeat AND r.source <> 'adjudication' "
+        "AND NOT o.is_repeat AND o.source NOT IN ('adjudication', 'ai_judge') "
+        "WHERE r.project_id = %s AND r.is_repeat AND r.source NOT IN ('adjudication', 'ai_judge') "
         "GROUP BY r.labeler_id",
         [project_id],
     ):
@@ -282,15 +300,122 @@ def _active_seconds(project_id: int, out: dict[int, LabelerCounts]) -> None:
         out[labeler].active_seconds = int(micros) / 1_000_000
 
 
-def majority_reliability(project_id: int) -> tuple[dict[int, float], int, float]:
+# An AI judge's comparisons (alias c, first parameter the project id).
+JUDGED_BY_AI = (
+    "c.project_id = %s AND c.source = 'ai_judge' AND NOT c.is_repeat AND c.labeler_id IS NOT NULL"
+)
+
+
+def judge_counts(
+    project_id: int, excluded: Iterable[int], judges: dict[int, int]
+) -> dict[int, JudgeCounts]:
+    """Each judge's JudgeCounts (annotate.quality.judges), keyed by its labeler account's id;
+    `judges` maps the project's judge ids to those accounts. The people's majority is of
+    their counted votes (excluded labelers left out)."""
+    out = {user_id: JudgeCounts() for user_id in judges.values()}
+    if not out:
+        return out
+    for labeler, n, *values in _rows(
+        f"{LONGER} SELECT c.labeler_id, COUNT(*), {GOLD_AND_LONGER} "
+        f"FROM {C} c JOIN longer f ON f.id = c.pair_id WHERE {JUDGED_BY_AI} "
+        "GROUP BY c.labeler_id",
+        [project_id, project_id],
+    ):
+        if labeler in out:
+            c = out[labeler]
+            c.comparisons = int(n)
+            c.gold_n, c.gold_right, c.longer_n, c.longer_k = map(int, values)
+    _judge_agreement(project_id, excluded, out)
+    _judge_readings(project_id, judges, out)
+    return out
+
+
+def _judge_agreement(project_id: int, excluded: Iterable[int], out: dict[int, JudgeCounts]) -> None:
+    """Agreement with the people's strict majority on the pairs both judged: each judge
+    comparison grouped with its pair's counted votes (one row per judge, choice and pattern)."""
+    counted, params = _judgments(excluded, counted=True)
+    sums = ", ".join(
+        f"SUM(CASE WHEN c.choice = '{k}' THEN 1 ELSE 0 END) AS n{i}" for i, k in enumerate(CHOICES)
+    )
+    names = ", ".join(f"v.n{i}" for i in range(len(CHOICES)))
+    rows = _rows(
+        f"WITH v AS (SELECT c.pair_id, {sums} FROM {C} c WHERE {counted} GROUP BY c.pair_id) "
+        f"SELECT c.labeler_id, c.choice, {names}, COUNT(*) FROM {C} c "
+        f"JOIN v ON v.pair_id = c.pair_id WHERE {JUDGED_BY_AI} "
+        f"GROUP BY c.labeler_id, c.choice, {names}",
+        [project_id, *params, project_id],
+    )
+    rows = [row for row in rows if row[0] in out]
+    if not rows:
+        return
+    k = len(CHOICES)
+    labelers = np.array([row[0] for row in rows])
+    choice = np.array([CHOICES.index(row[1]) for row in rows])
+    votes = np.array([row[2 : 2 + k] for row in rows], dtype=np.int64)
+    n = np.array([row[-1] for row in rows], dtype=np.int64)
+    majority = _majority_without(votes, np.full(len(rows), -1))
+    decided = majority >= 0
+    for labeler in np.unique(labelers):
+        mine = labelers == labeler
+        c = out[int(labeler)]
+        c.agree_n = int(n[mine & decided].sum())
+        c.agree = int(n[mine & decided & (majority == choice)].sum())
+
+
+def _judge_readings(project_id: int, judges: dict[int, int], out: dict[int, JudgeCounts]) -> None:
+    """From the judges' readings (JudgeVerdict, one per pair and order): A/B readings, those
+    of the response shown first (A in order ab, B in ba), unparsable ones, and the pairs whose
+    two parsed readings give the same choice."""
+    for judge_id, readings, first, unparsable in _rows(
+        "SELECT v.judge_id, SUM(CASE WHEN v.choice IN ('a', 'b') THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN (v.{ORDER} = 'ab' AND v.choice = 'a') "
+        f"OR (v.{ORDER} = 'ba' AND v.choice = 'b') THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN v.choice = '' THEN 1 ELSE 0 END) "
+        f"FROM {V} v JOIN {J} j ON j.id = v.judge_id WHERE j.project_id = %s "
+        "GROUP BY v.judge_id",
+        [project_id],
+    ):
+        if judge_id in judges:
+            c = out[judges[judge_id]]
+            c.readings, c.first_k, c.unparsable = int(readings), int(first), int(unparsable)
+    for judge_id, both, same in _rows(
+        "SELECT x.judge_id, COUNT(*), SUM(CASE WHEN x.choice = y.choice THEN 1 ELSE 0 END) "
+        f"FROM {V} x JOIN {V} y ON y.judge_id = x.judge_id AND y.pair_id = x.pair_id "
+        f"AND y.{ORDER} = 'ba' JOIN {J} j ON j.id = x.judge_id "
+        f"WHERE j.project_id = %s AND x.{ORDER} = 'ab' AND x.choice <> '' AND y.choice <> '' "
+        "GROUP BY x.judge_id",
+        [project_id],
+    ):
+        if judge_id in judges:
+            c = out[judges[judge_id]]
+            c.both_orders, c.orders_agree = int(both), int(same)
+
+
+def judge_settled(project_id: int, redundancy: int, sure: float) -> tuple[int, int]:
+    """Judge-first: the open pairs short of their redundancy that the AI judges settled
+    (annotate.selectors.judge_first), and the human comparisons they hold."""
+    settled = settled_sql(connection.ops.quote_name, "p")
+    ((n, have),) = _rows(
+        f"SELECT COUNT(*), COALESCE(SUM(p.human_count), 0) FROM {P} p WHERE p.project_id = %s "
+        f"AND p.is_open AND p.human_count < %s AND {settled}",
+        [project_id, redundancy, sure],
+    )
+    return int(n), int(have)
+
+
+def majority_reliability(
+    project_id: int, *, judges: bool = False
+) -> tuple[dict[int, float], int, float]:
     """Under majority: each labeler's share of A/B votes that the others' majority on the
     pair shares (annotate.quality.aggregation's majority fit, over the counted votes of every
-    labeler, excluded ones too), the number of A/B votes, and the seconds it took."""
+    labeler, excluded ones too, and of the AI judges with `judges`: each is one vote), the
+    number of A/B votes, and the seconds it took."""
     started = time.perf_counter()
+    sources = "'human', 'import', 'ai_judge'" if judges else "'human', 'import'"
     votes = (
         f"SELECT c.pair_id, c.labeler_id, CASE WHEN c.choice = 'a' THEN 1 ELSE 0 END AS says_a "
         f"FROM {C} c JOIN {P} p ON p.id = c.pair_id WHERE c.project_id = %s "
-        "AND NOT c.is_repeat AND NOT p.ambiguous AND c.source IN ('human', 'import') "
+        f"AND NOT c.is_repeat AND NOT p.ambiguous AND c.source IN ({sources}) "
         "AND c.choice IN ('a', 'b')"
     )
     rows = _rows(

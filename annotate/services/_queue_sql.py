@@ -35,6 +35,7 @@ from annotate.models import (
     Prompt,
     Response,
 )
+from annotate.selectors.judge_first import settled_sql
 
 
 def _db() -> BaseDatabaseWrapper:
@@ -54,7 +55,7 @@ def _now(value: datetime) -> Any:
 
 
 @cache
-def _candidate_sql(vendor: str, random_order: bool) -> str:
+def _candidate_sql(vendor: str, random_order: bool, judge_first: bool) -> str:
     order = "p.random_key" if random_order else "p.priority DESC, p.id"
     skip = " FOR UPDATE OF p SKIP LOCKED" if vendor == "postgresql" else ""
     # Open Pairs of the project in queue order (the walk of the `pair_queue` or
@@ -66,6 +67,8 @@ def _candidate_sql(vendor: str, random_order: bool) -> str:
     # than the labeler's history (a lease cost 1.5 ms at 1,500 comparisons); OFFSET 0 keeps
     # each a per-row probe. SQLite always probes per row.
     fence = " OFFSET 0" if vendor == "postgresql" else ""
+    # Judge-first: minus the Pairs the AI judges settled (annotate.selectors.judge_first).
+    settled = f"\n          AND NOT {settled_sql(_db().ops.quote_name)}" if judge_first else ""
     return f"""
         SELECT p.id, p.human_count FROM {_t(Pair)} p
         WHERE p.project_id = %s AND p.is_open AND p.gold = ''
@@ -74,30 +77,39 @@ def _candidate_sql(vendor: str, random_order: bool) -> str:
           AND NOT EXISTS (SELECT 1 FROM {_t(Lease)} s
                           WHERE s.pair_id = p.id AND s.labeler_id = %s{fence})
           AND p.human_count + COALESCE((SELECT COUNT(*) FROM {_t(Lease)} h
-                                        WHERE h.pair_id = p.id AND h.expires_at > %s), 0) < %s
+                                        WHERE h.pair_id = p.id AND h.expires_at > %s), 0) < %s{settled}
         ORDER BY {order} LIMIT 1{skip}"""
 
 
 def _candidate_params(
-    project_id: int, labeler_id: int, redundancy: int, now: datetime
+    project_id: int, labeler_id: int, redundancy: int, now: datetime, judge_sure: float | None
 ) -> list[Any]:
-    return [project_id, labeler_id, labeler_id, _now(now), redundancy]
+    params = [project_id, labeler_id, labeler_id, _now(now), redundancy]
+    return params if judge_sure is None else [*params, judge_sure]
 
 
-def candidate_sql(*, random_order: bool) -> str:
+def candidate_sql(*, random_order: bool, judge_first: bool = False) -> str:
     """The candidate statement as the database at hand runs it (tests read its plan)."""
-    return _candidate_sql(connection.vendor, random_order)
+    return _candidate_sql(connection.vendor, random_order, judge_first)
 
 
 def candidate_next(
-    *, project_id: int, labeler_id: int, redundancy: int, now: datetime, random_order: bool
+    *,
+    project_id: int,
+    labeler_id: int,
+    redundancy: int,
+    now: datetime,
+    random_order: bool,
+    judge_sure: float | None = None,
 ) -> tuple[int, int] | None:
     """(pair id, human count) of the first Pair in queue order this labeler may be served,
-    row-locked; SKIP LOCKED passes over Pairs a concurrent labeler is leasing right now."""
+    row-locked; SKIP LOCKED passes over Pairs a concurrent labeler is leasing right now.
+    With `judge_sure` (judge-first), minus the Pairs the AI judges settled with at least that
+    P(their choice)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            candidate_sql(random_order=random_order),
-            _candidate_params(project_id, labeler_id, redundancy, now),
+            candidate_sql(random_order=random_order, judge_first=judge_sure is not None),
+            _candidate_params(project_id, labeler_id, redundancy, now, judge_sure),
         )
         return cursor.fetchone()
 
@@ -110,6 +122,7 @@ def candidate_plan(
     now: datetime,
     random_order: bool,
     analyze: bool = False,
+    judge_sure: float | None = None,
 ) -> str:
     """The database's plan for the candidate read (a test and the load benchmark show it)."""
     if connection.vendor == "postgresql":
@@ -118,8 +131,8 @@ def candidate_plan(
         explain = "EXPLAIN QUERY PLAN "
     with connection.cursor() as cursor:
         cursor.execute(
-            explain + candidate_sql(random_order=random_order),
-            _candidate_params(project_id, labeler_id, redundancy, now),
+            explain + candidate_sql(random_order=random_order, judge_first=judge_sure is not None),
+            _candidate_params(project_id, labeler_id, redundancy, now, judge_sure),
         )
         return "\n".join(" ".join(str(column) for column in row) for row in cursor.fetchall())
 

@@ -21,12 +21,16 @@ from django.utils import timezone
 from annotate.errors import ApplicationError
 from annotate.exporters import COMPARISON, FORMAT_NAMES, SHAPES, ExportContext, get_format
 from annotate.exporters.card import dataset_card
-from annotate.models import Project
+from annotate.models import Comparison, Project
 from annotate.selectors.dataset import DatasetFilter, DatasetStats, preference_rows
 from annotate.selectors.exports import comparison_rows
+from annotate.services.exports_sets import SetExport, wants_sets
 from annotate.splits import SPLITS, SnapshotHasher
 
-SOURCES = ("all", "human", "imported")
+# Whose comparisons: all that training counts (AI judges' when the project's judges enter
+# training), people's only, imported ones only, or AI judges' only.
+SOURCES = ("all", "human", "imported", "ai_judge")
+AI_JUDGE = Comparison.Source.AI_JUDGE.value
 # Rows written between two hand-offs of the bytes to a streaming response.
 CHUNK = 2000
 
@@ -46,13 +50,19 @@ class ExportOptions:
     shape: str = "trl"  # csv and parquet only: the trl table or the raw one
     drop_ties: bool = False
     min_agreement: float | None = None
-    source: str = "all"  # all | human | imported (staff adjudications always count)
+    source: str = "all"  # all | human | imported | ai_judge (staff adjudications always count)
+    no_ai: bool = False  # leave AI judges' comparisons out (of "all")
     since: datetime | None = None
     until: datetime | None = None  # exclusive
     labelers: list[str] | None = None  # usernames
     split: str | None = None
     include_excluded: bool = False
     real_usernames: bool = False
+    # Rankings and ratings as TRL pairs (annotate/services/exports_sets.py): all, best-vs-rest
+    # or rating-margin (at least min_margin apart on `aspect`, or on the mean of the aspects).
+    pairs_from: str | None = None
+    min_margin: float | None = None
+    aspect: str | None = None
 
 
 # The options as named on a command line (dashes for underscores) and in a query string.
@@ -132,6 +142,14 @@ class ByteSink(io.RawIOBase):
         return data
 
 
+def _ai_judges_wanted(options: ExportOptions) -> bool | None:
+    """DatasetFilter.include_ai_judge for the options: None (the project's setting, as
+    training counts them) for "all"."""
+    if options.no_ai or options.source in ("human", "imported"):
+        return False
+    return True if options.source == "ai_judge" else None
+
+
 class DatasetExport:
     """One export: validated options, the rows written, and the manifest that describes them."""
 
@@ -147,6 +165,8 @@ class DatasetExport:
         self.format = get_format(options.format, options.shape)
         if options.source not in SOURCES:
             raise ExportError(f"Unknown source {options.source!r}; one of {', '.join(SOURCES)}.")
+        if options.no_ai and options.source == "ai_judge":
+            raise ExportError("Leaving AI judges out of an export of AI judges leaves nothing.")
         if options.split is not None and options.split not in SPLITS:
             raise ExportError(f"Unknown split {options.split!r}; one of {', '.join(SPLITS)}.")
         if options.min_agreement is not None and not 0 <= options.min_agreement <= 1:
@@ -167,6 +187,7 @@ class DatasetExport:
         self.filter = DatasetFilter(
             include_human=options.source in ("all", "human"),
             include_imported=options.source in ("all", "imported"),
+            include_ai_judge=_ai_judges_wanted(options),
             include_excluded=options.include_excluded,
             labeler_ids=self._labeler_ids(options.labelers),
             since=options.since,
@@ -237,18 +258,23 @@ class DatasetExport:
 
     def _preference_records(self) -> Iterator[dict[str, Any]]:
         counts = self.counts
-        counts.update(pairs=0, comparisons=0, ties=0, by_split={s: 0 for s in SPLITS})
+        counts.update(
+            pairs=0, comparisons=0, ai_judge_comparisons=0, ties=0, by_split={s: 0 for s in SPLITS}
+        )
         for row in self._preference_rows_kept(drops=counts):
             counts["rows"] += 1
             counts["pairs"] += 1
             counts["comparisons"] += row["n"]
+            counts["ai_judge_comparisons"] += row["ai_judge_n"]
             counts["ties"] += int(row["tie"])
             counts["by_split"][row["split"]] += 1
             yield self.format.record(row, self.ctx)
 
     def _comparison_records(self) -> Iterator[dict[str, Any]]:
         counts = self.counts
-        counts.update(pairs=0, comparisons=0, by_split={s: 0 for s in SPLITS})
+        counts.update(
+            pairs=0, comparisons=0, ai_judge_comparisons=0, by_split={s: 0 for s in SPLITS}
+        )
         last_pair = None
         for row in comparison_rows(self.project, self.filter):
             record = self.format.record(row, self.ctx)
@@ -256,6 +282,7 @@ class DatasetExport:
                 continue
             counts["rows"] += 1
             counts["comparisons"] += 1
+            counts["ai_judge_comparisons"] += record["source"] == AI_JUDGE
             counts["by_split"][record["split"]] += 1
             if row["pair_id"] != last_pair:
                 counts["pairs"] += 1
@@ -336,6 +363,15 @@ class DatasetExport:
         return f"{self.project.slug}-{self.format.shape}-{stamp}.{self.format.extension}.zip"
 
 
+def export_for(*, project: Project, options: ExportOptions) -> DatasetExport | SetExport:
+    """The export the options ask for: pairs (DatasetExport), or rankings and ratings in one
+    of their formats or expanded to pairs (SetExport)."""
+    if wants_sets(options):
+        labeler_ids = DatasetExport._labeler_ids(options.labelers)
+        return SetExport(project=project, options=options, labeler_ids=labeler_ids)
+    return DatasetExport(project=project, options=options)
+
+
 def dataset_export(
     *,
     project: Project,
@@ -350,7 +386,7 @@ def dataset_export(
     Files are written under a temporary name and renamed at the end, so that a failed export
     leaves no half-written file behind.
     """
-    export = DatasetExport(project=project, options=options)
+    export = export_for(project=project, options=options)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
@@ -372,7 +408,10 @@ def dataset_export(
                 json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
             )
             Path(f"{out}.README.md").write_text(
-                dataset_card(manifest, instructions=project.instructions), encoding="utf-8"
+                export.card(manifest)
+                if isinstance(export, SetExport)
+                else dataset_card(manifest, instructions=project.instructions),
+                encoding="utf-8",
             )
         os.replace(partial, out)
     finally:

@@ -3,7 +3,10 @@
 The assignment rules: a Pair receives at most `project.redundancy` human Comparisons, from
 distinct labelers; a Pair is served to a labeler at most once (a reload returns the Pair they
 hold); a served Pair is leased for `project.lease_minutes` so that concurrent labelers don't
-over-fill it, and an expired or skipped lease frees its slot for others.
+over-fill it, and an expired or skipped lease frees its slot for others. Under judge-first
+(`project.judge_first`) the Pairs the AI judges settled are not served to people; they stay
+open, so they come back the moment a judge or the reward model disagrees, or the option is
+turned off (annotate.selectors.judge_first).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from annotate.models import (
     Side,
     new_random_key,
 )
+from annotate.selectors.judge_first import judge_sure
 from annotate.services import _queue_sql
 from annotate.services._queue_sql import LockedPair, NewComparison, ShownResponse
 from annotate.services.checks import check_lease
@@ -266,6 +270,7 @@ def _queue_lease(
             redundancy=project.redundancy,
             now=now,
             random_order=random_order,
+            judge_sure=judge_sure(project),
         )
         if candidate is None:
             return None
@@ -309,6 +314,7 @@ def lease_candidate_plan(
         now=timezone.now(),
         random_order=random_order,
         analyze=analyze,
+        judge_sure=judge_sure(project),
     )
 
 

@@ -3,10 +3,10 @@ read by the API and the pages, recomputed when enough new comparisons arrived.
 
 The staleness rule (`quality_status`): a project's figures are "stale" once
 QUALITY_RECOMPUTE_EVERY comparisons arrived since they were computed, or when what they were
-computed from changed (the aggregation, the flag bands, the excluded labelers); "computing"
-while a project has none yet; else "ready". The beat checks every QUALITY_CHECK_SECONDS with
-the project's comparison counter, as the retrain check does: the labeling submit path does no
-work for it.
+computed from changed (the aggregation, the flag bands, the excluded labelers, whether AI
+judges enter training, judge-first and its margin); "computing" while a project has none yet;
+else "ready". The beat checks every QUALITY_CHECK_SECONDS with the project's comparison
+counter, as the retrain check does: the labeling submit path does no work for it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from annotate.models import Comparison, Membership, Project, QualityResult, ReviewItem
 from annotate.queue import QueueUnavailable, task_publish
+from annotate.selectors.judge_first import judge_sure
 from annotate.selectors.quality import quality_figures
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ def quality_inputs(project: Project) -> dict[str, Any]:
         "aggregation": project.aggregation,
         "bands": project.quality_bands or {},
         "excluded": sorted(excluded),
+        # Judges in training change the crowd model's fit behind every reliability;
+        # judge-first, the queue the progress counts.
+        "judges_in_training": project.judges_in_training,
+        "judge_first": judge_sure(project),
     }
 
 

@@ -62,10 +62,12 @@ def _tree_state() -> dict[str, tuple[int, int]]:
 def test_the_benches_are_found_and_each_has_a_smoke_run():
     assert {
         "active_learning.py",
+        "ai_judges.py",
         "export_1m.py",
         "generation.py",
         "labeling_load.py",
         "quality_scale.py",
+        "ranking_efficiency.py",
         "real_preferences.py",
     } <= {p.name for p in BENCHES}
     for bench in BENCHES:

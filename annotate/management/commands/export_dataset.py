@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.exporters import FORMAT_NAMES, SHAPES
+from annotate.exporters import FORMAT_NAMES, SHAPES, pairs_from
 from annotate.models import Project
 from annotate.services.exports import (
     OPTION_NAMES,
@@ -13,6 +13,7 @@ from annotate.services.exports import (
     dataset_export,
     export_options,
 )
+from annotate.services.exports_sets import SET_FORMATS
 from annotate.splits import SPLITS
 
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug.")
-        parser.add_argument("--format", required=True, choices=FORMAT_NAMES)
+        parser.add_argument("--format", required=True, choices=FORMAT_NAMES + tuple(SET_FORMATS))
         parser.add_argument("--out", required=True, type=Path, help="Output file.")
         parser.add_argument(
             "--shape", choices=SHAPES, default="trl", help="csv and parquet: trl or raw columns."
@@ -33,7 +34,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--min-agreement", type=float, help="Keep pairs whose agreement is at least this."
         )
-        parser.add_argument("--source", choices=SOURCES, default="all")
+        parser.add_argument(
+            "--source",
+            choices=SOURCES,
+            default="all",
+            help="all (what training counts: AI judges' comparisons when the project's judges "
+            "enter training), human, imported or ai_judge.",
+        )
+        parser.add_argument(
+            "--no-ai", action="store_true", help="Leave AI judges' comparisons out."
+        )
         parser.add_argument("--since", help="Comparisons made on or after (YYYY-MM-DD or ISO).")
         parser.add_argument("--until", help="Comparisons made up to (a date includes that day).")
         parser.add_argument("--labelers", help="Comma-separated usernames.")
@@ -43,6 +53,18 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--real-usernames", action="store_true", help="raw: usernames, not pseudonyms."
+        )
+        parser.add_argument(
+            "--pairs-from",
+            choices=pairs_from.CHOICES,
+            help="trl formats: pairs from rankings (all implied pairs, or best-vs-rest) or "
+            "from ratings (rating-margin) instead of the project's pairs.",
+        )
+        parser.add_argument(
+            "--min-margin", type=float, help="rating-margin: the least score difference (1)."
+        )
+        parser.add_argument(
+            "--aspect", help="rating-margin: the aspect compared (default: the aspects' mean)."
         )
 
     def handle(self, *args, **opts) -> None:
@@ -57,6 +79,12 @@ class Command(BaseCommand):
         except ExportError as exc:
             raise CommandError(str(exc)) from exc
         counts = manifest["counts"]
+        if "sets" in counts:
+            self.stdout.write(
+                f"Wrote {counts['rows']} rows from {counts['sets']} sets ({counts['rankings']} "
+                f"rankings, {counts['ratings']} ratings) to {opts['out']}."
+            )
+            return
         self.stdout.write(
             f"Wrote {counts['rows']} rows ({counts['pairs']} pairs, {counts['comparisons']} "
             f"comparisons) to {opts['out']}; snapshot {manifest['snapshot']['content_hash'][:12]}."

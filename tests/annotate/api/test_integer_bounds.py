@@ -29,6 +29,11 @@ EDGES = [-(2**63) - 1, -1, 0, 2**63 - 1, 2**63, 10**40]
 BASE_BODIES: dict[str, dict[str, Any]] = {
     "comparisons_create": {"pair_id": "LEASED", "preferred": "tie"},
     "projects_generation_jobs_create": {"generators": ["none"], "prompts": ["Hello?"]},
+    # No set is leased in this pairwise world: every edge must still answer 400 or 404.
+    "set_judgments_create": {"set_id": 1, "all_bad": True},
+    # An edge inside the range adds the judge (201); the next finds the name taken (400).
+    "projects_judges_create": {"name": "edge", "base_url": "http://h/v1", "model": "m"},
+    "projects_judging_jobs_create": {"judge": "none"},
 }
 
 

@@ -16,11 +16,18 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annotate.models import Comparison, Membership, Pair, Project
+from annotate.models import Comparison, Judge, JudgeVerdict, Membership, Pair, Project
 from annotate.quality.agreement import agreement_report, signed_strength
-from annotate.quality.labelers import Judgment, PairFacts, labeler_stats, merge_bands
+from annotate.quality.judges import JudgeCounts, PeoplesRates, judge_row
+from annotate.quality.labelers import (
+    Judgment,
+    PairFacts,
+    labeler_counts,
+    labeler_stats,
+    merge_bands,
+)
 from annotate.quality.leaderboard import leaderboard
-from annotate.quality.review import review_queue
+from annotate.quality.review import majority, review_queue
 from annotate.selectors.aggregation import posteriors_fit
 from annotate.selectors.dataset import DatasetFilter, comparisons_for_dataset, dataset_posteriors
 
@@ -28,17 +35,20 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 LISTED_REVIEW_ITEMS = 50  # the answer lists this many; its size counts them all
 
 
+NOT_PEOPLE = (Comparison.Source.ADJUDICATION, Comparison.Source.AI_JUDGE)
+
+
 def _is_human(c: Comparison) -> bool:
-    """A labeler's own judgment: not an anonymous import, not a staff ruling."""
-    return c.labeler_id is not None and c.source != Comparison.Source.ADJUDICATION
+    """A person's own judgment: not an anonymous import, a staff ruling or an AI judge's."""
+    return c.labeler_id is not None and c.source not in NOT_PEOPLE
 
 
 def _counted_votes(comparisons: list[Comparison], excluded: set[int]) -> dict[int, list]:
     """Per pair, in comparison order, the (choice, strength) that count: first judgments of
-    labelers who are not excluded, and anonymous imports; never a staff ruling."""
+    people who are not excluded, and anonymous imports; never a staff ruling or an AI judge."""
     votes: dict[int, list] = {}
     for c in comparisons:
-        if c.source == Comparison.Source.ADJUDICATION or c.is_repeat:
+        if c.source in NOT_PEOPLE or c.is_repeat:
             continue
         if c.labeler_id in excluded:
             continue
@@ -46,13 +56,49 @@ def _counted_votes(comparisons: list[Comparison], excluded: set[int]) -> dict[in
     return votes
 
 
-def _progress(project: Project, pairs: list[Pair], human: list[Comparison], now: datetime):
+def _settled_by_judges(project: Project, pair: Pair, comparisons: list[Comparison]) -> bool:
+    """Judge-first's rule, read off the comparisons: the pair's judges (staff did not exclude
+    them) all chose the same response, each sure (P at least 0.5 + the margin), and the
+    model, when it has a view, does not lean to the other one."""
+    excluded = set(
+        Membership.objects.filter(project=project, excluded=True).values_list("user_id", flat=True)
+    )
+    judged = [
+        c
+        for c in comparisons
+        if c.pair_id == pair.pk
+        and c.source == Comparison.Source.AI_JUDGE
+        and not c.is_repeat
+        and c.labeler_id not in excluded
+    ]
+    choices = {c.choice for c in judged}
+    if not judged or len(choices) != 1 or not choices <= {"a", "b"}:
+        return False
+    if any((c.p_chosen or 0) < 0.5 + project.judge_first_margin for c in judged):
+        return False
+    m = pair.model_p_a
+    return m is None or m == 0.5 or (m > 0.5) == (choices == {"a"})
+
+
+def _progress(
+    project: Project,
+    pairs: list[Pair],
+    human: list[Comparison],
+    now: datetime,
+    comparisons: list[Comparison],
+):
     """Complete pairs have `redundancy` human judgments; the queue is the open pairs short of
-    it, and what they still need; the pace is first human judgments of the last 24 hours over
-    the hours since the earliest of them (one hour at least)."""
+    it (under judge-first, less those the judges settled), and what they still need; the
+    pace is first human judgments of the last 24 hours over the hours since the earliest of
+    them (one hour at least)."""
     want = project.redundancy
     complete = [p for p in pairs if p.human_count >= want]
     short = [p for p in pairs if p.is_open and p.human_count < want]
+    settled = None
+    if project.judge_first:
+        settled_pairs = [p for p in short if _settled_by_judges(project, p, comparisons)]
+        settled = len(settled_pairs)
+        short = [p for p in short if p not in settled_pairs]
     needed = sum(want - p.human_count for p in short)
     recent = [c.created_at for c in human if not c.is_repeat and now - c.created_at <= DAY]
     pace = len(recent) / max((now - min(recent)) / HOUR, 1.0) if recent else None
@@ -71,6 +117,7 @@ def _progress(project: Project, pairs: list[Pair], human: list[Comparison], now:
         },
         "queue_depth": len(short),
         "judgments_needed": needed,
+        "judge_settled": settled,
         "pace_per_hour": None if pace is None else round(pace, 2),
         "eta_hours": None if eta is None else round(eta, 2),
         "eta_at": (now + eta * HOUR).isoformat() if eta else None,
@@ -101,10 +148,8 @@ def _throughput(human: list[Comparison], now: datetime) -> dict[str, Any]:
     return {"bucket": "hour" if unit == HOUR else "day", "series": series}
 
 
-def _labelers(comparisons, pairs, excluded, bands, reliability) -> list[dict[str, Any]]:
-    """Each labeler's rates (annotate.quality.labelers over their judgments), with their name,
-    exclusion and reliability under the project's aggregation, fitted on everyone's votes."""
-    judgments = [
+def _judgments(comparisons) -> list[Judgment]:
+    return [
         Judgment(
             pair_id=c.pair_id,
             labeler=c.labeler_id,
@@ -115,15 +160,24 @@ def _labelers(comparisons, pairs, excluded, bands, reliability) -> list[dict[str
             is_repeat=c.is_repeat,
         )
         for c in comparisons
-        if c.source != Comparison.Source.ADJUDICATION
+        if c.source not in NOT_PEOPLE
     ]
+
+
+def _facts(pairs) -> dict[int, PairFacts]:
     facts = {}
     for p in pairs:
         a, b = len(p.response_a.text), len(p.response_b.text)
         facts[p.pk] = PairFacts(
             longer=None if a == b else ("a" if a > b else "b"), gold=p.gold, model_p_a=p.model_p_a
         )
-    stats = labeler_stats(judgments, facts, excluded=excluded, bands=bands)
+    return facts
+
+
+def _labelers(comparisons, pairs, excluded, bands, reliability) -> list[dict[str, Any]]:
+    """Each labeler's rates (annotate.quality.labelers over their judgments), with their name,
+    exclusion and reliability under the project's aggregation, fitted on everyone's votes."""
+    stats = labeler_stats(_judgments(comparisons), _facts(pairs), excluded=excluded, bands=bands)
     users = {u.pk: u.username for u in get_user_model().objects.filter(pk__in=list(stats))}
     rows = []
     for user_id, figures in stats.items():
@@ -136,6 +190,77 @@ def _labelers(comparisons, pairs, excluded, bands, reliability) -> list[dict[str
         rows.append(row)
     rows.sort(key=lambda row: row["username"])
     return rows
+
+
+def _judges(project, comparisons, pairs, votes, excluded, bands, fit, n_boot, seed):
+    """Each AI judge's figures from its comparisons and readings, one by one: agreement with
+    the strict majority of the people's counted votes, gold, longer choices, the readings'
+    first-shown choices and the pairs whose two readings agree; beside the people's pooled
+    counts (excluded people left out)."""
+    facts = _facts(pairs)
+    people = labeler_counts(_judgments(comparisons), facts, excluded=excluded)
+    rates = PeoplesRates.pooled(c for user, c in people.items() if user not in excluded)
+    judges = list(Judge.objects.filter(project=project).select_related("user").order_by("name"))
+    if project.judges_in_training or not judges:
+        reliability = fit.reliability
+    else:
+        with_judges = DatasetFilter(include_excluded=True, include_ai_judge=True)
+        reliability = posteriors_fit(
+            project=project, comparisons=comparisons_for_dataset(project, with_judges)
+        ).reliability
+    rows = []
+    for judge in judges:
+        c = JudgeCounts()
+        for j in comparisons:
+            if j.source != Comparison.Source.AI_JUDGE or j.labeler_id != judge.user_id:
+                continue
+            if j.is_repeat:
+                continue
+            c.comparisons += 1
+            people_says = majority(Counter(choice for choice, _ in votes.get(j.pair_id, [])))
+            if people_says is not None:
+                c.agree_n += 1
+                c.agree += j.choice == people_says
+            fact = facts[j.pair_id]
+            if fact.gold:
+                c.gold_n += 1
+                c.gold_right += j.choice == fact.gold
+            if j.choice in ("a", "b") and fact.longer:
+                c.longer_n += 1
+                c.longer_k += j.choice == fact.longer
+        readings: dict[int, dict[str, str]] = {}
+        for v in JudgeVerdict.objects.filter(judge=judge):
+            readings.setdefault(v.pair_id, {})[v.order] = v.choice
+            c.unparsable += v.choice == ""
+            if v.choice in ("a", "b"):
+                c.readings += 1
+                c.first_k += v.choice == ("a" if v.order == "ab" else "b")
+        for both in readings.values():
+            if both.get("ab") and both.get("ba"):
+                c.both_orders += 1
+                c.orders_agree += both["ab"] == both["ba"]
+        row = judge_row(c, rates, bands=bands, n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "judge_id": judge.pk,
+                "name": judge.name,
+                "model": judge.model,
+                "user_id": judge.user_id,
+                "username": judge.user.username,
+                "excluded": judge.user_id in excluded,
+                "reliability": (
+                    round(reliability[judge.user_id], 4) if judge.user_id in reliability else None
+                ),
+                **row,
+            }
+        )
+    return {
+        "in_training": project.judges_in_training,
+        "count_toward_redundancy": project.judges_count_toward_redundancy,
+        "judge_first": project.judge_first,
+        "humans": rates.as_dict(),
+        "rows": rows,
+    }
 
 
 def reference_quality(
@@ -181,7 +306,7 @@ def reference_quality(
     return {
         "project": {"slug": project.slug, "name": project.name},
         "generated_at": now.isoformat(),
-        **_progress(project, pairs, human, now),
+        **_progress(project, pairs, human, now, comparisons),
         "throughput": _throughput(human, now),
         "agreement": agreement_report(
             [[choice for choice, _ in v] for v in votes.values()],
@@ -200,6 +325,7 @@ def reference_quality(
         },
         "labelers": _labelers(comparisons, pairs, excluded, bands, fit.reliability),
         "bands": bands,
+        "judges": _judges(project, comparisons, pairs, votes, excluded, bands, fit, n_boot, seed),
         "leaderboard": leaderboard(battles, n_boot=n_boot, seed=seed),
         "review_queue": {"size": len(review), "items": review[:LISTED_REVIEW_ITEMS]},
         "review_all": review,
