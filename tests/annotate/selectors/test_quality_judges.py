@@ -5,9 +5,12 @@ every aggregation; the API and the dashboard showing them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotate.models import Comparison, JudgeVerdict, Pair, Project
@@ -177,6 +180,19 @@ def test_the_peoples_figures_are_the_same_with_judges_or_without(project, case):
     assert out["judges"]["in_training"] is False
 
 
+def _spaced_in_time(project: Project) -> None:
+    """One judgment a second, in id order. The planted crowd is written in bulk, microseconds
+    apart: a labeler's labeling time is then a few microseconds, which SQLite's epoch
+    arithmetic in the database's aggregate rounds to 0 (no pace) where the reference's Python
+    datetimes keep them (millions of labels an hour). Neither figure means anything; seconds
+    apart, both sides compute the same pace."""
+    start = timezone.now() - timedelta(days=1)
+    comparisons = list(Comparison.objects.filter(project=project).order_by("id"))
+    for i, comparison in enumerate(comparisons):
+        comparison.created_at = start + timedelta(seconds=i)
+    Comparison.objects.bulk_update(comparisons, ["created_at"], batch_size=1000)
+
+
 @pytest.mark.parametrize("method", ["majority", "dawid_skene", "glad", "mace"])
 @pytest.mark.parametrize("in_training", [True, False])
 def test_judges_figures_match_their_definitions_on_a_planted_crowd(
@@ -222,6 +238,7 @@ def test_judges_figures_match_their_definitions_on_a_planted_crowd(
     Project.objects.filter(pk=project.pk).update(judges_in_training=in_training)
     aggregate(project, method)
     membership_exclude(project=project, user=users[0])
+    _spaced_in_time(project)
     assert_same_figures(project)
     figures, _ = quality_figures(project=project, n_boot=N_BOOT)
     good, noise = rows(figures)["good"], rows(figures)["noise"]
