@@ -297,10 +297,7 @@ def rounds_chart(rounds: Sequence[Mapping[str, Any]]) -> Svg:
     n = len(rounds)
     span_x = WIDTH - METRICS_LEFT - METRICS_RIGHT
     span_y = ROUNDS_HEIGHT - METRICS_TOP - METRICS_BOTTOM
-    rewards = [r["mean_reward"] for r in rounds if r["mean_reward"] is not None]
-    low, high = (min(rewards), max(rewards)) if rewards else (0.0, 1.0)
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
+    low, high = _reward_axis([r["mean_reward"] for r in rounds if r["mean_reward"] is not None])
 
     def x(i: int) -> float:
         return METRICS_LEFT + (span_x / 2 if n == 1 else span_x * i / (n - 1))
@@ -308,6 +305,33 @@ def rounds_chart(rounds: Sequence[Mapping[str, Any]]) -> Svg:
     def y(share: float) -> float:
         return METRICS_TOP + span_y * (1 - share)
 
+    body = _rounds_grid(y, low, high)
+    body += [
+        _text(x(i), ROUNDS_HEIGHT - METRICS_BOTTOM + 16, f"#{r['id']}", anchor="middle", size=11)
+        for i, r in enumerate(rounds)
+    ]
+    body += _rounds_series(rounds, "agreement", ACCURACY_COLOR, x, y)
+    body += _rounds_series(
+        rounds, "mean_reward", REWARD_COLOR, x, lambda v: y((v - low) / (high - low))
+    )
+    legend_y = ROUNDS_HEIGHT - 6
+    body.append(
+        _text(METRICS_LEFT, legend_y, "● agreement with labelers", size=11, fill=ACCURACY_COLOR)
+    )
+    body.append(_text(METRICS_LEFT + 190, legend_y, "● mean reward", size=11, fill=REWARD_COLOR))
+    return _svg(WIDTH, ROUNDS_HEIGHT, "Mean reward and agreement per round", body, "rounds-chart")
+
+
+def _reward_axis(rewards: Sequence[float]) -> tuple[float, float]:
+    """The right axis' range: the rewards' span, or one unit around a single value."""
+    low, high = (min(rewards), max(rewards)) if rewards else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    return low, high
+
+
+def _rounds_grid(y: Callable[[float], float], low: float, high: float) -> list[str]:
+    """Three rules, each labelled with its agreement (left) and mean reward (right)."""
     body = []
     for f in (0, 0.5, 1):
         body.append(
@@ -328,27 +352,24 @@ def rounds_chart(rounds: Sequence[Mapping[str, Any]]) -> Svg:
                 fill=REWARD_COLOR,
             )
         )
-    body += [
-        _text(x(i), ROUNDS_HEIGHT - METRICS_BOTTOM + 16, f"#{r['id']}", anchor="middle", size=11)
-        for i, r in enumerate(rounds)
-    ]
-    series = (
-        ("agreement", ACCURACY_COLOR, lambda v: y(v)),
-        ("mean_reward", REWARD_COLOR, lambda v: y((v - low) / (high - low))),
-    )
-    for key, color, to_y in series:
-        coords = [(x(i), to_y(r[key]), r) for i, r in enumerate(rounds) if r[key] is not None]
-        line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords)
-        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>')
-        for cx, cy, r in coords:
-            tip = f"round {r['id']}: {key.replace('_', ' ')} {r[key]:.3f}"
-            body.append(
-                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{color}" data-series="{key}">'
-                f"<title>{escape(tip)}</title></circle>"
-            )
-    legend_y = ROUNDS_HEIGHT - 6
-    body.append(
-        _text(METRICS_LEFT, legend_y, "● agreement with labelers", size=11, fill=ACCURACY_COLOR)
-    )
-    body.append(_text(METRICS_LEFT + 190, legend_y, "● mean reward", size=11, fill=REWARD_COLOR))
-    return _svg(WIDTH, ROUNDS_HEIGHT, "Mean reward and agreement per round", body, "rounds-chart")
+    return body
+
+
+def _rounds_series(
+    rounds: Sequence[Mapping[str, Any]],
+    key: str,
+    color: str,
+    x: Callable[[int], float],
+    to_y: Callable[[float], float],
+) -> list[str]:
+    """One figure's line across the rounds that have it, and a marker with a tooltip each."""
+    coords = [(x(i), to_y(r[key]), r) for i, r in enumerate(rounds) if r[key] is not None]
+    line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords)
+    body = [f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{line}"/>']
+    for cx, cy, r in coords:
+        tip = f"round {r['id']}: {key.replace('_', ' ')} {r[key]:.3f}"
+        body.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{color}" data-series="{key}">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+    return body

@@ -37,7 +37,9 @@ def _human(choice: str) -> Count:
     )
 
 
-def round_figures(*, job: GenerationJob, version_id: int | None) -> dict[str, Any]:
+def round_figures(
+    *, job: GenerationJob, version_id: int | None, scores: dict[int, float | None] | None = None
+) -> dict[str, Any]:
     """One round's figures. `agreement` is the share of the round's labeled pairs with a human
     majority for A or B (ties of votes, ties and "both bad" left out) on which the reward
     model's view when it last scored the pair (Pair.model_p_a) picks the same side."""
@@ -56,11 +58,8 @@ def round_figures(*, job: GenerationJob, version_id: int | None) -> dict[str, An
             continue
         decided += 1
         agreed += (p_a > 0.5) == (a > b)
-    score = (
-        RoundScore.objects.filter(job=job, model_version_id=version_id).first()
-        if version_id
-        else None
-    )
+    if scores is None:  # one round asked for: its own lookup
+        scores = _mean_rewards([job.pk], version_id)
     return {
         "id": job.pk,
         "status": job.status,
@@ -70,7 +69,7 @@ def round_figures(*, job: GenerationJob, version_id: int | None) -> dict[str, An
         "samples": job.done,
         "pairs": pairs.count(),
         "labeled": labeled.count(),
-        "mean_reward": score.mean_reward if score else None,
+        "mean_reward": scores.get(job.pk),
         "agreement": agreed / decided if decided else None,
         "agreement_pairs": decided,
     }
@@ -85,7 +84,19 @@ def round_rows(*, project: Project, limit: int = 50) -> list[dict[str, Any]]:
         .order_by("-created_at", "-pk")[:limit]
     )
     version_id = version.pk if version else None
-    return [round_figures(job=job, version_id=version_id) for job in reversed(jobs)]
+    scores = _mean_rewards([job.pk for job in jobs], version_id)
+    return [round_figures(job=job, version_id=version_id, scores=scores) for job in reversed(jobs)]
+
+
+def _mean_rewards(job_ids: list[int], version_id: int | None) -> dict[int, float | None]:
+    """The version's mean reward of each of these rounds it has scored, in one query."""
+    if version_id is None:
+        return {}
+    return dict(
+        RoundScore.objects.filter(job_id__in=job_ids, model_version_id=version_id).values_list(
+            "job_id", "mean_reward"
+        )
+    )
 
 
 def round_records(*, job: GenerationJob, format_name: str = "trl") -> Iterator[dict[str, Any]]:
