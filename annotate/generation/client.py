@@ -159,26 +159,47 @@ def chat_complete(
     own = client is None
     client = client or httpx.Client()
     body = request_body(endpoint, messages, seed=seed)
+
+    def once() -> Completion:
+        try:
+            return _attempt(endpoint, body, client, policy)
+        except EndpointError as exc:
+            exc.kind = endpoint.kind
+            raise
+
     try:
-        for attempt in range(policy.max_retries + 1):
-            try:
-                completion = _attempt(endpoint, body, client, policy)
-            except EndpointError as exc:
-                exc.kind = endpoint.kind
-                if not exc.retryable or attempt == policy.max_retries:
-                    raise
-                if stop is not None and stop.wait(policy.delay(attempt, rng)):
-                    raise Cancelled() from exc
-                if stop is None:
-                    time.sleep(policy.delay(attempt, rng))
-                continue
-            completion.attempts = attempt + 1
-            completion.sampling = sampling_settings(endpoint, seed=seed)
-            return completion
-        raise AssertionError("unreachable")
+        completion = _retried(once, lambda exc: exc.retryable, policy=policy, rng=rng, stop=stop)
+        completion.sampling = sampling_settings(endpoint, seed=seed)
+        return completion
     finally:
         if own:
             client.close()
+
+
+def _retried(
+    once: Callable[[], Completion],
+    retryable: Callable[[EndpointError], bool],
+    *,
+    policy: RetryPolicy,
+    rng: random.Random,
+    stop: threading.Event | None,
+) -> Completion:
+    """`once()` until it answers, waiting the policy's backoff after each retryable failure (a
+    set `stop` cancels the wait); the last failure is raised. One loop for both calls."""
+    for attempt in range(policy.max_retries + 1):
+        try:
+            completion = once()
+        except EndpointError as exc:
+            if not retryable(exc) or attempt == policy.max_retries:
+                raise
+            if stop is not None and stop.wait(policy.delay(attempt, rng)):
+                raise Cancelled() from exc
+            if stop is None:
+                time.sleep(policy.delay(attempt, rng))
+            continue
+        completion.attempts = attempt + 1
+        return completion
+    raise AssertionError("unreachable")
 
 
 def _attempt(
@@ -282,23 +303,20 @@ def chat_stream(
     client = client or httpx.Client()
     body = request_body(endpoint, messages, seed=seed)
     body.update(stream=True, stream_options={"include_usage": True})
+    readings: list[_Stream] = []
+
+    def once() -> Completion:
+        readings.append(_Stream(endpoint=endpoint, on_text=on_text, policy=policy, stop=stop))
+        return readings[-1].run(body, client)
+
+    def retryable(exc: EndpointError) -> bool:
+        # Once text has reached the caller, a retry would show it twice.
+        return exc.retryable and not readings[-1].pieces
+
     try:
-        for attempt in range(policy.max_retries + 1):
-            reading = _Stream(endpoint=endpoint, on_text=on_text, policy=policy, stop=stop)
-            try:
-                completion = reading.run(body, client)
-            except EndpointError as exc:
-                if reading.pieces or not exc.retryable or attempt == policy.max_retries:
-                    raise
-                if stop is not None and stop.wait(policy.delay(attempt, rng)):
-                    raise Cancelled() from exc
-                if stop is None:
-                    time.sleep(policy.delay(attempt, rng))
-                continue
-            completion.attempts = attempt + 1
-            completion.sampling = sampling_settings(endpoint, seed=seed)
-            return completion
-        raise AssertionError("unreachable")
+        completion = _retried(once, retryable, policy=policy, rng=rng, stop=stop)
+        completion.sampling = sampling_settings(endpoint, seed=seed)
+        return completion
     finally:
         if own:
             client.close()
