@@ -383,12 +383,65 @@ def rankings_report(
     sets = _by_set(rankings)
     reliability, weights = reliability_weights(sets, method)
     w_summary, w_by_set = concordance(sets, n_boot=n_boot, seed=seed)
+    lowest_sets = _lowest_sets(rankings, sets, w_by_set, weights)
+    taus = _taus_by_labeler(sets, weights)
+    labelers = _labeler_rows(rankings, taus, reliability, weights)
+    return {
+        "rankings": len(rankings),
+        "sets": len(sets),
+        "agreement": pair_agreement(sets, n_boot=n_boot, seed=seed),
+        "concordance": w_summary,
+        "position": _position(rankings),
+        "consensus": {
+            "model": "Plackett-Luce (MM, Hunter 2004)",
+            "ties": "Breslow: each tied response chosen from all not yet placed",
+            "weighted_by": MODEL_NAMES[method] if weights else None,
+        },
+        "lowest_sets": lowest_sets,
+        "labelers": labelers,
+    }
+
+
+def _lowest_sets(
+    rankings: Sequence[LabelerRanking],
+    sets: Mapping[int, Sequence[LabelerRanking]],
+    w_by_set: Mapping[int, float],
+    weights: Mapping[int, float],
+) -> list[dict[str, Any]]:
+    """The LOWEST_SETS sets the labelers agree on least, with their consensus order: the
+    ones worth a reviewer's look. Ties in W break by set id, so the list is stable."""
     lowest = sorted(w_by_set, key=lambda s: (w_by_set[s], s))[:LOWEST_SETS]
+    # Only these sets' consensus is shown, so only they are fitted.
     orders = consensus({s: sets[s] for s in lowest}, weights)
     prompt_of = {r.set_id: r.prompt_id for r in rankings}
+    return [
+        {
+            "set_id": s,
+            "prompt_id": prompt_of.get(s),
+            "w": _round(w_by_set[s]),
+            "labelers": len(sets[s]),
+            "consensus": orders[s],
+        }
+        for s in lowest
+    ]
+
+
+def _taus_by_labeler(
+    sets: Mapping[int, Sequence[LabelerRanking]], weights: Mapping[int, float]
+) -> dict[int, list[float]]:
     taus: dict[int, list[float]] = defaultdict(list)
     for labeler, _set_id, t in leave_one_out_tau(sets, weights):
         taus[labeler].append(t)
+    return taus
+
+
+def _labeler_rows(
+    rankings: Sequence[LabelerRanking],
+    taus: Mapping[int, list[float]],
+    reliability: Mapping[int, float],
+    weights: Mapping[int, float],
+) -> dict[int, dict[str, Any]]:
+    """Each labeler's figures, by labeler id in ascending order."""
     mine: dict[int, list[LabelerRanking]] = defaultdict(list)
     for r in rankings:
         mine[r.labeler].append(r)
@@ -407,26 +460,4 @@ def rankings_report(
             "reliability": _round(reliability[labeler]) if labeler in reliability else None,
             "weight": _round(weights[labeler]) if labeler in weights else None,
         }
-    return {
-        "rankings": len(rankings),
-        "sets": len(sets),
-        "agreement": pair_agreement(sets, n_boot=n_boot, seed=seed),
-        "concordance": w_summary,
-        "position": _position(rankings),
-        "consensus": {
-            "model": "Plackett-Luce (MM, Hunter 2004)",
-            "ties": "Breslow: each tied response chosen from all not yet placed",
-            "weighted_by": MODEL_NAMES[method] if weights else None,
-        },
-        "lowest_sets": [
-            {
-                "set_id": s,
-                "prompt_id": prompt_of.get(s),
-                "w": _round(w_by_set[s]),
-                "labelers": len(sets[s]),
-                "consensus": orders[s],
-            }
-            for s in lowest
-        ],
-        "labelers": labelers,
-    }
+    return labelers

@@ -544,6 +544,47 @@ def chat_vote(
     random); in Arena mode each side keeps its own reply. Returns the next state, which reply
     joined, and the generators' names (Arena shows them only now). Sent twice, the vote
     already stored decides."""
+    _check_vote(
+        choice=choice,
+        strength=strength,
+        reasons=reasons,
+        comment=comment,
+        time_spent_ms=time_spent_ms,
+    )
+    data = _unsign("turn", turn, project=project, labeler=labeler)
+    comparison_id, choice = _store_vote(
+        labeler=labeler,
+        data=data,
+        choice=choice,
+        strength=strength,
+        reasons=reasons or [],
+        comment=comment,
+        time_spent_ms=time_spent_ms,
+    )
+    conversation = conversation_read(token=data["conversation"], project=project, labeler=labeler)
+    joined, histories = _next_histories(mode=conversation.mode, data=data, choice=choice)
+    following = replace(conversation, turns=data["number"], histories=histories)
+    reveal = _reveal(data["sides"])
+    return {
+        "state": conversation_token(following),
+        "comparison_id": comparison_id,
+        "choice": choice,
+        "joined": joined,
+        "turns": following.turns,
+        "reveal": reveal,
+    }
+
+
+def _check_vote(
+    *,
+    choice: str,
+    strength: int | None,
+    reasons: list[str] | None,
+    comment: str,
+    time_spent_ms: int | None,
+) -> None:
+    """The vote's own fields, checked before the signed turn is even read, since they come
+    straight from the page."""
     if choice not in VOTES:
         raise ChatInvalid(f"choice must be one of {', '.join(VOTES)}, not {choice!r}")
     _check_int(strength, "strength", INT16_MAX)
@@ -552,60 +593,64 @@ def chat_vote(
         raise ChatInvalid("comment is text and reasons a list")
     if not all(isinstance(r, str) for r in reasons or []):
         raise ChatInvalid("reasons are text")
-    data = _unsign("turn", turn, project=project, labeler=labeler)
-    sides = data["sides"]
-    ids = [s["response_id"] for s in sides]
+
+
+def _store_vote(
+    *,
+    labeler: AbstractBaseUser,
+    data: dict[str, Any],
+    choice: str,
+    strength: int | None,
+    reasons: list[str],
+    comment: str,
+    time_spent_ms: int | None,
+) -> tuple[int, str]:
+    """The stored comparison's id and the choice it holds: a vote sent twice keeps the first
+    one, so the conversation goes on as that one said."""
+    ids = [s["response_id"] for s in data["sides"]]
     try:
         stored = comparison_submit(
             labeler=labeler,
             pair_id=data["pair_id"],
             preferred=ids[SIDES.index(choice)] if choice in SIDES else choice,
             strength=strength,
-            reasons=reasons or [],
+            reasons=reasons,
             comment=comment,
             time_spent_ms=time_spent_ms,
         )
-        comparison_id = stored.id
     except ComparisonExists as exc:
-        comparison_id = exc.comparison_id
-        choice = _stored_vote(comparison_id=exc.comparison_id, response_ids=ids)
-    conversation = conversation_read(token=data["conversation"], project=project, labeler=labeler)
-    replies = [{"role": "assistant", "content": s["reply"]} for s in sides]
-    if conversation.mode == "hh":
+        return exc.comparison_id, _stored_vote(comparison_id=exc.comparison_id, response_ids=ids)
+    return stored.id, choice
+
+
+def _next_histories(
+    *, mode: str, data: dict[str, Any], choice: str
+) -> tuple[str | None, tuple[list[dict[str, str]], list[dict[str, str]]]]:
+    """Which reply joined (HH mode only) and each side's messages for the next turn."""
+    replies = [{"role": "assistant", "content": s["reply"]} for s in data["sides"]]
+    if mode == "hh":
+        # Sides are drawn at random, so after a tie or "both bad" the left one is as good.
         joined = choice if choice in SIDES else "left"
         history = [*data["messages"][0], replies[SIDES.index(joined)]]
-        histories = (history, history)
-    else:
-        joined = None
-        histories = tuple([*m, r] for m, r in zip(data["messages"], replies, strict=True))
-    following = Conversation(
-        project_id=conversation.project_id,
-        labeler_id=conversation.labeler_id,
-        id=conversation.id,
-        mode=conversation.mode,
-        generator_ids=conversation.generator_ids,
-        turns=data["number"],
-        histories=histories,
-    )
+        return joined, (history, history)
+    return None, tuple([*m, r] for m, r in zip(data["messages"], replies, strict=True))
+
+
+def _reveal(sides: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each side's generator and model name, shown only once the vote is in (Arena)."""
     names = dict(
         Generator.objects.filter(pk__in=[s["generator_id"] for s in sides]).values_list(
             "pk", "name"
         )
     )
+    ids = [s["response_id"] for s in sides]
     models = dict(Response.objects.filter(pk__in=ids).values_list("pk", "model_name"))
     return {
-        "state": conversation_token(following),
-        "comparison_id": comparison_id,
-        "choice": choice,
-        "joined": joined,
-        "turns": following.turns,
-        "reveal": {
-            side: {
-                "generator": names.get(s["generator_id"], "(removed)"),
-                "model": models.get(s["response_id"], ""),
-            }
-            for side, s in zip(SIDES, sides, strict=True)
-        },
+        side: {
+            "generator": names.get(s["generator_id"], "(removed)"),
+            "model": models.get(s["response_id"], ""),
+        }
+        for side, s in zip(SIDES, sides, strict=True)
     }
 
 

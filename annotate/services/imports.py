@@ -158,6 +158,9 @@ def _import_key(base: str, judgment_key: str) -> str:
     return key if len(key) <= 64 else content_hash(key)
 
 
+_Row = tuple[int, dict[str, Any] | None, str]
+
+
 def _import(
     *,
     project: Project,
@@ -166,52 +169,71 @@ def _import(
     skip_invalid: bool,
     created_by: AbstractBaseUser | None,
 ) -> ImportResult:
-    importer: Importer | None = None
-    batch: ImportBatch | None = None
     result = ImportResult(format="")
-    writing = True
+    rows = _rows(path)
+    first = _first_readable(rows, result)
+    if first is None:
+        _reject_if_bad(None, result, skip_invalid)
+        raise AssertionError("a file without a readable row is always rejected")
+    line, data, _error = first
+    importer = _detect(line, data)
+    batch = _batch_start(project, importer, file_name, created_by, result)
+    # The shape is only known once the first row is read, so that row goes on with the rest.
+    rows = chain([first], rows)
+    if is_set_importer(importer):
+        # Imported here: imports_sets reuses this module's writes.
+        from annotate.services.imports_sets import sets_import
+
+        return sets_import(
+            project=project,
+            batch=batch,
+            importer=importer,
+            rows=rows,
+            skip_invalid=skip_invalid,
+            result=result,
+        )
+    return _pairs_import(project, batch, importer, rows, skip_invalid, result)
+
+
+def _first_readable(rows: Iterator[_Row], result: ImportResult) -> _Row | None:
+    """The first line that could be read (its shape decides the importer), each unreadable
+    line before it noted as an error; None when there is no such line."""
+    for line, data, error in rows:
+        if data is not None:
+            return line, data, error
+        result.add_error(line, error)
+    return None
+
+
+def _pairs_import(
+    project: Project,
+    batch: ImportBatch,
+    importer: Importer,
+    rows: Iterator[_Row],
+    skip_invalid: bool,
+    result: ImportResult,
+) -> ImportResult:
+    """Read the rest of the file (`rows`, its first data row included) and write its pairs."""
     # Identical rows without an id are told apart by their count so far, so that a file holding
     # the same judgment twice imports it twice, and re-importing the file adds nothing.
     seen: Counter[str] = Counter()
     pending: list[_Keyed] = []
     # Statistics are refreshed each time the import doubles its rows: a handful of times.
     analyze_at = 4 * BATCH_ROWS
-    rows = _rows(path)
     for line, data, error in rows:
         if data is None:
             result.add_error(line, error)
-            writing = writing and skip_invalid
             continue
-        if importer is None:
-            importer = _detect(line, data)
-            batch = _batch_start(project, importer, file_name, created_by, result)
-            if is_set_importer(importer):
-                # Imported here: imports_sets reuses this module's writes.
-                from annotate.services.imports_sets import sets_import
-
-                return sets_import(
-                    project=project,
-                    batch=batch,
-                    importer=importer,
-                    rows=chain([(line, data, error)], rows),
-                    skip_invalid=skip_invalid,
-                    result=result,
-                )
-        try:
-            row = importer.parse(data)
-        except RowInvalid as exc:
-            result.add_error(line, str(exc))
-            writing = writing and skip_invalid
-            continue
-        if not writing:
+        row = _row_parsed(importer, line, data, result)
+        # Without skip_invalid the first bad line stops the writing (the rejection rolls back
+        # what was written); the rest of the file is still read to name every bad line.
+        if row is None or not (skip_invalid or result.error_count == 0):
             continue
         pending.append(_Keyed(row, _row_keys(row, data, seen)))
         if len(pending) >= BATCH_ROWS:
             _write_batch(project, batch, pending, result)
             pending = []
-            if result.rows >= analyze_at:
-                analyze([Prompt, Response, Pair, Comparison])
-                analyze_at *= 2
+            analyze_at = _analyze_if_doubled(result, analyze_at)
     _reject_if_bad(importer, result, skip_invalid)
     if pending:
         _write_batch(project, batch, pending, result)
@@ -221,6 +243,25 @@ def _import(
         )
     _counts_write(project, batch, result)
     return result
+
+
+def _row_parsed(
+    importer: Importer, line: int, data: dict[str, Any], result: ImportResult
+) -> ParsedRow | None:
+    """The row parsed, or None with the line noted as an error when it is bad."""
+    try:
+        return importer.parse(data)
+    except RowInvalid as exc:
+        result.add_error(line, str(exc))
+        return None
+
+
+def _analyze_if_doubled(result: ImportResult, analyze_at: int) -> int:
+    """Refresh the planner's statistics once the rows reach `analyze_at`; the next threshold."""
+    if result.rows < analyze_at:
+        return analyze_at
+    analyze([Prompt, Response, Pair, Comparison])
+    return analyze_at * 2
 
 
 def _batch_start(

@@ -73,6 +73,10 @@ class PairText:
     b: str
 
 
+# One reading of a pair, as run on the pool's threads.
+Ask = Callable[[Work, PairText], Reading]
+
+
 @dataclass
 class _State:
     """What the loop keeps between ticks."""
@@ -150,12 +154,25 @@ def _plan(job: JudgingJob) -> tuple[_State, list[Work]]:
 def _run(state: _State, work: list[Work], on_progress: Progress | None) -> None:
     """Keep up to a window of readings submitted to the judge's pool, store them as they
     come, check the cancel flag and write progress each tick."""
-    judge, project = state.judge, state.job.project
+    judge = state.judge
     slots = judge.concurrency
     pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"judge-{judge.name}")
     client = httpx.Client(
         limits=httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
     )
+    ask = _asker(state, client)
+    try:
+        _drive(state, work, on_progress, pool=pool, ask=ask)
+    finally:
+        state.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        client.close()
+
+
+def _asker(state: _State, client: httpx.Client) -> Ask:
+    """One reading of a pair in the item's order; what it needs of the judge and project is
+    read here, once, since the pool's threads must not touch the database."""
+    judge, project = state.judge, state.job.project
     endpoint, rubric = judge_endpoint(judge), judge_rubric(judge)
     allowed, policy = project_verdicts(project), retry_policy()
 
@@ -174,44 +191,74 @@ def _run(state: _State, work: list[Work], on_progress: Progress | None) -> None:
             stop=state.stop,
         )
 
+    return ask
+
+
+def _drive(
+    state: _State,
+    work: list[Work],
+    on_progress: Progress | None,
+    *,
+    pool: ThreadPoolExecutor,
+    ask: Ask,
+) -> None:
+    """The loop: store what finished, tick, then top the window up (or, once stopping,
+    drop what has not started)."""
     pending: dict[Future, Work] = {}
     queue: Iterator[Work] = iter(work)
+    window = state.judge.concurrency * WINDOW_PER_SLOT
+    _fill(state, pending, queue, window=window, pool=pool, ask=ask)
+    next_tick = time.monotonic() + TICK_S
+    while pending:
+        done, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
+        for future in done:
+            _take(state, pending.pop(future), future)
+        next_tick = _tick(state, on_progress, next_tick)
+        if state.stop.is_set():
+            _drop_queued(pending)
+        else:
+            _fill(state, pending, queue, window=window, pool=pool, ask=ask)
+    _progress(state, on_progress)
 
-    def fill() -> None:
-        while len(pending) < slots * WINDOW_PER_SLOT and not state.stop.is_set():
-            item = next(queue, None)
-            if item is None:
-                return
-            text = _text(state, item.pair_id)
-            if text is None:  # deleted since the job was planned: nothing left to read
-                state.left[item.pair_id] = 0
-                continue
-            pending[pool.submit(ask, item, text)] = item
 
-    try:
-        fill()
-        next_tick = time.monotonic() + TICK_S
-        while pending:
-            done, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
-            for future in done:
-                _take(state, pending.pop(future), future)
-            if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + TICK_S
-                _progress(state, on_progress)
-                if _cancel_asked(state.job):
-                    state.stop.set()
-            if state.stop.is_set():
-                # No new reading starts; those in flight finish (and are kept).
-                for future in list(pending):
-                    if future.cancel():
-                        del pending[future]
-            else:
-                fill()
-        _progress(state, on_progress)
-    finally:
+def _fill(
+    state: _State,
+    pending: dict[Future, Work],
+    queue: Iterator[Work],
+    *,
+    window: int,
+    pool: ThreadPoolExecutor,
+    ask: Ask,
+) -> None:
+    """Submit the next readings until the window is full, the work runs out or a stop."""
+    while len(pending) < window and not state.stop.is_set():
+        item = next(queue, None)
+        if item is None:
+            return
+        text = _text(state, item.pair_id)
+        if text is None:  # deleted since the job was planned: nothing left to read
+            state.left[item.pair_id] = 0
+            continue
+        pending[pool.submit(ask, item, text)] = item
+
+
+def _tick(state: _State, on_progress: Progress | None, next_tick: float) -> float:
+    """Progress and the cancel flag, at most once per TICK_S (each costs a database write or
+    read); returns when the next tick is due."""
+    if time.monotonic() < next_tick:
+        return next_tick
+    next_tick = time.monotonic() + TICK_S
+    _progress(state, on_progress)
+    if _cancel_asked(state.job):
         state.stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        client.close()
+    return next_tick
+
+
+def _drop_queued(pending: dict[Future, Work]) -> None:
+    """No new reading starts; those in flight finish (and are kept)."""
+    for future in list(pending):
+        if future.cancel():
+            del pending[future]
 
 
 def _text(state: _State, pair_id: int) -> PairText | None:

@@ -444,19 +444,9 @@ def _submit(
     time_spent_ms: int | None,
 ) -> StoredSetJudgment:
     now = timezone.now()
-    locked = (
-        ResponseSet.objects.select_for_update(of=("self",))
-        .select_related("project")
-        .filter(pk=set_id, project__memberships__user=labeler)
-        .first()
-    )
-    if locked is None:
-        raise SetNotServed("No such response set.")
+    locked = _lock_member_set(labeler, set_id)
     project = locked.project
-    lease = SetLease.objects.filter(response_set=locked, labeler=labeler).first()
-    judged = ResponseSet.objects.filter(pk=set_id).filter(judged_by(labeler)).exists()
-    if lease is None and not judged:
-        raise SetNotServed("No such response set.")
+    lease, judged = _served_lease(locked, labeler)
     judgment = set_judgment_validate(
         project=project,
         response_ids=list(locked.response_ids),
@@ -465,56 +455,19 @@ def _submit(
         ratings=ratings,
     )
     is_repeat = lease is not None and lease.is_repeat
-    if is_repeat:
-        if ResponseSet.objects.filter(pk=set_id).filter(judged_by(labeler, repeat=True)).exists():
-            raise SetJudgmentExists(set_id)
-    elif judged:
-        raise SetJudgmentExists(set_id)
+    _refuse_second_judgment(labeler, set_id, is_repeat=is_repeat, judged=judged)
     # Every labeler may judge a gold set once: it checks them, it takes no slot.
     is_gold_check = locked.is_gold and not is_repeat
     if not is_repeat and not is_gold_check:
-        live_own = lease is not None and lease.expires_at > now
-        taken = locked.human_count
-        if not live_own:
-            taken += (
-                SetLease.objects.filter(response_set=locked, expires_at__gt=now)
-                .exclude(labeler=labeler)
-                .count()
-            )
-        if not locked.is_open or taken >= project.redundancy:
-            raise SetFull("This set already has all the judgments it needs.")
-        locked.human_count += 1
-        locked.is_open = locked.human_count < project.redundancy
-        locked.save(update_fields=["human_count", "is_open"])
+        _take_slot(locked, labeler, lease, now)
     shown = list(lease.shown) if lease is not None else []
-    flags = {"is_repeat": is_repeat, "is_gold_check": is_gold_check}
-    ranking_id = None
-    if asks_ranking(project):
-        ranking_id = Ranking.objects.create(
-            response_set=locked,
-            project=project,
-            labeler=labeler,
-            groups=judgment.groups,
-            all_bad=judgment.all_bad,
-            shown=shown,
-            time_spent_ms=time_spent_ms,
-            **flags,
-        ).pk
-    position = {response_id: i for i, response_id in enumerate(shown)}
-    Rating.objects.bulk_create(
-        [
-            Rating(
-                response_set=locked,
-                response_id=response_id,
-                project=project,
-                labeler=labeler,
-                aspect=aspect,
-                value=value,
-                position=position.get(response_id),
-                **flags,
-            )
-            for (response_id, aspect), value in judgment.ratings.items()
-        ]
+    ranking_id = _store_judgment(
+        locked,
+        labeler,
+        judgment,
+        shown=shown,
+        time_spent_ms=time_spent_ms,
+        flags={"is_repeat": is_repeat, "is_gold_check": is_gold_check},
     )
     if lease is not None:
         lease.delete()
@@ -533,3 +486,104 @@ def _submit(
         time_spent_ms=time_spent_ms,
         created_at=now,
     )
+
+
+def _lock_member_set(labeler: AbstractBaseUser, set_id: int) -> ResponseSet:
+    """The set, row-locked for the check-then-write; a set of a project the labeler is not
+    on reads as absent, so its existence does not leak."""
+    locked = (
+        ResponseSet.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(pk=set_id, project__memberships__user=labeler)
+        .first()
+    )
+    if locked is None:
+        raise SetNotServed("No such response set.")
+    return locked
+
+
+def _served_lease(locked: ResponseSet, labeler: AbstractBaseUser) -> tuple[SetLease | None, bool]:
+    """The labeler's lease on the set and whether they already judged it. Neither means the
+    set was never served to them; a judged set without a lease still reaches the duplicate
+    check, so a double submit answers SetJudgmentExists rather than SetNotServed."""
+    lease = SetLease.objects.filter(response_set=locked, labeler=labeler).first()
+    judged = ResponseSet.objects.filter(pk=locked.pk).filter(judged_by(labeler)).exists()
+    if lease is None and not judged:
+        raise SetNotServed("No such response set.")
+    return lease, judged
+
+
+def _refuse_second_judgment(
+    labeler: AbstractBaseUser, set_id: int, *, is_repeat: bool, judged: bool
+) -> None:
+    # A repeat is the one sanctioned second look at a set, so it only clashes with an
+    # earlier repeat, never with the labeler's first judgment.
+    if is_repeat:
+        if ResponseSet.objects.filter(pk=set_id).filter(judged_by(labeler, repeat=True)).exists():
+            raise SetJudgmentExists(set_id)
+    elif judged:
+        raise SetJudgmentExists(set_id)
+
+
+def _take_slot(
+    locked: ResponseSet, labeler: AbstractBaseUser, lease: SetLease | None, now: datetime
+) -> None:
+    """Count the judgment against the set's redundancy, or refuse it with SetFull."""
+    project = locked.project
+    live_own = lease is not None and lease.expires_at > now
+    taken = locked.human_count
+    if not live_own:
+        # A late submit competes with others' live leases: they were promised a slot first.
+        taken += (
+            SetLease.objects.filter(response_set=locked, expires_at__gt=now)
+            .exclude(labeler=labeler)
+            .count()
+        )
+    if not locked.is_open or taken >= project.redundancy:
+        raise SetFull("This set already has all the judgments it needs.")
+    locked.human_count += 1
+    locked.is_open = locked.human_count < project.redundancy
+    locked.save(update_fields=["human_count", "is_open"])
+
+
+def _store_judgment(
+    locked: ResponseSet,
+    labeler: AbstractBaseUser,
+    judgment: SetJudgment,
+    *,
+    shown: list[int],
+    time_spent_ms: int | None,
+    flags: dict[str, bool],
+) -> int | None:
+    """Write the Ranking (when the project asks one) and the Ratings; the Ranking's id."""
+    project = locked.project
+    ranking_id = None
+    if asks_ranking(project):
+        ranking_id = Ranking.objects.create(
+            response_set=locked,
+            project=project,
+            labeler=labeler,
+            groups=judgment.groups,
+            all_bad=judgment.all_bad,
+            shown=shown,
+            time_spent_ms=time_spent_ms,
+            **flags,
+        ).pk
+    # Each rating keeps the slot its response was shown in, for position-bias checks.
+    position = {response_id: i for i, response_id in enumerate(shown)}
+    Rating.objects.bulk_create(
+        [
+            Rating(
+                response_set=locked,
+                response_id=response_id,
+                project=project,
+                labeler=labeler,
+                aspect=aspect,
+                value=value,
+                position=position.get(response_id),
+                **flags,
+            )
+            for (response_id, aspect), value in judgment.ratings.items()
+        ]
+    )
+    return ranking_id
