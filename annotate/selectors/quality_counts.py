@@ -277,9 +277,10 @@ def _epoch_us(column: str) -> str:
     """Microseconds since the epoch of a datetime column, exactly, on either database."""
     if connection.vendor == "postgresql":
         return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"
-    # SQLite stores "YYYY-MM-DD HH:MM:SS[.ffffff]".
+    # SQLite stores "YYYY-MM-DD HH:MM:SS[.ffffff]". Its date functions keep milliseconds and
+    # round, so ".9996" would read as the next second: whole seconds go in, the digits after.
     return (
-        f"(CAST(strftime('%%s', {column}) AS INTEGER) * 1000000 "
+        f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 "
         f"+ CAST(COALESCE(NULLIF(substr({column}, 21, 6), ''), '0') AS INTEGER))"
     )
 

@@ -28,7 +28,10 @@ ROUNDED = {"labels_per_hour": 0.1, "active_hours": 0.001}
 
 
 def same(new, old, where: str = "") -> list[str]:
-    """Where two JSON-like values differ (floats to 1e-9)."""
+    """Where two JSON-like values differ (floats to 1e-9, ROUNDED figures to one step)."""
+    step = ROUNDED.get(where.rsplit(".", 1)[-1])
+    if step is not None and isinstance(old, float) and isinstance(new, float):
+        return [] if abs(new - old) <= step + 1e-9 else [f"{where}: {new!r} != {old!r}"]
     if isinstance(old, dict):
         if not isinstance(new, dict) or set(new) != set(old):
             return [
@@ -140,6 +143,22 @@ def test_simulated_labelers(project):
 @pytest.mark.parametrize("method", ["majority", "dawid_skene", "glad", "mace"])
 def test_planted_crowd_under_each_aggregation(project, planted, method):  # noqa: F811
     Project.objects.filter(pk=project.pk).update(aggregation=method)
+    assert_same_figures(project)
+
+
+def test_a_judgment_a_microsecond_before_the_second_counts_its_gap_exactly(project, small):  # noqa: F811
+    """SQLite's date functions round to milliseconds: read whole, "...:11.999999" would be
+    the next second, and the gap to "...:12.000000" would vanish."""
+    dave = UserFactory(username="dave")
+    Membership.objects.create(project=project, user=dave)
+    first = timezone.now().replace(microsecond=999_999) - timedelta(hours=1)
+    for pair, at in ((small["p1"], first), (small["p2"], first + timedelta(microseconds=1))):
+        vote(pair, dave, "a", ms=8000, at=at)
+    figures, _ = quality_figures(project=project, n_boot=N_BOOT, now=timezone.now())
+    (row,) = [r for r in figures["labelers"] if r["username"] == "dave"]
+    # 8 s on the page for the first judgment, then a gap of one microsecond.
+    assert row["active_hours"] == round(8.000001 / 3600, 3)
+    assert row["labels_per_hour"] == round(2 / (8.000001 / 3600), 1)
     assert_same_figures(project)
 
 
