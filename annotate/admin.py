@@ -4,6 +4,8 @@ Tables that grow large (pairs, comparisons, leases, prompts, responses) use raw-
 instead of dropdowns of every row, and skip the full COUNT(*) under filtered lists.
 """
 
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from axes.admin import AccessAttemptAdmin
@@ -39,6 +41,10 @@ from annotate.services.judges import (
     judge_check,
     judging_job_cancel,
 )
+from annotate.services.judges_verdict import (
+    memberships_verdict_recounted,
+    pairs_verdict_recounted,
+)
 from annotate.services.projects import memberships_set_excluded
 from annotate.services.rankings import JudgmentInvalid, aspects_validate
 
@@ -49,6 +55,19 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ["user"]
     fields = ["user", "excluded", "excluded_reason", "created_at"]
     readonly_fields = ["created_at"]
+
+
+# Staff's edits here to what judge-first's verdicts summarize (a judge's comparison, a
+# membership's exclusion) recount the pairs they touch, as the services' own writes do
+# (annotate.services.judges_verdict).
+def _memberships_recounted(changed: Iterable[forms.ModelForm]) -> AbstractContextManager:
+    """Around saving these membership forms: the verdicts of the pairs judged by the accounts
+    they touch, before the edit and after, recounted."""
+    projects, users = set(), set()
+    for form in changed:
+        projects |= {form.instance.project_id, form.initial.get("project")}
+        users |= {form.instance.user_id, form.initial.get("user")}
+    return memberships_verdict_recounted(project_ids=projects - {None}, user_ids=users - {None})
 
 
 class ProjectAdminForm(forms.ModelForm):
@@ -132,6 +151,11 @@ class ProjectAdmin(admin.ModelAdmin):
         ("Pages", {"fields": ["pages"]}),
     ]
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        touched = [f for f in formset.forms if f.has_changed()] + list(formset.deleted_forms)
+        with _memberships_recounted(touched):
+            super().save_formset(request, form, formset, change)
+
     @admin.display(description="Staff pages")
     def pages(self, obj: Project) -> str:
         if not obj.pk:
@@ -161,6 +185,21 @@ class MembershipAdmin(admin.ModelAdmin):
     @admin.display(description="Kind")
     def kind(self, obj: Membership) -> str:
         return labeler_kind(obj.user.username)
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        with _memberships_recounted([form]):
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        with memberships_verdict_recounted(project_ids=[obj.project_id], user_ids=[obj.user_id]):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        rows = list(queryset.values_list("project_id", "user_id"))
+        with memberships_verdict_recounted(
+            project_ids={p for p, _ in rows}, user_ids={u for _, u in rows}
+        ):
+            super().delete_queryset(request, queryset)
 
     @admin.action(description="Exclude labeler (work stays stored, leaves training and export)")
     def exclude_labelers(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
@@ -391,6 +430,18 @@ class ComparisonAdmin(admin.ModelAdmin):
     list_select_related = ["project", "labeler"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    def save_model(self, request: HttpRequest, obj: Comparison, form: Any, change: bool) -> None:
+        with pairs_verdict_recounted(pair_ids={obj.pair_id, form.initial.get("pair")} - {None}):
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Comparison) -> None:
+        with pairs_verdict_recounted(pair_ids=[obj.pair_id]):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Comparison]) -> None:
+        with pairs_verdict_recounted(pair_ids=set(queryset.values_list("pair_id", flat=True))):
+            super().delete_queryset(request, queryset)
 
 
 # Login lockouts (django-axes): one row per username and address with failures. Unlocking

@@ -219,6 +219,12 @@ class Project(models.Model):
 
     # Counters kept by services so that pages never count by scanning.
     pair_count = models.PositiveIntegerField(default=0)
+    # The judgments stored, whatever their kind (the name predates rankings and ratings; users'
+    # scripts read it): each pair Comparison (people's first votes, imports, adjudications, AI
+    # judges), each person's judgment of a ResponseSet (their ranking and/or ratings of it,
+    # one per labeler and set) and each imported one (one source rater's ranking and/or ratings
+    # of a set). Swapped repeats do not count. Auto-retraining, the quality recompute rule and
+    # TrainingRun.comparison_count_at_start read it.
     comparison_count = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -348,6 +354,14 @@ class Pair(models.Model):
     # The active reward model's view, refreshed after each promotion.
     model_p_a = models.FloatField(null=True, blank=True, help_text="Model P(A better).")
     model_uncertainty = models.FloatField(null=True, blank=True)
+    # The AI judges' verdict, kept on the row so that judge-first's rule tests the row a lease's
+    # walk reaches instead of probing the pair's comparisons (annotate.selectors.judge_first).
+    # Over the counted judges' comparisons (source ai_judge, not repeats, of judges staff did
+    # not exclude): the choice they all made ("" with none, "split" when they differ) and the
+    # smallest P(its choice), a missing one read as 0. Written by
+    # annotate.services.judges_verdict alone.
+    judges_choice = models.CharField(max_length=10, blank=True, default="", editable=False)
+    judges_min_p = models.FloatField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

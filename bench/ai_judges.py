@@ -115,6 +115,7 @@ def judges_read(project, pool: list[SyntheticPair], seed: int) -> dict[str, dict
 
     from annotate.judging.verdict import readings_combine
     from annotate.models import Comparison, Judge, JudgeVerdict, Membership, Pair
+    from annotate.services.judges_verdict import judges_verdict_refresh
 
     rng = random.Random(seed * 1000 + 17)
     pair_ids = list(
@@ -152,6 +153,8 @@ def judges_read(project, pool: list[SyntheticPair], seed: int) -> dict[str, dict
             )
         JudgeVerdict.objects.bulk_create(verdicts, batch_size=2000)
         Comparison.objects.bulk_create(comparisons, batch_size=2000)
+        # Bulk-written, as judge_comparison_make would not: the verdicts judge-first reads.
+        judges_verdict_refresh(pair_ids=pair_ids)
         readings = 2 * len(pair_ids)
         measured[sim.name] = {
             "user": user,

@@ -8,11 +8,15 @@ project's margin, and the active reward model (Pair.model_p_a), when it has a vi
 lean to the other response. A Pair no judge has read yet is not settled: people are never
 kept waiting on the judges. Settled Pairs stay open: they come back to people the moment a
 judge or the model turns, or the option is turned off.
+
+The judges' side of the rule is kept on the Pair (Pair.judges_choice, Pair.judges_min_p, by
+annotate.services.judges_verdict), so the rule reads one row: a lease that walks past
+thousands of settled Pairs pays for none of their comparisons.
 """
 
 from __future__ import annotations
 
-from annotate.models import Comparison, Membership, Project
+from annotate.models import Project
 
 
 def judge_sure(project: Project) -> float | None:
@@ -22,21 +26,17 @@ def judge_sure(project: Project) -> float | None:
 
 
 def settled_sql(quote_name, pair: str = "p") -> str:
-    """`EXISTS (...)`: the Pair aliased `pair` is settled by its judges. Its one parameter is
-    judge_sure's threshold. `quote_name` is the connection's (ops.quote_name).
+    """The Pair aliased `pair` is settled by its judges: a test of its own row, never NULL.
+    Its one parameter is judge_sure's threshold. `quote_name` is the connection's
+    (ops.quote_name).
 
-    One probe per Pair through the comparisons' pair index; GROUP BY makes a Pair without
-    judges' comparisons give no group, so nothing EXISTS."""
-    comparisons = quote_name(Comparison._meta.db_table)
-    memberships = quote_name(Membership._meta.db_table)
-    return f"""EXISTS (SELECT 1 FROM {comparisons} j
-                   WHERE j.pair_id = {pair}.id AND j.source = 'ai_judge' AND NOT j.is_repeat
-                     AND NOT EXISTS (SELECT 1 FROM {memberships} m
-                                     WHERE m.project_id = {pair}.project_id
-                                       AND m.user_id = j.labeler_id AND m.excluded)
-                   GROUP BY j.pair_id
-                   HAVING MIN(j.choice) = MAX(j.choice) AND MIN(j.choice) IN ('a', 'b')
-                      AND MIN(COALESCE(j.p_chosen, 0)) >= %s
-                      AND ({pair}.model_p_a IS NULL OR {pair}.model_p_a = 0.5
-                           OR (MIN(j.choice) = 'a' AND {pair}.model_p_a > 0.5)
-                           OR (MIN(j.choice) = 'b' AND {pair}.model_p_a < 0.5)))"""
+    It reads the judges' verdict kept on the Pair (judges_choice, judges_min_p: recounted
+    by annotate.services.judges_verdict whenever a judge's comparison or membership changes),
+    so a lease walking the queue tests each Pair it passes in the row it already holds. The
+    reward model's view (model_p_a, rewritten at every promotion) is read as it stands."""
+    columns = ("judges_choice", "judges_min_p", "model_p_a")
+    choice, min_p, model = (f"{pair}.{quote_name(c)}" for c in columns)
+    return f"""({choice} IN ('a', 'b') AND COALESCE({min_p}, 0) >= %s
+            AND ({model} IS NULL OR {model} = 0.5
+                 OR ({choice} = 'a' AND {model} > 0.5)
+                 OR ({choice} = 'b' AND {model} < 0.5)))"""

@@ -82,6 +82,9 @@ class ImportResult:
     sets_created: int = 0
     rankings_created: int = 0
     ratings_created: int = 0
+    # Raters' judgments of sets among them (a rater's ranking and/or ratings of one set, one
+    # judgment), counted in project.comparison_count with the comparisons.
+    set_judgments_created: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     error_count: int = 0
     batch_id: int | None = None
@@ -313,7 +316,9 @@ def _reject_if_bad(importer: Importer | None, result: ImportResult, skip_invalid
 def _counts_write(project: Project, batch: ImportBatch, result: ImportResult) -> None:
     Project.objects.filter(pk=project.pk).update(
         pair_count=F("pair_count") + result.pairs_created,
-        comparison_count=F("comparison_count") + result.comparisons_created,
+        comparison_count=F("comparison_count")
+        + result.comparisons_created
+        + result.set_judgments_created,
     )
     ImportBatch.objects.filter(pk=batch.pk).update(
         rows=result.rows,
@@ -353,6 +358,8 @@ PAIR_COLUMNS = (
     "added_by_model",
     "model_p_a",
     "model_uncertainty",
+    "judges_choice",
+    "judges_min_p",
     "created_at",
 )
 COMPARISON_COLUMNS = (
@@ -378,7 +385,8 @@ COMPARISON_COLUMNS = (
 
 
 def _pair_row(project: Project, key: PairKey, is_open: bool, gold: str, now: datetime) -> list[Any]:
-    # A new Pair: no priority until a model rescores it, no judgments, not set aside.
+    # A new Pair: no priority until a model rescores it, no judgments (nor judges' verdict:
+    # an import stores no AI judges' comparisons), not set aside.
     row = {
         "project_id": project.pk,
         "prompt_id": key[0],
@@ -393,6 +401,8 @@ def _pair_row(project: Project, key: PairKey, is_open: bool, gold: str, now: dat
         "added_by_model": False,
         "model_p_a": None,
         "model_uncertainty": None,
+        "judges_choice": "",
+        "judges_min_p": None,
         "created_at": now,
     }
     return [row[c] for c in PAIR_COLUMNS]

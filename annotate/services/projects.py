@@ -13,6 +13,7 @@ from django.db import transaction
 
 from annotate.models import Membership, Project
 from annotate.services.accounts import password_check
+from annotate.services.judges_verdict import memberships_verdict_recounted
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,13 @@ def memberships_set_excluded(
     *, memberships: Iterable[Membership], excluded: bool, reason: str = ""
 ) -> int:
     """Exclude labelers (their comparisons stay stored but leave training and export by
-    default) or include them again. Returns how many memberships changed."""
+    default) or include them again; an AI judge's verdicts on its pairs are recounted with it
+    (judge-first reads them). Returns how many memberships changed."""
+    memberships = list(memberships)
     ids = [m.pk for m in memberships]
-    return Membership.objects.filter(pk__in=ids).update(
-        excluded=excluded, excluded_reason=reason[:500] if excluded else ""
-    )
+    with memberships_verdict_recounted(
+        project_ids={m.project_id for m in memberships}, user_ids={m.user_id for m in memberships}
+    ):
+        return Membership.objects.filter(pk__in=ids).update(
+            excluded=excluded, excluded_reason=reason[:500] if excluded else ""
+        )

@@ -65,6 +65,7 @@ def test_the_benches_are_found_and_each_has_a_smoke_run():
         "ai_judges.py",
         "export_1m.py",
         "generation.py",
+        "judge_first_lease.py",
         "labeling_load.py",
         "quality_scale.py",
         "ranking_efficiency.py",

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from annotate.models import Choice, Comparison, Membership, Project
 from annotate.selectors.quality import quality_figures
+from annotate.services.judges_verdict import judges_verdict_refresh
 from annotate.services.labeling import comparison_create, lease_candidate_plan, pair_lease_next
 from annotate.services.review import membership_exclude
 from tests.annotate.selectors.test_quality_reference import assert_same_figures
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 def judge_says(judge, pair, choice: str, p_chosen: float | None) -> Comparison:
-    """A judge's comparison, as the judging service writes it (both readings made one)."""
-    return Comparison.objects.create(
+    """A judge's comparison, as the judging service writes it (both readings made one, the
+    pair's judges' verdict recounted)."""
+    comparison = Comparison.objects.create(
         pair=pair,
         project=pair.project,
         labeler=judge.user,
@@ -27,6 +29,8 @@ def judge_says(judge, pair, choice: str, p_chosen: float | None) -> Comparison:
         choice=choice,
         p_chosen=p_chosen,
     )
+    judges_verdict_refresh(pair_ids=[pair.pk])
+    return comparison
 
 
 def served(project: Project, labeler) -> list[int]:
@@ -112,8 +116,8 @@ def test_an_excluded_judge_settles_nothing_and_a_new_verdict_can_unsettle(projec
 
 
 def test_judge_first_still_walks_the_queue_index(project, labeler, cases):
-    """The judges' test is a probe per pair walked, like the labeler's own history: the walk
-    of the `pair_queue` index stays the plan."""
+    """The judges' test reads the walked pair's own row (its judges' verdict): the walk of
+    the `pair_queue` index stays the plan."""
     Project.objects.filter(pk=project.pk).update(judge_first=True)
     project.refresh_from_db()
     with transaction.atomic():
