@@ -20,12 +20,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.api.schema import BLANK_QUERY_IS_ABSENT
-from annotate.exporters import FORMAT_NAMES, SHAPES
+from annotate.exporters import FORMAT_NAMES, SHAPES, pairs_from
 from annotate.models import ExportJob
 from annotate.selectors.exports import export_job_get
 from annotate.selectors.projects import project_get_for_staff
 from annotate.services.export_jobs import EXPORTS_DIR, dataset_export_request, export_job_file
 from annotate.services.exports import SOURCES
+from annotate.services.exports_sets import SET_FORMATS
 from annotate.splits import SPLITS
 
 
@@ -86,13 +87,15 @@ class ExportJobOutputSerializer(serializers.Serializer):
 
 
 class DatasetExportApi(APIView):
-    """GET /api/projects/<slug>/export/?format=trl&drop_ties=true&... (staff only)."""
+    """GET /api/projects/<slug>/export/?format=trl&drop_ties=true&... (staff only). The
+    format names are manage.py export_dataset's: the pairs' and, for rankings and ratings,
+    their four shapes or TRL pairs expanded from them (`pairs_from`)."""
 
     permission_classes = [IsAdminUser]
     content_negotiation_class = ExportQueryNegotiation
 
     class InputSerializer(serializers.Serializer):
-        format = serializers.ChoiceField(FORMAT_NAMES, default="trl")
+        format = serializers.ChoiceField(FORMAT_NAMES + tuple(SET_FORMATS), default="trl")
         shape = serializers.ChoiceField(SHAPES, default="trl")
         drop_ties = serializers.BooleanField(default=False)
         min_agreement = serializers.FloatField(
@@ -106,12 +109,33 @@ class DatasetExportApi(APIView):
         split = serializers.ChoiceField(SPLITS, required=False, allow_blank=True)
         include_excluded = serializers.BooleanField(default=False)
         real_usernames = serializers.BooleanField(default=False)
+        pairs_from = serializers.ChoiceField(
+            pairs_from.CHOICES,
+            required=False,
+            allow_null=True,
+            help_text="trl formats: TRL pairs from the rankings (all implied pairs, or "
+            "best-vs-rest) or the ratings (rating-margin) instead of the project's pairs.",
+        )
+        min_margin = serializers.FloatField(
+            required=False,
+            allow_null=True,
+            help_text="rating-margin: the least score difference, above 0 (default 1).",
+        )
+        aspect = serializers.CharField(
+            required=False,
+            allow_null=True,
+            max_length=100,
+            help_text="rating-margin: the aspect compared (default: the aspects' mean).",
+        )
 
     @extend_schema(
         summary="Download a project's dataset as a zip (staff)",
         description="The data file, manifest.json and a dataset card, streamed. An export of "
-        "more comparisons than EXPORT_SYNC_MAX_COMPARISONS answers 202 instead: an export job "
-        "(its URL also in Location) to poll until `download_url` is set.",
+        "more comparisons (rankings and ratings: more Ranking and Rating rows) than "
+        "EXPORT_SYNC_MAX_COMPARISONS answers 202 instead: an export job (its URL also in "
+        "Location) to poll until `download_url` is set. A project's rankings and ratings "
+        "export in the formats ultrafeedback, helpsteer2, argilla and oasst, or as TRL pairs "
+        "with `pairs_from`.",
         parameters=[InputSerializer],
         # The export page's form sends its empty fields: an empty value is the default.
         extensions={BLANK_QUERY_IS_ABSENT: True},
@@ -123,7 +147,10 @@ class DatasetExportApi(APIView):
                 inline_serializer("ExportRefused", {"detail": serializers.CharField()}),
                 description="Invalid options, or ones this project's data refuses: a date "
                 "that is not one, an empty date range, a format that cannot write the shape, "
-                "labelers who are not on the project.",
+                "labelers who are not on the project; for rankings and ratings, pairs_from "
+                "with a format other than trl or trl-conversational, min_margin or aspect "
+                "without pairs_from rating-margin, a min_margin not above 0, an aspect the "
+                "project lacks, dropping ties or the agreement threshold, source ai_judge.",
             ),
         },
     )

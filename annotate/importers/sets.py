@@ -27,6 +27,19 @@ class RankSpec:
     key: str = ""
 
 
+# The judgment keys that say which judgment of a row it is, not who made it: an UltraFeedback
+# row's ratings and its score ranking, an Open-Assistant tree's reply ranks, are one rater's.
+ROW_JUDGMENT_KEYS = ("overall_score", "fine-grained_score", "rank")
+
+
+def rater_of(import_key: str) -> str:
+    """Who made an imported judgment, from its stored import key (the row's, then the
+    judgment's own key): the key less a ROW_JUDGMENT_KEYS ending."""
+    for name in ROW_JUDGMENT_KEYS:
+        import_key = import_key.removesuffix(f":{name}")
+    return import_key
+
+
 @dataclass(frozen=True)
 class RateSpec:
     """One rating: candidate `index` got `value` on `aspect` (the source's name for it)."""

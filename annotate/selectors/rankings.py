@@ -26,6 +26,7 @@ from annotate.models import (
     Response,
     ResponseSet,
     SetLease,
+    TaskKind,
 )
 
 # Rows read per database round trip while streaming a project's judgments.
@@ -234,3 +235,11 @@ def response_sets_count(*, project: Project) -> dict[str, int]:
         "open": sets.filter(is_open=True).count(),
         "gold": sets.filter(is_gold=True).count(),
     }
+
+
+def project_has_sets(*, project: Project) -> bool:
+    """Whether the project deals in sets: its task ranks or rates, or it holds imported ones
+    (rankings and ratings import into a pairwise project too)."""
+    if project.task_kind != TaskKind.PAIRWISE:
+        return True
+    return ResponseSet.objects.filter(project=project).exists()

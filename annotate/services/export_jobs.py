@@ -3,7 +3,8 @@
 the job has succeeded, deleted EXPORT_RETENTION_HOURS after it ended.
 
 Small exports still stream from the request that asks for them; the line between the two is
-EXPORT_SYNC_MAX_COMPARISONS comparisons counted under the export's options.
+EXPORT_SYNC_MAX_COMPARISONS comparisons counted under the export's options (for rankings and
+ratings: their Ranking and Rating rows).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from django.utils import timezone
 from annotate.models import ExportJob, Project
 from annotate.queue import QueueUnavailable, task_publish
 from annotate.selectors.dataset import comparisons_for_dataset
-from annotate.services.exports import DatasetExport, ExportError, dataset_export, export_options
+from annotate.services.exports import (
+    DatasetExport,
+    ExportError,
+    dataset_export,
+    export_for,
+    export_options,
+)
+from annotate.services.exports_sets import SetExport
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +46,13 @@ JOB_MAX_SECONDS = 4 * 3600
 ACTIVE = (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING)
 
 
-def export_is_large(export: DatasetExport) -> bool:
-    """Whether the export counts more than EXPORT_SYNC_MAX_COMPARISONS comparisons: a count
-    that stops one past the threshold, so that it costs the same in a project of any size."""
+def export_is_large(export: DatasetExport | SetExport) -> bool:
+    """Whether the export counts more than EXPORT_SYNC_MAX_COMPARISONS comparisons (or
+    Ranking and Rating rows): a count that stops one past the threshold, so that it costs
+    the same in a project of any size."""
     limit = settings.EXPORT_SYNC_MAX_COMPARISONS
+    if isinstance(export, SetExport):
+        return export.judgment_rows(at_most=limit + 1) > limit
     counted = comparisons_for_dataset(export.project, export.filter).order_by()[: limit + 1]
     return counted.count() > limit
 
@@ -52,7 +63,7 @@ def dataset_export_request(
     """A staff request for an export with `values` (text options, as in a query string).
     Small: (file name, zip bytes) to stream now. Large: a queued ExportJob. Options are
     checked first (ExportError), the queue last (QueueUnavailable, the job then failed)."""
-    export = DatasetExport(project=project, options=export_options(**values))
+    export = export_for(project=project, options=export_options(**values))
     if not export_is_large(export):
         return export.zip_name, export.zip_chunks()
     return export_job_create(project=project, user=user, values=values, file_name=export.zip_name)
@@ -101,7 +112,7 @@ def export_job_execute(*, job_id: int) -> ExportJob:
     job.save(update_fields=["status", "started_at", "rows_done"])
     try:
         options = export_options(**job.options)
-        export = DatasetExport(project=job.project, options=options)
+        export = export_for(project=job.project, options=options)
         job.rows_total = _rows_expected(export)
         job.save(update_fields=["rows_total"])
         out = folder / job.file_name
@@ -134,9 +145,12 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _rows_expected(export: DatasetExport) -> int:
+def _rows_expected(export: DatasetExport | SetExport) -> int:
     """About how many rows the export will write, for its progress: the comparisons that count
-    (raw rows), or the pairs they judge (preference rows; fewer where filters drop some)."""
+    (raw rows), or the pairs they judge (preference rows; fewer where filters drop some), or
+    the judged sets (rankings and ratings)."""
+    if isinstance(export, SetExport):
+        return export.sets_judged()
     counted = comparisons_for_dataset(export.project, export.filter).order_by()
     if export.format.rows == "comparison":
         return counted.count()

@@ -369,6 +369,8 @@ def export_for(*, project: Project, options: ExportOptions) -> DatasetExport | S
     if wants_sets(options):
         labeler_ids = DatasetExport._labeler_ids(options.labelers)
         return SetExport(project=project, options=options, labeler_ids=labeler_ids)
+    if options.min_margin is not None or options.aspect is not None:
+        raise ExportError("min_margin and aspect go with pairs_from rating-margin.")
     return DatasetExport(project=project, options=options)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -27,6 +28,7 @@ from annotate.exporters.base import JsonlWriter
 from annotate.exporters.card import _count_rows, _size_category, _yaml_str
 from annotate.exporters.raw import labeler_pseudonym
 from annotate.exporters.sets import RaterJudgment, SetBundle
+from annotate.importers.sets import rater_of
 from annotate.models import JudgmentSource as Source
 from annotate.models import Membership, Project, Ranking, Rating, Response, ResponseSet
 from annotate.selectors.rankings import project_aspects
@@ -40,9 +42,6 @@ SET_FORMATS = {
 }
 PAIR_FORMATS = ("trl", "trl-conversational")
 CARD = "annotate/dataset_card_sets.md"
-# The import keys' endings that name which judgment of a row it was, not who made it: an
-# UltraFeedback row's ratings and its score ranking are one rater's.
-_JUDGMENT_SUFFIXES = (":overall_score", ":fine-grained_score", ":rank")
 
 
 def wants_sets(options: Any) -> bool:
@@ -73,6 +72,11 @@ class SetExport:
             raise _error("min_margin and aspect go with pairs_from rating-margin.")
         if options.pairs_from != "rating-margin" and (options.min_margin or options.aspect):
             raise _error("min_margin and aspect go with pairs_from rating-margin.")
+        if options.min_margin is not None and not (
+            math.isfinite(options.min_margin) and options.min_margin > 0
+        ):
+            # A margin of 0 or less would make pairs of equally scored responses, both ways.
+            raise _error("min_margin is the least score difference: a number above 0.")
         names = [a.name for a in project_aspects(project)]
         if options.aspect is not None and options.aspect not in names:
             raise _error(f"This project has no aspect {options.aspect!r} ({', '.join(names)}).")
@@ -115,10 +119,7 @@ class SetExport:
 
     def _rater(self, row: dict[str, Any], names: dict[int, str]) -> str:
         if row["labeler_id"] is None:
-            key = row["import_key"]
-            for suffix in _JUDGMENT_SUFFIXES:
-                key = key.removesuffix(suffix)
-            return f"import:{key}"
+            return f"import:{rater_of(row['import_key'])}"
         if self.options.real_usernames:
             return row["labeler__username"]
         if row["labeler_id"] not in names:
@@ -184,6 +185,25 @@ class SetExport:
                 },
                 judgments=list(judgments[response_set.pk].values()),
             )
+
+    def judgment_rows(self, *, at_most: int) -> int:
+        """The Ranking and Rating rows the export reads (swapped repeats aside, before the
+        other filters), counted no further than `at_most`: whether the export is large."""
+        rankings = Ranking.objects.filter(project=self.project, is_repeat=False).order_by()
+        counted = rankings[:at_most].count()
+        if counted < at_most:
+            ratings = Rating.objects.filter(project=self.project, is_repeat=False).order_by()
+            counted += ratings[: at_most - counted].count()
+        return counted
+
+    def sets_judged(self) -> int:
+        """How many of the project's sets hold a judgment: about how many rows a set shape
+        writes (for a background job's progress; pairs expanded from them are more)."""
+        ids: set[int] = set()
+        for model in (Ranking, Rating):
+            judged = model.objects.filter(project=self.project, is_repeat=False).order_by()
+            ids.update(judged.values_list("response_set_id", flat=True).distinct())
+        return len(ids)
 
     # -- writing -----------------------------------------------------------------------------
 

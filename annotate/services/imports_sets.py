@@ -7,7 +7,9 @@ few hundred rows, every bad line named, nothing kept unless every line is good (
 skip_invalid). Each judgment's import_key comes from the row's id (or hash) and the judgment's
 own key, so a re-import adds nothing. Ratings are checked against the project's aspects here:
 names are matched loosely (case, spaces and hyphens aside), a name the project lacks or a value
-off its scale refuses the line.
+off its scale refuses the line. Each rater's judgment of a set that an import stores (their
+ranking and/or ratings of it, told apart by the import keys) counts once in the project's
+comparison_count, as a labeler's does, so retraining and the quality figures notice it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.utils import timezone
@@ -23,7 +25,7 @@ from django.utils import timezone
 from annotate.hashing import content_hash
 from annotate.importers.base import Candidate, RowInvalid
 from annotate.importers.detect import Importer
-from annotate.importers.sets import ParsedSet, RankSpec
+from annotate.importers.sets import ROW_JUDGMENT_KEYS, ParsedSet, RankSpec
 from annotate.models import ImportBatch, Project, Ranking, Rating, Response, ResponseSet
 from annotate.models import JudgmentSource as Source
 from annotate.selectors.rankings import Aspect, project_aspects
@@ -45,9 +47,11 @@ Rows = Iterator[tuple[int, dict[str, Any] | None, str]]
 
 @dataclass
 class _Item:
-    """One set to write: `row` as the write of prompts reads it; its judgments' keys final."""
+    """One set to write: `row` as the write of prompts reads it; its judgments' keys final,
+    and `raters`, each final key's rater (whose judgment of the set the row holds)."""
 
     row: ParsedSet
+    raters: dict[str, str] = field(default_factory=dict)
 
 
 def aspect_name(name: str) -> str:
@@ -139,7 +143,9 @@ def _checked(parsed: ParsedSet, aspects: dict[str, Aspect]) -> ParsedSet:
 
 def _keyed(items: list[_Item], data: dict[str, Any], seen: Counter[str]) -> list[_Item]:
     """Each judgment's final import key: the set's id (or the row's hash and how many times
-    that row came before) joined to the judgment's own key."""
+    that row came before) joined to the judgment's own key; and its rater, the same less a
+    key that names which judgment of the row it is (ROW_JUDGMENT_KEYS). The rater is known
+    only here: a key longer than import_key holds is stored as its hash."""
     row_hash = content_hash(data)
     count = seen[row_hash]
     seen[row_hash] += 1
@@ -149,7 +155,13 @@ def _keyed(items: list[_Item], data: dict[str, Any], seen: Counter[str]) -> list
         base = f"id:{row.row_id}" if row.row_id else content_hash({"row": row_hash, "n": count})
         rankings = [replace(r, key=_import_key(base, r.key)) for r in row.rankings]
         ratings = [replace(r, key=_import_key(base, r.key)) for r in row.ratings]
-        out.append(_Item(replace(row, rankings=rankings, ratings=ratings)))
+        raters = {
+            _import_key(base, spec.key): _import_key(
+                base, "" if spec.key in ROW_JUDGMENT_KEYS else spec.key
+            )
+            for spec in [*row.rankings, *row.ratings]
+        }
+        out.append(_Item(replace(row, rankings=rankings, ratings=ratings), raters))
     return out
 
 
@@ -165,6 +177,7 @@ def _merge(group: _Item, item: _Item) -> None:
             row.response_metadata.append(_extra(item.row, i))
         where[i] = texts.index(candidate.text)
     row.ratings += [replace(r, index=where[r.index]) for r in item.row.ratings]
+    group.raters.update(item.raters)
 
 
 def _extra(row: ParsedSet, index: int) -> dict[str, Any]:
@@ -183,12 +196,36 @@ def _write(
     ]
     set_ids, created = _sets_write(project, pending, prompt_ids, members)
     changed = set(created)
+    held = _import_keys({s for i, s in enumerate(set_ids) if i not in changed})
     rankings = _rankings_write(project, batch, pending, set_ids, members, changed)
     ratings = _ratings_write(project, batch, pending, set_ids, members, changed)
     result.sets_created += len(created)
-    result.rankings_created += rankings
-    result.ratings_created += ratings
+    result.rankings_created += len(rankings)
+    result.ratings_created += len(ratings)
     result.duplicates_skipped += len(pending) - len(changed)
+    # A rater's judgment of a set is one judgment however many rows it holds, and it is new
+    # when the set held none of the rater's rows before.
+    rater = {key: who for item in pending for key, who in item.raters.items()}
+    judged = {(row.response_set_id, rater[row.import_key]) for row in [*rankings, *ratings]}
+    judged_before = {(set_id, rater.get(key, key)) for set_id, key in held}
+    result.set_judgments_created += len(judged - judged_before)
+
+
+def _import_keys(set_ids: set[int]) -> set[tuple[int, str]]:
+    """(set id, import key) of the imported rankings and ratings these sets already hold."""
+    if not set_ids:
+        return set()
+    keys = set(
+        Ranking.objects.filter(response_set_id__in=set_ids, source=Source.IMPORT).values_list(
+            "response_set_id", "import_key"
+        )
+    )
+    keys |= set(
+        Rating.objects.filter(response_set_id__in=set_ids, source=Source.IMPORT)
+        .values_list("response_set_id", "import_key")
+        .distinct()
+    )
+    return keys
 
 
 def _responses_write(pending: list[_Item], prompt_ids: list[int]) -> dict[tuple[int, str], int]:
@@ -283,7 +320,7 @@ def _rankings_write(
     set_ids: list[int],
     members: list[list[int]],
     changed: set[int],
-) -> int:
+) -> list[Ranking]:
     existing = set(
         Ranking.objects.filter(response_set_id__in=set(set_ids), source=Source.IMPORT).values_list(
             "response_set_id", "import_key"
@@ -308,7 +345,7 @@ def _rankings_write(
                 )
             )
     Ranking.objects.bulk_create(new)
-    return len(new)
+    return new
 
 
 def _ratings_write(
@@ -318,7 +355,7 @@ def _ratings_write(
     set_ids: list[int],
     members: list[list[int]],
     changed: set[int],
-) -> int:
+) -> list[Rating]:
     responses = {r for m in members for r in m}
     existing = set(
         Rating.objects.filter(response_id__in=responses, source=Source.IMPORT).values_list(
@@ -346,4 +383,4 @@ def _ratings_write(
                 )
             )
     Rating.objects.bulk_create(new)
-    return len(new)
+    return new

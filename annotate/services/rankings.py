@@ -22,6 +22,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotate.errors import ApplicationError
@@ -471,6 +472,8 @@ def _submit(
     )
     if lease is not None:
         lease.delete()
+    if not is_repeat:
+        _project_count_judgment(project)
     return StoredSetJudgment(
         set_id=locked.pk,
         project_slug=project.slug,
@@ -486,6 +489,19 @@ def _submit(
         time_spent_ms=time_spent_ms,
         created_at=now,
     )
+
+
+def _project_count_judgment(project: Project) -> None:
+    """Count a stored set judgment in project.comparison_count, what auto-retraining, the
+    quality recompute rule and a run's comparison_count_at_start read; a swapped repeat is not
+    new data, as for pairs.
+
+    Unlike a pair's count (labeling._project_count_one, a transaction of its own), this one
+    commits with the judgment's rows, so it never lags or outruns them after a crash. The
+    project's row then stays locked until the commit, queueing its set submissions at their
+    commits; a set judgment takes a labeler K readings, so they arrive far more slowly than
+    the pair votes whose contention that other count avoids."""
+    Project.objects.filter(pk=project.pk).update(comparison_count=F("comparison_count") + 1)
 
 
 def _lock_member_set(labeler: AbstractBaseUser, set_id: int) -> ResponseSet:

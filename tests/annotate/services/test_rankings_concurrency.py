@@ -102,6 +102,8 @@ def test_six_labelers_in_parallel_never_overfill_a_set():
     assert not twice.filter(n__gt=1).exists()
     assert set(accepted) == set(Ranking.objects.values_list("pk", "response_set", "labeler"))
     assert not ResponseSet.objects.filter(is_open=True).exists()
+    # Each stored judgment counted once, with its rows: none lost or added by a race.
+    assert Project.objects.get(pk=project.pk).comparison_count == 2 * SETS
 
 
 def test_two_simultaneous_submits_of_one_set_store_one():
@@ -123,3 +125,4 @@ def test_two_simultaneous_submits_of_one_set_store_one():
     assert sorted(outcomes) == ["exists", "exists", "stored"]
     assert Ranking.objects.count() == 1
     assert ResponseSet.objects.get(pk=lease.set_id).human_count == 1
+    assert Project.objects.get(pk=project.pk).comparison_count == 1
