@@ -15,7 +15,7 @@ step, with the comparisons between them and, for rated responses, their per-aspe
 A group's loss is the mean of -(t log sigma(d) + (1 - t) log sigma(-d)) over its comparisons
 (InstructGPT's 1/C(K,2) normalisation; d = r_w - r_l - margin on the scalar reward), plus the
 mean squared error over its rated aspects; the batch loss is the mean over groups. A batch of
-pairs alone thus gets training.pair_loss's number, and its rows are laid out as the pairwise
+pairs alone thus gets losses.pair_loss's number, and its rows are laid out as the pairwise
 collator lays them out (every group's first response, then every second one, ...).
 """
 

@@ -1,12 +1,5 @@
-"""The reward model's training loop: Bradley-Terry on preference rows, one readable function.
-
-Loss per pair, with delta = r_chosen - r_rejected - margin and target t:
-    -(t * log sigma(delta) + (1 - t) * log sigma(-delta))
-t = 1 is the plain Bradley-Terry loss -log sigma(r_c - r_r - m). Ties use a soft target of
-0.5 (and no margin): the loss is smallest when both rewards are equal, it needs no extra
-parameter (Rao-Kupper's theta or Davidson's nu would have to be fitted and would change the
-decided pairs' probabilities too), and the evaluation's sigma(delta) keeps one meaning.
-With soft labels t is the chosen response's vote share.
+"""The reward model's training loop: Bradley-Terry on preference rows (the losses in
+rewardtrain.core.losses, validation in rewardtrain.core.validation), one readable function.
 
 The same loop runs in one process or in each of several (torchrun, rewardtrain.core.launch): every
 rank takes a disjoint share of each global batch (batch_size x ranks pairs), gradients meet
@@ -29,11 +22,9 @@ from itertools import islice
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from rewardtrain.core.config import TrainConfig
-from rewardtrain.core.data import epoch_steps, pair_length
+from rewardtrain.core.data import epoch_steps
 from rewardtrain.core.device import resolve_device
 from rewardtrain.core.distributed import (
     SINGLE,
@@ -47,10 +38,12 @@ from rewardtrain.core.distributed import (
     unwrapped,
 )
 from rewardtrain.core.loop_state import LoopState, seed_everything, start_run
+from rewardtrain.core.losses import batch_loss
 from rewardtrain.core.model import RewardForward
 from rewardtrain.core.prepare import device_figures, prepare_model
-from rewardtrain.core.rankings import group_loss, is_tie, validation_sums
+from rewardtrain.core.rankings import is_tie
 from rewardtrain.core.result import TrainResult
+from rewardtrain.core.validation import to_device, validation_sums
 
 # Fewer than this and there is nothing to learn from or to stop early on.
 MIN_TRAIN_PAIRS = 2
@@ -74,77 +67,6 @@ class Progress:
     pairs_per_second: float
     val_loss: float | None = None
     val_accuracy: float | None = None
-
-
-def batch_loss(r: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss of one collated batch from its rewards (chosen rows first)."""
-    if "winners" in batch:  # groups: rankings, ratings, pairs among them (rankings.py)
-        return group_loss(r, batch, cfg.center_rewards_coefficient)
-    r_chosen, r_rejected = r.float().chunk(2)
-    return pair_loss(
-        r_chosen, r_rejected, batch["margins"], batch["targets"], cfg.center_rewards_coefficient
-    )
-
-
-def pair_loss(
-    r_chosen: torch.Tensor,
-    r_rejected: torch.Tensor,
-    margins: torch.Tensor,
-    targets: torch.Tensor,
-    center_coefficient: float = 0.0,
-) -> torch.Tensor:
-    """Mean loss of a batch of pairs (see the module docstring), in float32."""
-    delta = r_chosen.float() - r_rejected.float() - margins
-    losses = -(targets * F.logsigmoid(delta) + (1 - targets) * F.logsigmoid(-delta))
-    loss = losses.mean()
-    if center_coefficient:
-        loss = loss + center_coefficient * ((r_chosen.float() + r_rejected.float()) ** 2).mean()
-    return loss
-
-
-def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _validation_sums(
-    forward: nn.Module, encoded: list[dict], collate, *, batch_size: int, device: str, ranks: Ranks
-) -> list[float]:
-    """[loss sum, correct, decided] of this rank's share of each global validation batch
-    (`batch_size` pairs per rank). A rank left without a pair still runs one (uncounted): FSDP
-    needs every rank in every forward."""
-    was_training = forward.training
-    forward.eval()
-    order = sorted(range(len(encoded)), key=lambda i: pair_length(encoded[i]))
-    total_loss, correct, decided = 0.0, 0, 0
-    size = batch_size * ranks.world_size
-    with torch.inference_mode():
-        for start in range(0, len(order), size):
-            mine = my_share(order[start : start + size], ranks)
-            batch = _to(collate([encoded[i] for i in mine or order[start : start + 1]]), device)
-            r = forward(batch["input_ids"], batch["attention_mask"])
-            if not mine:
-                continue
-            if "winners" in batch:  # groups (rankings.py): the loss summed over groups
-                loss_sum, right, compared = validation_sums(r, batch)
-                total_loss += loss_sum
-                correct += right
-                decided += compared
-                continue
-            r_c, r_r = r.float().chunk(2)
-            total_loss += len(r_c) * pair_loss(r_c, r_r, batch["margins"], batch["targets"]).item()
-            correct += int(((r_c > r_r) & ~batch["ties"]).sum())
-            decided += int((~batch["ties"]).sum())
-    forward.train(was_training)
-    return [total_loss, correct, decided]
-
-
-def validate(model, encoded, collate, cfg, device, bf16) -> tuple[float, float | None]:
-    """(loss, strict accuracy on decided pairs) over the whole set, not a mean of batch means."""
-    forward = RewardForward(model, bf16=bf16).train(model.training)
-    loss, correct, decided = _validation_sums(
-        forward, encoded, collate, batch_size=cfg.eval_batch_size, device=device, ranks=SINGLE
-    )
-    return loss / len(encoded), (correct / decided if decided else None)
 
 
 def train(
@@ -326,7 +248,7 @@ def _forward_backward(run: LoopState, group: list[list[int]]) -> list[float]:
         weight = len(mine) * ranks.world_size / len(indices) / len(group)
         # A rank with no pair in a short last batch runs one with weight 0: every rank must
         # join the gradient reduction.
-        batch = _to(data.collate([data.train[i] for i in mine or indices[:1]]), run.device)
+        batch = to_device(data.collate([data.train[i] for i in mine or indices[:1]]), run.device)
         with gradient_sync(run.net, k == len(group) - 1):
             r = run.net(batch["input_ids"], batch["attention_mask"])
             loss = batch_loss(r, batch, run.cfg)
@@ -355,7 +277,7 @@ def _evaluate(run: LoopState) -> bool:
     tally, ranks, masters = run.tally, run.ranks, run.precision.masters
     tally.last_eval_step = tally.step
     with masters.float32() if masters else nullcontext():
-        sums = _run_validation_sums(run)
+        sums = _validation_sums_of_run(run)
         improved = False
         if ranks.leader:
             val_loss = sums[0] / len(run.data.validation)
@@ -373,19 +295,19 @@ def _evaluate(run: LoopState) -> bool:
     return tally.bad_evals >= run.cfg.early_stopping_patience
 
 
-def _run_validation_sums(run: LoopState) -> list[float] | None:
+def _validation_sums_of_run(run: LoopState) -> list[float] | None:
     """The validation's [loss sum, correct, decided] on rank 0 (None elsewhere). One process
     and DDP: rank 0 alone, on its whole copy. FSDP: the weights exist only as shards, so every
     rank validates its share and the sums meet on rank 0."""
     data, size, device = run.data, run.cfg.eval_batch_size, run.device
     if run.fsdp:
-        mine = _validation_sums(
+        mine = validation_sums(
             run.net, data.validation, data.collate, batch_size=size, device=device, ranks=run.ranks
         )
         return sum_over_ranks(mine, run.ranks)
     if not run.ranks.leader:
         return None
-    return _validation_sums(
+    return validation_sums(
         unwrapped(run.net),
         data.validation,
         data.collate,

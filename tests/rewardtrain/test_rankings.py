@@ -12,6 +12,7 @@ from transformers.models.bert.modeling_bert import BertEmbeddings
 from rewardtrain.core.config import TrainConfig
 from rewardtrain.core.data import PairCollator, encode_rows
 from rewardtrain.core.evaluation import evaluate
+from rewardtrain.core.losses import batch_loss
 from rewardtrain.core.model import load_backbone, rewards
 from rewardtrain.core.rankings import (
     GroupCollator,
@@ -24,7 +25,7 @@ from rewardtrain.core.rankings import (
     ranking_pair_rows,
 )
 from rewardtrain.core.scoring import RewardScorer
-from rewardtrain.core.training import batch_loss, train
+from rewardtrain.core.training import train
 from tests.rewardtrain.test_training import keyword_rows
 from tests.rewardtrain.tiny import make_bert
 

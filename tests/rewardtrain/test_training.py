@@ -13,6 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardtrain.core.config import ConfigError, TrainConfig
 from rewardtrain.core.evaluation import evaluate
 from rewardtrain.core.loop_state import linear_schedule
+from rewardtrain.core.losses import pair_loss
 from rewardtrain.core.model import (
     BackboneError,
     RewardForward,
@@ -25,13 +26,8 @@ from rewardtrain.core.model import (
 from rewardtrain.core.precision import use_bf16
 from rewardtrain.core.result import save_model, training_figures
 from rewardtrain.core.scoring import RewardScorer
-from rewardtrain.core.training import (
-    NotEnoughData,
-    TrainingCancelled,
-    pair_loss,
-    train,
-    validate,
-)
+from rewardtrain.core.training import NotEnoughData, TrainingCancelled, train
+from rewardtrain.core.validation import validate
 from tests.rewardtrain.tiny import make_bert, make_gpt2, make_llama
 
 
