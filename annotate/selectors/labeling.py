@@ -10,27 +10,43 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from annotate.models import Comparison, Lease, Membership, Pair, Project
+from annotate.models import (
+    Comparison,
+    Lease,
+    Membership,
+    Pair,
+    Project,
+    Ranking,
+    Rating,
+    ResponseSet,
+    TaskKind,
+)
 
 
 @dataclass(frozen=True)
 class ProjectProgress:
-    """A project as one labeler sees it: the project's counters plus their own count."""
+    """A project as one labeler sees it: the project's counters plus their own count of
+    judgments (of pairs, or of sets where the task ranks or rates)."""
 
     project: Project
     mine: int
+    # What is judged: the project's Pairs, or its ResponseSets (then `units` counts them).
+    unit: str = "pair"
+    units: int | None = None
 
     @property
     def wanted(self) -> int:
-        """Human comparisons the project asks for in all."""
-        return self.project.pair_count * self.project.redundancy
+        """Human judgments the project asks for in all."""
+        units = self.project.pair_count if self.units is None else self.units
+        return units * self.project.redundancy
 
 
 def projects_for_labeler(*, labeler: AbstractBaseUser) -> list[ProjectProgress]:
-    """The labeler's projects, with their own comparison count in each.
+    """The labeler's projects, with their own judgment count in each.
 
-    Two queries whatever the sizes: the projects (their totals are counters), and one
-    aggregate over the labeler's own comparisons through the (labeler, project) index.
+    Two queries for pairwise projects whatever the sizes (the projects, whose totals are
+    counters, and one aggregate over the labeler's own comparisons through the (labeler,
+    project) index); projects that rank or rate add two (their sets, the labeler's sets judged).
     """
     projects = list(Project.objects.filter(memberships__user=labeler).order_by("name"))
     counts = dict(
@@ -39,7 +55,39 @@ def projects_for_labeler(*, labeler: AbstractBaseUser) -> list[ProjectProgress]:
         .annotate(n=Count("pk"))
         .values_list("project", "n")
     )
-    return [ProjectProgress(project=p, mine=counts.get(p.pk, 0)) for p in projects]
+    set_projects = [p.pk for p in projects if p.task_kind != TaskKind.PAIRWISE]
+    sets, judged = _set_counts(labeler, set_projects) if set_projects else ({}, {})
+    return [
+        ProjectProgress(project=p, mine=counts.get(p.pk, 0))
+        if p.task_kind == TaskKind.PAIRWISE
+        else ProjectProgress(
+            project=p, mine=judged.get(p.pk, 0), unit="set", units=sets.get(p.pk, 0)
+        )
+        for p in projects
+    ]
+
+
+def _set_counts(
+    labeler: AbstractBaseUser, project_ids: list[int]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Per project: its ResponseSets, and those the labeler judged (a ranking, ratings, or
+    both of one set count once; swapped repeats not)."""
+    sets = dict(
+        ResponseSet.objects.filter(project_id__in=project_ids)
+        .values("project")
+        .annotate(n=Count("pk"))
+        .values_list("project", "n")
+    )
+    mine = {"labeler": labeler, "is_repeat": False, "project_id__in": project_ids}
+    judged = (
+        Ranking.objects.filter(**mine)
+        .values_list("project_id", "response_set_id")
+        .union(Rating.objects.filter(**mine).values_list("project_id", "response_set_id"))
+    )
+    counts: dict[int, int] = {}
+    for project_id, _ in judged:
+        counts[project_id] = counts.get(project_id, 0) + 1
+    return sets, counts
 
 
 def project_get_for_labeler(*, labeler: AbstractBaseUser, slug: str) -> Project:

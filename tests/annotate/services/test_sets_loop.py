@@ -208,3 +208,19 @@ def test_a_rater_adding_to_a_set_counts_once(project, tmp_path):
     result = import_file(project=project, path=second)
     assert (result.rankings_created, result.set_judgments_created) == (1, 1)
     assert count(project) == 2
+
+
+def test_the_home_page_counts_a_ranking_projects_sets_and_the_labelers_judgments(
+    ranking, labeler, client
+):
+    from annotate.selectors.labeling import projects_for_labeler
+
+    member(ranking, "bob")
+    rank_next(ranking, labeler)
+    rank_next(ranking, labeler)
+    (progress,) = projects_for_labeler(labeler=labeler)
+    assert (progress.unit, progress.units, progress.mine, progress.wanted) == ("set", 4, 2, 8)
+    client.force_login(labeler)
+    row = client.get("/").content.decode()
+    assert "4 sets to ranking, 2 judgments per set" in row
+    assert "2 / 8" in row
