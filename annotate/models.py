@@ -635,7 +635,8 @@ class Endpoint(models.Model):
     # Sample i of a prompt is asked with seed + i: samples differ, and a rerun repeats them.
     seed = models.BigIntegerField(null=True, blank=True)
     concurrency = models.PositiveSmallIntegerField(
-        default=4, help_text="Requests in flight at once, per job."
+        default=4,
+        help_text="Requests in flight at once to this endpoint, across every job and the chat page.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -47,8 +47,18 @@ from annotate.generation.client import (
 )
 from annotate.importers.base import RowInvalid, split_conversations
 from annotate.integers import INT16_MAX, INT32_MAX
-from annotate.models import Choice, Comparison, Generator, Lease, Project, Response, Side
+from annotate.models import (
+    Choice,
+    Comparison,
+    Generator,
+    Lease,
+    Project,
+    Response,
+    Side,
+    TaskKind,
+)
 from annotate.services.catalog import pair_get_or_create, prompt_get_or_create, response_hash
+from annotate.services.endpoint_slots import endpoint_slot
 from annotate.services.generation import generator_endpoint
 from annotate.services.labeling import ComparisonExists, comparison_submit, labeler_exclusion
 
@@ -73,6 +83,33 @@ class ChatInvalid(ApplicationError):
 
     status = HTTPStatus.BAD_REQUEST
     code = "chat_invalid"
+
+
+class ChatWrongTaskKind(ApplicationError):
+    """The project ranks or rates sets of responses: its labelers are not asked for pairs."""
+
+    status = HTTPStatus.CONFLICT
+    code = "chat_not_pairwise"
+
+
+def chat_refusal(*, project: Project) -> str | None:
+    """Why the project has no chat, or None. A chat turn is stored as a pair of replies and a
+    vote on it: pairwise data, which a project that ranks or rates sets of K responses does
+    not ask its labelers for."""
+    if project.task_kind == TaskKind.PAIRWISE:
+        return None
+    return (
+        "The chat collects pairwise judgments (each turn is stored as a pair of replies and "
+        f"your vote on it), and this project's task kind is {project.task_kind} "
+        f"({TaskKind(project.task_kind).label.lower()} of {project.ranking_size} responses "
+        "at a time). Chat on a pairwise project instead."
+    )
+
+
+def _check_pairwise(project: Project) -> None:
+    refusal = chat_refusal(project=project)
+    if refusal:
+        raise ChatWrongTaskKind(refusal)
 
 
 @dataclass(frozen=True)
@@ -212,7 +249,9 @@ def chat_turn_plan(
 ) -> TurnPlan:
     """Check a turn before anything is asked: the labeler may chat here, the message is text,
     the state (none for a new conversation with `mode` and `generators`) is genuine, and the
-    kept replies (`keep`: side -> the signed reply of an earlier try) belong to this very turn."""
+    kept replies (`keep`: side -> the signed reply of an earlier try) belong to this very turn.
+    A project that ranks or rates has no chat (ChatWrongTaskKind)."""
+    _check_pairwise(project)
     exclusion = labeler_exclusion(project=project, labeler=labeler)
     if exclusion:
         raise ChatInvalid(exclusion)
@@ -376,7 +415,11 @@ def _ask(plan: TurnPlan, side: str, events: queue.Queue, stop: threading.Event) 
         backoff_max_s=2.0,
     )
     try:
-        with httpx.Client() as client:
+        # One of the generator's slots for the whole stream, shared with its jobs.
+        with (
+            endpoint_slot(generator, timeout_s=policy.timeout_s, stop=stop),
+            httpx.Client() as client,
+        ):
             completion = chat_stream(
                 endpoint,
                 plan.messages[index],
@@ -543,7 +586,9 @@ def chat_vote(
     chosen reply joins it (after a tie or "both bad", the left one: sides are drawn at
     random); in Arena mode each side keeps its own reply. Returns the next state, which reply
     joined, and the generators' names (Arena shows them only now). Sent twice, the vote
-    already stored decides."""
+    already stored decides. A project that turned to ranking or rating since the turn takes
+    no vote (ChatWrongTaskKind)."""
+    _check_pairwise(project)
     _check_vote(
         choice=choice,
         strength=strength,

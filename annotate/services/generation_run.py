@@ -1,5 +1,6 @@
 """Running a generation job: every (prompt, generator, sample index) not yet in
-GeneratedSample is asked of its endpoint, up to each generator's concurrency at once; each reply
+GeneratedSample is asked of its endpoint, up to each generator's concurrency at once (one limit
+across every job, judge and chat reply: annotate/services/endpoint_slots.py); each reply
 is stored as it arrives (a Response, with its generator, model, sampling settings, tokens and
 latency), and a prompt's pairs are made, by the candidate rule of imports, in one transaction once
 all its samples are in: labelers never see a prompt half-generated.
@@ -36,6 +37,7 @@ from annotate.models import (
     TaskKind,
 )
 from annotate.services.catalog import pair_get_or_create, response_hash
+from annotate.services.endpoint_slots import endpoint_slot
 from annotate.services.generation import ENDED, generator_endpoint, retry_policy
 from annotate.services.rankings import response_sets_create
 from annotate.signals import pairs_imported
@@ -135,20 +137,25 @@ def _run(state: _State, work: list[Work], on_progress: Progress | None) -> None:
         )
         clients[g.pk] = httpx.Client(limits=limits)
     endpoints = {g.pk: generator_endpoint(g) for g in state.generators}
+    generators = {g.pk: g for g in state.generators}
     policy = retry_policy()
 
     def ask(item: Work) -> Completion:
         endpoint = endpoints[item.generator_id]
         seed = None if endpoint.seed is None else endpoint.seed + item.index
         messages = state.prompts[item.prompt_id]
-        return chat_complete(
-            endpoint,
-            messages,
-            seed=seed,
-            client=clients[item.generator_id],
-            policy=policy,
-            stop=state.stop,
-        )
+        # The pool bounds this job's threads; the slot bounds the endpoint's requests across
+        # every job, judge and chat reply at once.
+        generator = generators[item.generator_id]
+        with endpoint_slot(generator, timeout_s=policy.timeout_s, stop=state.stop):
+            return chat_complete(
+                endpoint,
+                messages,
+                seed=seed,
+                client=clients[item.generator_id],
+                policy=policy,
+                stop=state.stop,
+            )
 
     try:
         futures = {pools[w.generator_id].submit(ask, w): w for w in work}

@@ -1,5 +1,6 @@
 """Running a judging job: every pair of the job is read by its judge in both orders (A/B, then
-B/A, where the judge's "1" is the pair's B), up to the judge's concurrency at once. Each
+B/A, where the judge's "1" is the pair's B), up to the judge's concurrency at once (across
+every job asking it: annotate/services/endpoint_slots.py). Each
 reading is stored as it arrives (a JudgeVerdict: the verdict in the pair's terms, P(A) from
 logprobs when the endpoint gave them, the rationale, the raw reply); once a pair has both, they
 make one Comparison by the judge's account (annotate/judging/verdict.py: readings_combine), in
@@ -39,6 +40,7 @@ from annotate.models import (
     Pair,
     Project,
 )
+from annotate.services.endpoint_slots import endpoint_slot
 from annotate.services.generation import ENDED, retry_policy
 from annotate.services.judges import (
     judge_endpoint,
@@ -46,6 +48,7 @@ from annotate.services.judges import (
     pairs_to_judge,
     project_verdicts,
 )
+from annotate.services.judges_verdict import judges_verdict_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -178,18 +181,21 @@ def _asker(state: _State, client: httpx.Client) -> Ask:
 
     def ask(item: Work, text: PairText) -> Reading:
         first, second = (text.a, text.b) if item.order == "ab" else (text.b, text.a)
-        return pair_read(
-            endpoint,
-            rubric=rubric,
-            allowed=allowed,
-            prompt=text.prompt,
-            first=first,
-            second=second,
-            order=item.order,
-            client=client,
-            policy=policy,
-            stop=state.stop,
-        )
+        # One slot of the judge's endpoint, shared with every other job asking it, for the
+        # reading's requests (the reminder's too: one at a time).
+        with endpoint_slot(judge, timeout_s=policy.timeout_s, stop=state.stop):
+            return pair_read(
+                endpoint,
+                rubric=rubric,
+                allowed=allowed,
+                prompt=text.prompt,
+                first=first,
+                second=second,
+                order=item.order,
+                client=client,
+                policy=policy,
+                stop=state.stop,
+            )
 
     return ask
 
@@ -364,6 +370,7 @@ def judge_comparison_make(*, judge: Judge, pair_id: int) -> Comparison | None:
         comment=_comment(verdicts),
         is_gold_check=bool(pair.gold),
     )
+    judges_verdict_refresh(pair_ids=[pair.pk])  # judge-first reads it (the pair stays locked)
     Project.objects.filter(pk=pair.project_id).update(comparison_count=F("comparison_count") + 1)
     return comparison
 

@@ -201,14 +201,16 @@ def test_a_retry_keeps_the_reply_that_came_and_asks_only_for_the_other(
 
 
 def test_a_slow_reply_is_an_error_after_the_time_limit(project, labeler, chat_server, settings):
-    settings.GENERATION_TIMEOUT_SECONDS = 0.2
+    # Six tokens come well within the limit even on a loaded CPU; 480 (near the tiny model's
+    # 512 positions) take over a second unloaded, so they never do.
+    settings.GENERATION_TIMEOUT_SECONDS = 0.4
     _generator(project, chat_server, "alpha", max_tokens=6)
-    _generator(project, chat_server, "slow", max_tokens=400)  # about a second on a CPU
+    _generator(project, chat_server, "slow", max_tokens=480)
     events = _turn(project, labeler, "Write at length.", generators="alpha,slow")
     errors = [e["message"] for e in events if e["type"] == "error"]
     assert errors == [
         f"generator 'slow': no complete reply from {chat_server.base_url}/chat/completions "
-        "within 0.2 s"
+        "within 0.4 s"
     ]
     assert _streamed(events, "left") or _streamed(events, "right")  # it had started
     assert not Pair.objects.exists()
