@@ -32,6 +32,7 @@ from annotate.services.chat import (
     MODES,
     ChatInvalid,
     chat_pairings,
+    chat_refusal,
     chat_turn_plan,
     chat_turn_stream,
     chat_vote,
@@ -42,7 +43,8 @@ from annotate.services.labeling import labeler_exclusion
 @login_required
 def chat(request: HttpRequest, slug: str) -> HttpResponse:
     """The page shell; chat.js sends the turns and the votes. `?mode=arena` for Arena mode,
-    `?generators=a,b` to choose who replies (else the first choice of chat_pairings)."""
+    `?generators=a,b` to choose who replies (else the first choice of chat_pairings). A
+    project that ranks or rates gets the page's refusal instead (chat_refusal)."""
     project = project_get_for_labeler(labeler=request.user, slug=slug)
     mode = request.GET.get("mode", "hh")
     mode = mode if mode in MODES else "hh"
@@ -63,6 +65,7 @@ def chat(request: HttpRequest, slug: str) -> HttpResponse:
             "message_max": MESSAGE_MAX,
             "instructions_html": markdown_to_safe_html(project.instructions),
             "excluded": labeler_exclusion(project=project, labeler=request.user),
+            "refusal": chat_refusal(project=project),
         },
     )
 
