@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -32,11 +32,13 @@ from annotate.services.generation import (
     generator_update,
     prompts_read,
 )
+from annotate.views_endpoints import EndpointForm, endpoint_add, job_action
 
 PAGE = "annotate/generators.html"
+PAGE_URL = "project-generators"  # where each change made on the page goes back to
 
 
-class GeneratorForm(forms.ModelForm):
+class GeneratorForm(EndpointForm):
     class Meta:
         model = Generator
         fields = [
@@ -44,9 +46,6 @@ class GeneratorForm(forms.ModelForm):
             *("max_tokens", "seed", "system_prompt", "concurrency"),
         ]
         widgets = {"system_prompt": forms.Textarea(attrs={"rows": 2})}
-
-    def validate_unique(self) -> None:
-        """The service says when the name is taken (in the same words as the CLI)."""
 
 
 class JobForm(forms.Form):
@@ -82,14 +81,9 @@ def generators(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "POST":
         return _page(request, project)
     form = GeneratorForm(request.POST)
-    if not form.is_valid():
-        return _page(request, project, form=form, status=400)
-    values = {k: v for k, v in form.cleaned_data.items() if k != "name"}
-    try:
-        generator_create(project=project, name=form.cleaned_data["name"], **values)
-    except ApplicationError as exc:
-        return _page(request, project, form=form, problem=str(exc), status=400)
-    return redirect("project-generators", slug=project.slug)
+    return endpoint_add(
+        request, project, form=form, add=generator_create, page=_page, back_to=PAGE_URL
+    )
 
 
 @login_required
@@ -107,7 +101,7 @@ def generator_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     elif request.method == "POST" and form.is_valid():
         try:
             generator_update(generator=generator, **form.cleaned_data)
-            return redirect("project-generators", slug=project.slug)
+            return redirect(PAGE_URL, slug=project.slug)
         except ApplicationError as exc:
             context["problem"] = str(exc)
     context["form"] = form
@@ -134,7 +128,7 @@ def generation_start(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except ApplicationError as exc:
         return _page(request, project, job_form=job_form, job_problem=str(exc), status=400)
-    return redirect("project-generators", slug=project.slug)
+    return redirect(PAGE_URL, slug=project.slug)
 
 
 @login_required
@@ -144,10 +138,13 @@ def generation_job_action(
 ) -> HttpResponse:
     project = project_get_for_staff(user=request.user, slug=slug)
     job = generation_job_get(project=project, job_id=job_id)
-    if action not in ("cancel", "resume"):
-        raise Http404("No such action.")
-    try:
-        (generation_job_cancel if action == "cancel" else generation_job_resume)(job=job)
-    except ApplicationError as exc:
-        return _page(request, project, job_problem=str(exc), status=exc.status)
-    return redirect("project-generators", slug=project.slug)
+    return job_action(
+        request,
+        project,
+        job=job,
+        action=action,
+        cancel=generation_job_cancel,
+        resume=generation_job_resume,
+        page=_page,
+        back_to=PAGE_URL,
+    )

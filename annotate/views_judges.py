@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -23,11 +23,13 @@ from annotate.services.judges import (
     judging_job_resume,
     project_default_rubric,
 )
+from annotate.views_endpoints import EndpointForm, endpoint_add, job_action
 
 PAGE = "annotate/judges.html"
+PAGE_URL = "project-judges"  # where each change made on the page goes back to
 
 
-class JudgeForm(forms.ModelForm):
+class JudgeForm(EndpointForm):
     class Meta:
         model = Judge
         fields = [
@@ -35,9 +37,6 @@ class JudgeForm(forms.ModelForm):
             *("max_tokens", "seed", "concurrency", "rubric"),
         ]
         widgets = {"rubric": forms.Textarea(attrs={"rows": 6})}
-
-    def validate_unique(self) -> None:
-        """The service says when the name is taken (in the same words as the CLI)."""
 
 
 class JudgingForm(forms.Form):
@@ -65,14 +64,7 @@ def judges(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method != "POST":
         return _page(request, project)
     form = JudgeForm(request.POST)
-    if not form.is_valid():
-        return _page(request, project, form=form, status=400)
-    values = {k: v for k, v in form.cleaned_data.items() if k != "name"}
-    try:
-        judge_add(project=project, name=form.cleaned_data["name"], **values)
-    except ApplicationError as exc:
-        return _page(request, project, form=form, problem=str(exc), status=400)
-    return redirect("project-judges", slug=project.slug)
+    return endpoint_add(request, project, form=form, add=judge_add, page=_page, back_to=PAGE_URL)
 
 
 @login_required
@@ -94,7 +86,7 @@ def judging_start(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except ApplicationError as exc:
         return _page(request, project, job_problem=str(exc), status=exc.status)
-    return redirect("project-judges", slug=project.slug)
+    return redirect(PAGE_URL, slug=project.slug)
 
 
 @login_required
@@ -102,10 +94,13 @@ def judging_start(request: HttpRequest, slug: str) -> HttpResponse:
 def judging_job_action(request: HttpRequest, slug: str, job_id: int, action: str) -> HttpResponse:
     project = project_get_for_staff(user=request.user, slug=slug)
     job = judging_job_get(project=project, job_id=job_id)
-    if action not in ("cancel", "resume"):
-        raise Http404("No such action.")
-    try:
-        (judging_job_cancel if action == "cancel" else judging_job_resume)(job=job)
-    except ApplicationError as exc:
-        return _page(request, project, job_problem=str(exc), status=exc.status)
-    return redirect("project-judges", slug=project.slug)
+    return job_action(
+        request,
+        project,
+        job=job,
+        action=action,
+        cancel=judging_job_cancel,
+        resume=judging_job_resume,
+        page=_page,
+        back_to=PAGE_URL,
+    )

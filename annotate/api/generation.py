@@ -4,15 +4,13 @@ URL), follow its progress, cancel it, resume it. The same services as
 
 from __future__ import annotations
 
-from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from annotate.api.fields import BoundedIntegerField
+from annotate.api.jobs import JobApi, JobCancelApi, JobOutputSerializer, JobResumeApi, JobStatusApi
 from annotate.models import GenerationJob
 from annotate.selectors.generation import generation_job_get
 from annotate.selectors.projects import project_get_for_staff
@@ -25,8 +23,10 @@ from annotate.services.generation import (
 )
 
 
-class GenerationJobOutputSerializer(serializers.Serializer):
+class GenerationJobOutputSerializer(JobOutputSerializer):
     """Where a generation job stands."""
+
+    url_name = "api-generation-job"
 
     id = serializers.IntegerField()
     url = serializers.SerializerMethodField()
@@ -46,22 +46,8 @@ class GenerationJobOutputSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
 
-    def get_url(self, job: GenerationJob) -> str:
-        path = reverse("api-generation-job", kwargs={"slug": job.project.slug, "job_id": job.pk})
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
     def get_generators(self, job: GenerationJob) -> list[str]:
         return list(job.generators.order_by("name").values_list("name", flat=True))
-
-    def get_progress(self, job: GenerationJob) -> float:
-        return round(job.done / job.total, 4) if job.total else 0.0
-
-
-def _job_answer(request: Request, job: GenerationJob, status: int = 200) -> Response:
-    data = GenerationJobOutputSerializer(job, context={"request": request}).data
-    headers = {"Location": data["url"]} if status == 202 else None
-    return Response(data, status=status, headers=headers)
 
 
 class GenerationJobInputSerializer(serializers.Serializer):
@@ -80,10 +66,10 @@ class GenerationJobInputSerializer(serializers.Serializer):
     from_project = serializers.BooleanField(default=False)
 
 
-class GenerationJobCreateApi(APIView):
+class GenerationJobCreateApi(JobApi):
     """POST /api/projects/<slug>/generation/jobs/ (staff)."""
 
-    permission_classes = [IsAdminUser]
+    output = GenerationJobOutputSerializer
 
     @extend_schema(
         summary="Generate responses from a project's generators (staff)",
@@ -111,45 +97,39 @@ class GenerationJobCreateApi(APIView):
             from_project=values["from_project"],
             user=request.user,
         )
-        return _job_answer(request, job, status=202)
+        return self.answer(request, job, status=202)
 
 
-class GenerationJobApi(APIView):
-    """GET /api/projects/<slug>/generation/jobs/<id>/ (staff): status and progress."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         summary="A generation job's status and progress (staff)",
         responses={200: GenerationJobOutputSerializer, 403: None, 404: None},
     )
-    def get(self, request: Request, slug: str, job_id: int) -> Response:
-        project = project_get_for_staff(user=request.user, slug=slug)
-        return _job_answer(request, generation_job_get(project=project, job_id=job_id))
+)
+class GenerationJobApi(JobStatusApi):
+    """GET /api/projects/<slug>/generation/jobs/<id>/ (staff): status and progress."""
+
+    output = GenerationJobOutputSerializer
+    job_get = staticmethod(generation_job_get)
 
 
-class GenerationJobCancelApi(APIView):
-    """POST /api/projects/<slug>/generation/jobs/<id>/cancel/ (staff)."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Cancel a generation job (staff); what is in stays",
         request=None,
         responses={200: GenerationJobOutputSerializer, 409: OpenApiResponse(description="Ended.")},
     )
-    def post(self, request: Request, slug: str, job_id: int) -> Response:
-        project = project_get_for_staff(user=request.user, slug=slug)
-        job = generation_job_cancel(job=generation_job_get(project=project, job_id=job_id))
-        return _job_answer(request, job)
+)
+class GenerationJobCancelApi(JobCancelApi):
+    """POST /api/projects/<slug>/generation/jobs/<id>/cancel/ (staff)."""
+
+    output = GenerationJobOutputSerializer
+    job_get = staticmethod(generation_job_get)
+    job_cancel = staticmethod(generation_job_cancel)
 
 
-class GenerationJobResumeApi(APIView):
-    """POST /api/projects/<slug>/generation/jobs/<id>/resume/ (staff)."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Resume a cancelled or failed generation job (staff): only what is missing",
         request=None,
         responses={
@@ -157,7 +137,10 @@ class GenerationJobResumeApi(APIView):
             409: OpenApiResponse(description="Not cancelled or failed."),
         },
     )
-    def post(self, request: Request, slug: str, job_id: int) -> Response:
-        project = project_get_for_staff(user=request.user, slug=slug)
-        job = generation_job_resume(job=generation_job_get(project=project, job_id=job_id))
-        return _job_answer(request, job, status=202)
+)
+class GenerationJobResumeApi(JobResumeApi):
+    """POST /api/projects/<slug>/generation/jobs/<id>/resume/ (staff)."""
+
+    output = GenerationJobOutputSerializer
+    job_get = staticmethod(generation_job_get)
+    job_resume = staticmethod(generation_job_resume)

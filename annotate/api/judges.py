@@ -4,8 +4,7 @@ and the job's URL), follow its progress, cancel it, resume it. The same services
 
 from __future__ import annotations
 
-from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -13,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.api.fields import BoundedIntegerField
+from annotate.api.jobs import JobApi, JobCancelApi, JobOutputSerializer, JobResumeApi, JobStatusApi
 from annotate.integers import INT16_MAX, INT32_MAX
 from annotate.models import Judge, JudgingJob
 from annotate.selectors.judges import judges_of, judging_job_get
@@ -100,8 +100,10 @@ class JudgeListApi(APIView):
         return Response(JudgeOutputSerializer(judge).data, status=201)
 
 
-class JudgingJobOutputSerializer(serializers.Serializer):
+class JudgingJobOutputSerializer(JobOutputSerializer):
     """Where a judging job stands."""
+
+    url_name = "api-judging-job"
 
     id = serializers.IntegerField()
     url = serializers.SerializerMethodField()
@@ -125,20 +127,6 @@ class JudgingJobOutputSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
 
-    def get_url(self, job: JudgingJob) -> str:
-        path = reverse("api-judging-job", kwargs={"slug": job.project.slug, "job_id": job.pk})
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
-    def get_progress(self, job: JudgingJob) -> float:
-        return round(job.done / job.total, 4) if job.total else 0.0
-
-
-def _job_answer(request: Request, job: JudgingJob, status: int = 200) -> Response:
-    data = JudgingJobOutputSerializer(job, context={"request": request}).data
-    headers = {"Location": data["url"]} if status == 202 else None
-    return Response(data, status=status, headers=headers)
-
 
 class JudgingJobInputSerializer(serializers.Serializer):
     """What a judging job asks for."""
@@ -150,10 +138,10 @@ class JudgingJobInputSerializer(serializers.Serializer):
     open_only = serializers.BooleanField(default=False, help_text="Only pairs open to people.")
 
 
-class JudgingJobCreateApi(APIView):
+class JudgingJobCreateApi(JobApi):
     """POST /api/projects/<slug>/judging/jobs/ (staff)."""
 
-    permission_classes = [IsAdminUser]
+    output = JudgingJobOutputSerializer
 
     @extend_schema(
         summary="Have an AI judge read a project's pairs (staff)",
@@ -172,45 +160,39 @@ class JudgingJobCreateApi(APIView):
         data = JudgingJobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = judging_job_create(project=project, user=request.user, **data.validated_data)
-        return _job_answer(request, job, status=202)
+        return self.answer(request, job, status=202)
 
 
-class JudgingJobApi(APIView):
-    """GET /api/projects/<slug>/judging/jobs/<id>/ (staff): status and progress."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         summary="A judging job's status and progress (staff)",
         responses={200: JudgingJobOutputSerializer, 403: None, 404: None},
     )
-    def get(self, request: Request, slug: str, job_id: int) -> Response:
-        project = project_get_for_staff(user=request.user, slug=slug)
-        return _job_answer(request, judging_job_get(project=project, job_id=job_id))
+)
+class JudgingJobApi(JobStatusApi):
+    """GET /api/projects/<slug>/judging/jobs/<id>/ (staff): status and progress."""
+
+    output = JudgingJobOutputSerializer
+    job_get = staticmethod(judging_job_get)
 
 
-class JudgingJobCancelApi(APIView):
-    """POST /api/projects/<slug>/judging/jobs/<id>/cancel/ (staff)."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Cancel a judging job (staff); what is read stays",
         request=None,
         responses={200: JudgingJobOutputSerializer, 409: OpenApiResponse(description="Ended.")},
     )
-    def post(self, request: Request, slug: str, job_id: int) -> Response:
-        project = project_get_for_staff(user=request.user, slug=slug)
-        job = judging_job_cancel(job=judging_job_get(project=project, job_id=job_id))
-        return _job_answer(request, job)
+)
+class JudgingJobCancelApi(JobCancelApi):
+    """POST /api/projects/<slug>/judging/jobs/<id>/cancel/ (staff)."""
+
+    output = JudgingJobOutputSerializer
+    job_get = staticmethod(judging_job_get)
+    job_cancel = staticmethod(judging_job_cancel)
 
 
-class JudgingJobResumeApi(APIView):
-    """POST /api/projects/<slug>/judging/jobs/<id>/resume/ (staff)."""
-
-    permission_classes = [IsAdminUser]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Resume a cancelled or failed judging job (staff): only what is unread",
         request=None,
         responses={
@@ -218,7 +200,10 @@ class JudgingJobResumeApi(APIView):
             409: OpenApiResponse(description="Not cancelled or failed."),
         },
     )
-    def post(self, request: Request, slug: str, job_id: int) -> Response:
-        project = project_get_for_staff(user=request.user, slug=slug)
-        job = judging_job_resume(job=judging_job_get(project=project, job_id=job_id))
-        return _job_answer(request, job, status=202)
+)
+class JudgingJobResumeApi(JobResumeApi):
+    """POST /api/projects/<slug>/judging/jobs/<id>/resume/ (staff)."""
+
+    output = JudgingJobOutputSerializer
+    job_get = staticmethod(judging_job_get)
+    job_resume = staticmethod(judging_job_resume)

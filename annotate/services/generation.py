@@ -15,14 +15,16 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from annotate.errors import ApplicationError
 from annotate.generation.client import Completion, Endpoint, RetryPolicy, chat_complete
 from annotate.importers.base import RowInvalid, prompt_messages
 from annotate.models import GenerationJob, Generator, Project
-from annotate.queue import QueueUnavailable, task_publish
 from annotate.services.catalog import prompt_get_or_create
+
+# ENDED is read from here by the job runners (generation_run.py, judging_run.py).
+from annotate.services.jobs import ENDED as ENDED
+from annotate.services.jobs import job_cancel, job_publish_on_commit, job_resume
 
 GENERATION_JOB_TASK = "annotate.generation_job_run"
 # The task's time limit (the broker's visibility timeout is above it, config/settings.py).
@@ -31,11 +33,6 @@ MAX_SAMPLES = 16  # per (prompt, generator) and job: more is a mistake, not a ne
 GENERATOR_FIELDS = (
     *("base_url", "model", "api_key_env", "temperature", "top_p", "max_tokens", "seed"),
     *("system_prompt", "concurrency"),
-)
-ENDED = (
-    GenerationJob.Status.SUCCEEDED,
-    GenerationJob.Status.FAILED,
-    GenerationJob.Status.CANCELLED,
 )
 
 
@@ -236,43 +233,17 @@ def generation_job_create(
         job.generators.set(chosen)
         job.prompts.set(prompt_ids)
         if enqueue:
-            transaction.on_commit(lambda: generation_job_enqueue(job_id=job.pk))
+            job_publish_on_commit(job=job, task=GENERATION_JOB_TASK)
     return job
-
-
-def generation_job_enqueue(*, job_id: int) -> None:
-    """Publish the job's task; with the queue down the job is marked failed, saying so."""
-    try:
-        task_publish(name=GENERATION_JOB_TASK, args=[job_id])
-    except QueueUnavailable as exc:
-        GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.QUEUED).update(
-            status=GenerationJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
-        )
-        raise
 
 
 def generation_job_cancel(*, job: GenerationJob) -> GenerationJob:
-    """Ask the job to stop: a queued one is cancelled now; a running one stops within a second
-    or so, keeping every sample already in (requests in flight finish and are kept)."""
-    if job.status in ENDED:
-        raise GenerationConflict(f"the job has already {job.status}")
-    job.cancel_requested = True
-    job.save(update_fields=["cancel_requested"])
-    GenerationJob.objects.filter(pk=job.pk, status=GenerationJob.Status.QUEUED).update(
-        status=GenerationJob.Status.CANCELLED, finished_at=timezone.now()
-    )
-    job.refresh_from_db()
-    return job
+    """Ask the job to stop (services/jobs.py): every sample already in is kept."""
+    return job_cancel(job=job, conflict=GenerationConflict)
 
 
 def generation_job_resume(*, job: GenerationJob, enqueue: bool = True) -> GenerationJob:
     """Queue a cancelled or failed job again: it asks only for the samples still missing."""
-    if job.status not in (GenerationJob.Status.CANCELLED, GenerationJob.Status.FAILED):
-        raise GenerationConflict(
-            f"only a cancelled or failed job resumes; this one is {job.status}"
-        )
-    job.status, job.cancel_requested, job.error, job.finished_at = "queued", False, "", None
-    job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
-    if enqueue:
-        transaction.on_commit(lambda: generation_job_enqueue(job_id=job.pk))
-    return job
+    return job_resume(
+        job=job, task=GENERATION_JOB_TASK, conflict=GenerationConflict, enqueue=enqueue
+    )

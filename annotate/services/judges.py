@@ -14,7 +14,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from annotate.errors import ApplicationError
 from annotate.generation.client import Endpoint
@@ -25,8 +24,8 @@ from annotate.judging.rubric import (
     rubric_check,
 )
 from annotate.models import Comparison, Judge, JudgeVerdict, JudgingJob, Membership, Pair, Project
-from annotate.queue import QueueUnavailable, task_publish
-from annotate.services.generation import ENDED, JOB_MAX_SECONDS
+from annotate.services.generation import JOB_MAX_SECONDS
+from annotate.services.jobs import job_cancel, job_publish_on_commit, job_resume
 
 JUDGING_JOB_TASK = "annotate.judging_job_run"
 JUDGING_JOB_MAX_SECONDS = JOB_MAX_SECONDS
@@ -228,41 +227,15 @@ def judging_job_create(
             total=min(left, limit) if limit is not None else left,
         )
         if enqueue:
-            transaction.on_commit(lambda: judging_job_enqueue(job_id=job.pk))
+            job_publish_on_commit(job=job, task=JUDGING_JOB_TASK)
     return job
-
-
-def judging_job_enqueue(*, job_id: int) -> None:
-    """Publish the job's task; with the queue down the job is marked failed, saying so."""
-    try:
-        task_publish(name=JUDGING_JOB_TASK, args=[job_id])
-    except QueueUnavailable as exc:
-        JudgingJob.objects.filter(pk=job_id, status=JudgingJob.Status.QUEUED).update(
-            status=JudgingJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
-        )
-        raise
 
 
 def judging_job_cancel(*, job: JudgingJob) -> JudgingJob:
-    """Ask the job to stop: a queued one is cancelled now; a running one stops within a second
-    or so (readings in flight finish and are kept)."""
-    if job.status in ENDED:
-        raise JudgingConflict(f"the job has already {job.status}")
-    job.cancel_requested = True
-    job.save(update_fields=["cancel_requested"])
-    JudgingJob.objects.filter(pk=job.pk, status=JudgingJob.Status.QUEUED).update(
-        status=JudgingJob.Status.CANCELLED, finished_at=timezone.now()
-    )
-    job.refresh_from_db()
-    return job
+    """Ask the job to stop (services/jobs.py): every reading already in is kept."""
+    return job_cancel(job=job, conflict=JudgingConflict)
 
 
 def judging_job_resume(*, job: JudgingJob, enqueue: bool = True) -> JudgingJob:
     """Queue a cancelled or failed job again: it reads only what is still unread."""
-    if job.status not in (JudgingJob.Status.CANCELLED, JudgingJob.Status.FAILED):
-        raise JudgingConflict(f"only a cancelled or failed job resumes; this one is {job.status}")
-    job.status, job.cancel_requested, job.error, job.finished_at = "queued", False, "", None
-    job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
-    if enqueue:
-        transaction.on_commit(lambda: judging_job_enqueue(job_id=job.pk))
-    return job
+    return job_resume(job=job, task=JUDGING_JOB_TASK, conflict=JudgingConflict, enqueue=enqueue)

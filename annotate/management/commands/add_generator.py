@@ -5,7 +5,12 @@ project (with --update, set the settings of the generator of that name when it e
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.models import Project
+from annotate.management.endpoints import (
+    endpoint_arguments,
+    endpoint_settings,
+    project_named,
+    sampling_arguments,
+)
 from annotate.services.generation import GenerationInvalid, generator_create, generator_update
 
 
@@ -13,19 +18,8 @@ class Command(BaseCommand):
     help = "Add an OpenAI-compatible endpoint to a project as a generator of responses."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("name", metavar="NAME", help="Unique in the project, e.g. llama-8b.")
-        parser.add_argument("--project", required=True, metavar="SLUG")
-        parser.add_argument(
-            "--base-url", required=True, help="Up to /v1: {base_url}/chat/completions."
-        )
-        parser.add_argument("--model", required=True, help="The model name the endpoint expects.")
-        parser.add_argument(
-            "--api-key-env", default="", help="Name of the environment variable with the key."
-        )
-        parser.add_argument("--temperature", type=float)
-        parser.add_argument("--top-p", type=float)
-        parser.add_argument("--max-tokens", type=int)
-        parser.add_argument("--seed", type=int)
+        endpoint_arguments(parser, example="llama-8b")
+        sampling_arguments(parser)
         parser.add_argument("--system-prompt", default="")
         parser.add_argument("--concurrency", type=int, default=4, help="Requests at once (4).")
         parser.add_argument(
@@ -35,15 +29,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, name: str, project: str, update: bool = False, **options):
-        found = Project.objects.filter(slug=project).first()
-        if found is None:
-            raise CommandError(f"No project with slug {project!r}.")
-        values = {
-            key: options[key]
-            for key in ("base_url", "model", "api_key_env", "temperature", "top_p", "max_tokens")
-            + ("seed", "system_prompt", "concurrency")
-            if options[key] is not None
-        }
+        found = project_named(project)
+        values = endpoint_settings(options, "system_prompt")
         existing = found.generators.filter(name=name).first() if update else None
         try:
             if existing is not None:

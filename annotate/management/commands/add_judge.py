@@ -6,7 +6,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.models import Project
+from annotate.management.endpoints import (
+    endpoint_arguments,
+    endpoint_settings,
+    project_named,
+    sampling_arguments,
+)
 from annotate.services.judges import JudgingInvalid, judge_add
 
 
@@ -14,37 +19,19 @@ class Command(BaseCommand):
     help = "Add an OpenAI-compatible endpoint to a project as an AI judge of its pairs."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("name", metavar="NAME", help="Unique in the project, e.g. qwen-judge.")
-        parser.add_argument("--project", required=True, metavar="SLUG")
-        parser.add_argument(
-            "--base-url", required=True, help="Up to /v1: {base_url}/chat/completions."
-        )
-        parser.add_argument("--model", required=True, help="The model name the endpoint expects.")
-        parser.add_argument(
-            "--api-key-env", default="", help="Name of the environment variable with the key."
-        )
+        endpoint_arguments(parser, example="qwen-judge")
         parser.add_argument(
             "--rubric",
             metavar="FILE",
             help="A text file with {prompt}, {response_1} and {response_2}; default: built "
             "from the project's instructions and choices.",
         )
-        parser.add_argument("--temperature", type=float)
-        parser.add_argument("--top-p", type=float)
-        parser.add_argument("--max-tokens", type=int)
-        parser.add_argument("--seed", type=int)
+        sampling_arguments(parser)
         parser.add_argument("--concurrency", type=int, default=4, help="Requests at once (4).")
 
     def handle(self, *args, name: str, project: str, rubric: str | None, **options):
-        found = Project.objects.filter(slug=project).first()
-        if found is None:
-            raise CommandError(f"No project with slug {project!r}.")
-        values = {
-            key: options[key]
-            for key in ("base_url", "model", "api_key_env", "temperature", "top_p", "max_tokens")
-            + ("seed", "concurrency")
-            if options[key] is not None
-        }
+        found = project_named(project)
+        values = endpoint_settings(options)
         if rubric:
             try:
                 values["rubric"] = Path(rubric).read_text(encoding="utf-8")

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.management.progress import ProgressBar
-from annotate.models import GenerationJob, Project
+from annotate.management.endpoints import job_run_foreground, project_named
+from annotate.models import GenerationJob
 from annotate.services.generation import (
     MAX_SAMPLES,
     GenerationInvalid,
@@ -18,22 +16,13 @@ from annotate.services.generation import (
 from annotate.services.generation_run import generation_job_execute
 
 
-class JobProgress:
-    """A generation job's samples, tokens, errors and pairs on the command's progress bar."""
-
-    def __init__(self, stream: Any) -> None:
-        self.bar = ProgressBar(stream)
-
-    def update(self, job: GenerationJob) -> None:
-        text = (
-            f"{job.done}/{job.total} samples, "
-            f"{job.prompt_tokens + job.completion_tokens} tokens, {job.errors} errors, "
-            f"{job.pairs_created} pairs"
-        )
-        self.bar.show(job.done / job.total if job.total else 1.0, text)
-
-    def close(self) -> None:
-        self.bar.close()
+def progress(job: GenerationJob) -> str:
+    """A generation job's samples, tokens, errors and pairs, behind the progress bar."""
+    return (
+        f"{job.done}/{job.total} samples, "
+        f"{job.prompt_tokens + job.completion_tokens} tokens, {job.errors} errors, "
+        f"{job.pairs_created} pairs"
+    )
 
 
 class Command(BaseCommand):
@@ -54,9 +43,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, project: str, generators: str, samples: int, **options):
-        found = Project.objects.filter(slug=project).first()
-        if found is None:
-            raise CommandError(f"No project with slug {project!r}.")
+        found = project_named(project)
         try:
             prompts = prompts_file_read(options["prompts"]) if options["prompts"] else None
             job = generation_job_create(
@@ -69,11 +56,13 @@ class Command(BaseCommand):
             )
         except GenerationInvalid as exc:
             raise CommandError(str(exc)) from None
-        bar = JobProgress(self.stderr)
-        job = generation_job_execute(job_id=job.pk, on_progress=bar.update)
-        bar.close()
-        if job.status != GenerationJob.Status.SUCCEEDED:
-            raise CommandError(f"generation job {job.pk} {job.status}: {job.error}")
+        job = job_run_foreground(
+            job=job,
+            kind="generation",
+            execute=generation_job_execute,
+            progress=progress,
+            stream=self.stderr,
+        )
         self.stdout.write(
             f"Generation job {job.pk} succeeded: {job.done} samples, {job.pairs_created} new "
             f"pairs, {job.prompt_tokens} prompt and {job.completion_tokens} completion tokens, "

@@ -3,33 +3,22 @@ job, run now in this process, with a progress bar."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.management.progress import ProgressBar
-from annotate.models import JudgingJob, Project
+from annotate.management.endpoints import job_run_foreground, project_named
+from annotate.models import JudgingJob
 from annotate.services.judges import JudgingInvalid, judging_job_create
 from annotate.services.judging_run import judging_job_execute
 
 
-class JobProgress:
-    """A judging job's pairs, comparisons, unparsable readings, tokens and errors on the
-    command's progress bar."""
-
-    def __init__(self, stream: Any) -> None:
-        self.bar = ProgressBar(stream)
-
-    def update(self, job: JudgingJob) -> None:
-        text = (
-            f"{job.done}/{job.total} pairs, {job.comparisons_created} comparisons, "
-            f"{job.unparsable} unparsable, {job.prompt_tokens + job.completion_tokens} tokens, "
-            f"{job.errors} errors"
-        )
-        self.bar.show(job.done / job.total if job.total else 1.0, text)
-
-    def close(self) -> None:
-        self.bar.close()
+def progress(job: JudgingJob) -> str:
+    """A judging job's pairs, comparisons, unparsable readings, tokens and errors, behind the
+    progress bar."""
+    return (
+        f"{job.done}/{job.total} pairs, {job.comparisons_created} comparisons, "
+        f"{job.unparsable} unparsable, {job.prompt_tokens + job.completion_tokens} tokens, "
+        f"{job.errors} errors"
+    )
 
 
 class Command(BaseCommand):
@@ -44,20 +33,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, project: str, judge: str, limit: int | None, open_only: bool, **_):
-        found = Project.objects.filter(slug=project).first()
-        if found is None:
-            raise CommandError(f"No project with slug {project!r}.")
+        found = project_named(project)
         try:
             job = judging_job_create(
                 project=found, judge=judge, limit=limit, open_only=open_only, enqueue=False
             )
         except JudgingInvalid as exc:
             raise CommandError(str(exc)) from None
-        bar = JobProgress(self.stderr)
-        job = judging_job_execute(job_id=job.pk, on_progress=bar.update)
-        bar.close()
-        if job.status != JudgingJob.Status.SUCCEEDED:
-            raise CommandError(f"judging job {job.pk} {job.status}: {job.error}")
+        job = job_run_foreground(
+            job=job,
+            kind="judging",
+            execute=judging_job_execute,
+            progress=progress,
+            stream=self.stderr,
+        )
         self.stdout.write(
             f"Judging job {job.pk} succeeded: {job.done} pairs read in both orders, "
             f"{job.comparisons_created} new comparisons, {job.unparsable} unparsable readings, "
