@@ -230,6 +230,8 @@ def seed_comparisons(
                     False,
                     float(model_p[i]) if scored[i] else None,
                     None,
+                    "",  # no AI judge has read it
+                    None,
                     now,
                 )
 
@@ -238,7 +240,8 @@ def seed_comparisons(
             [
                 *("id", "project_id", "prompt_id", "response_a_id", "response_b_id"),
                 *("priority", "random_key", "gold", "is_open", "human_count", "ambiguous"),
-                *("added_by_model", "model_p_a", "model_uncertainty", "created_at"),
+                *("added_by_model", "model_p_a", "model_uncertainty"),
+                *("judges_choice", "judges_min_p", "created_at"),
             ],
             pair_rows(),
         )

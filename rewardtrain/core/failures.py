@@ -59,14 +59,20 @@ def _lost_a_peer(fact: dict[str, Any]) -> bool:
 
 
 def root_cause(facts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The failure that explains the others. A rank killed by a signal (SIGKILL, the OOM
-    killer) is the cause of its peers' "Connection reset by peer", even when one of those was
-    observed first. SIGTERM is the agent stopping the survivors, and a lost connection is a
-    peer's failure showing: neither is the cause while another failure is there. Among the
-    candidates, torch's root cause: the first observed."""
-    killed = [f for f in facts if f["exitcode"] < 0 and f["exitcode"] != -signal.SIGTERM]
+    """The failure that explains the others. A rank killed by a signal without a word
+    (SIGKILL, the OOM killer) is the cause of its peers' "Connection reset by peer", even when
+    one of those was observed first. Next, a rank's own recorded error, however the rank ended
+    after recording it: the agent may SIGTERM it before it exits, and gloo may abort a rank
+    whose peer went away (both seen on CI). SIGTERM is the agent stopping the survivors, and a
+    lost connection is a peer's failure showing: neither is the cause while another failure is
+    there. Among the candidates, torch's root cause: the first observed."""
+    killed = [
+        f
+        for f in facts
+        if f["exitcode"] < 0 and f["exitcode"] != -signal.SIGTERM and f["error"] is None
+    ]
+    own_errors = [f for f in facts if f["error"] is not None and not _lost_a_peer(f)]
     not_stopped = [f for f in facts if f["exitcode"] != -signal.SIGTERM]
-    own_errors = [f for f in not_stopped if not _lost_a_peer(f)]
     return min(killed or own_errors or not_stopped or facts, key=lambda f: f["timestamp"])
 
 

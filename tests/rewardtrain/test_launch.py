@@ -86,6 +86,26 @@ def test_a_peers_lost_connection_is_not_the_cause_even_when_observed_first(tmp_p
     )
 
 
+def test_a_recorded_error_is_the_cause_however_the_rank_ended_after_it(tmp_path, monkeypatch):
+    """Seen on CI: rank 0 recorded its FileNotFoundError and was then stopped by the agent
+    (SIGTERM), or rank 1 recorded its lost connection and gloo then aborted it (SIGABRT)."""
+    cause = _raised(tmp_path, monkeypatch, 0, FileNotFoundError("job.json"))
+    cause.exitcode = -15
+    peer = _raised(
+        tmp_path,
+        monkeypatch,
+        1,
+        RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:1"),
+    )
+    assert failure_text(failure_facts(_observed(peer, cause))) == (
+        "rank 0 failed: FileNotFoundError: job.json"
+    )
+    cause.exitcode, peer.exitcode = 1, -6
+    assert failure_text(failure_facts(_observed(peer, cause))) == (
+        "rank 0 failed: FileNotFoundError: job.json"
+    )
+
+
 def test_the_survivors_sigterm_from_the_agent_is_never_the_cause(tmp_path, monkeypatch):
     stopped = _signalled(tmp_path, 0, 15)
     message = failure_text(failure_facts(_observed(stopped, _signalled(tmp_path, 1, 9))))
