@@ -10,10 +10,8 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from annotate.errors import ApplicationError
@@ -21,6 +19,7 @@ from annotate.generation.client import Completion, Endpoint, RetryPolicy, chat_c
 from annotate.importers.base import RowInvalid, prompt_messages
 from annotate.models import GenerationJob, Generator, Project
 from annotate.services.catalog import prompt_get_or_create
+from annotate.services.endpoints import endpoint_problem
 
 # ENDED is read from here by the job runners (generation_run.py, judging_run.py).
 from annotate.services.jobs import ENDED as ENDED
@@ -70,17 +69,9 @@ def generator_update(*, generator: Generator, **values: Any) -> Generator:
 
 
 def _generator_save(generator: Generator) -> Generator:
-    try:
-        generator.full_clean(validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        raise GenerationInvalid(_validation_text(exc)) from exc
-    url = urlsplit(generator.base_url)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise GenerationInvalid(
-            f"base_url must be an http:// or https:// URL with a host, not {generator.base_url!r}"
-        )
-    if generator.concurrency < 1:
-        raise GenerationInvalid("concurrency must be at least 1")
+    problem = endpoint_problem(generator)
+    if problem:
+        raise GenerationInvalid(problem)
     try:
         with transaction.atomic():
             generator.save()
@@ -89,12 +80,6 @@ def _generator_save(generator: Generator) -> Generator:
             f"the project already has a generator named {generator.name!r}"
         ) from exc
     return generator
-
-
-def _validation_text(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)
 
 
 def generator_endpoint(generator: Generator) -> Endpoint:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet
 
@@ -24,6 +22,7 @@ from annotate.judging.rubric import (
     rubric_check,
 )
 from annotate.models import Comparison, Judge, JudgeVerdict, JudgingJob, Membership, Pair, Project
+from annotate.services.endpoints import endpoint_problem
 from annotate.services.generation import JOB_MAX_SECONDS
 from annotate.services.jobs import job_cancel, job_publish_on_commit, job_resume
 
@@ -109,29 +108,13 @@ def judge_add(*, project: Project, name: str, **values: Any) -> Judge:
 
 def judge_check(judge: Judge) -> None:
     """The checks a judge's settings pass before it is saved (the service's and the admin's)."""
-    try:
-        judge.full_clean(
-            exclude=["user", "project"], validate_unique=False, validate_constraints=False
-        )
-    except ValidationError as exc:
-        raise JudgingInvalid(_validation_text(exc)) from exc
-    url = urlsplit(judge.base_url)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise JudgingInvalid(
-            f"base_url must be an http:// or https:// URL with a host, not {judge.base_url!r}"
-        )
-    if judge.concurrency < 1:
-        raise JudgingInvalid("concurrency must be at least 1")
+    problem = endpoint_problem(judge, exclude=("user", "project"))
+    if problem:
+        raise JudgingInvalid(problem)
     try:
         rubric_check(judge.rubric)
     except RubricInvalid as exc:
         raise JudgingInvalid(str(exc)) from exc
-
-
-def _validation_text(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-    return " ".join(exc.messages)
 
 
 def project_verdicts(project: Project) -> tuple[str, ...]:
