@@ -51,6 +51,14 @@ class ImportCreateApi(APIView):
         rows = serializers.IntegerField()
         pairs_created = serializers.IntegerField()
         comparisons_created = serializers.IntegerField()
+        sets_created = serializers.IntegerField(
+            help_text="ResponseSets made (a ranking or rating file's prompts with their responses)."
+        )
+        rankings_created = serializers.IntegerField()
+        ratings_created = serializers.IntegerField()
+        set_judgments_created = serializers.IntegerField(
+            help_text="Raters' judgments of sets (a rater's ranking and/or ratings of one set)."
+        )
         duplicates_skipped = serializers.IntegerField()
         errors = LineError(many=True, help_text="The first 1,000 bad lines.")
         error_count = serializers.IntegerField(help_text="How many lines were bad in all.")

@@ -1,13 +1,14 @@
 """The three edges of the import service: the import_pairs command, the API, the upload page."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command, execute_from_command_line
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from annotate.models import Comparison, ImportBatch, Pair, Project
+from annotate.models import Comparison, ImportBatch, Pair, Project, Ranking, ResponseSet
 
 GOOD = [
     {"prompt": "Q1", "chosen": "good", "rejected": "bad"},
@@ -97,6 +98,10 @@ def test_api_staff_import_answers_201_with_the_counts(project, staff, tmp_path):
         "rows": 2,
         "pairs_created": 2,
         "comparisons_created": 2,
+        "sets_created": 0,
+        "rankings_created": 0,
+        "ratings_created": 0,
+        "set_judgments_created": 0,
         "duplicates_skipped": 0,
         "errors": [],
         "error_count": 0,
@@ -231,3 +236,39 @@ def test_upload_over_max_upload_bytes_is_413_and_imports_nothing(
         answer = page.post("/projects/demo/import/", {"file": f}, format="multipart")
     assert answer.status_code == 413 and b"MAX_UPLOAD_BYTES" in answer.content
     assert not Pair.objects.exists() and not ImportBatch.objects.exists()
+
+
+ARGILLA = Path(__file__).parent / "importers" / "data" / "argilla_rows.jsonl"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ranking_file_reports_its_sets_on_every_edge(project, staff, client, capsys):
+    """Argilla's three records: three sets, two annotators' rankings of the first and one of the
+    second, reported by the command, the API and the page (each from an empty project)."""
+    call_command("import_pairs", str(ARGILLA), "--project", "demo")
+    out = capsys.readouterr().out
+    assert "Sets: 3 created, 3 raters' judgments (3 rankings, 0 ratings) created." in out
+    assert (ResponseSet.objects.count(), Ranking.objects.count()) == (3, 3)
+
+    ResponseSet.objects.all().delete()
+    Ranking.objects.all().delete()
+    ImportBatch.objects.all().delete()
+    api = APIClient()
+    api.force_authenticate(staff)
+    body = upload(api, ARGILLA).json()
+    assert {k: body[k] for k in ("sets_created", "rankings_created", "set_judgments_created")} == {
+        "sets_created": 3,
+        "rankings_created": 3,
+        "set_judgments_created": 3,
+    }
+
+    ResponseSet.objects.all().delete()
+    Ranking.objects.all().delete()
+    ImportBatch.objects.all().delete()
+    client.force_login(staff)
+    with open(ARGILLA, "rb") as f:
+        page = client.post("/projects/demo/import/", {"file": f})
+    assert b"Sets: 3 created, 3 raters' judgments (3 rankings, 0 ratings)" in page.content
+    with open(ARGILLA, "rb") as f:
+        again = client.post("/projects/demo/import/", {"file": f})
+    assert b'id="import-sets"' not in again.content  # a re-import: nothing new, no sets line

@@ -56,6 +56,12 @@ class Command(BaseCommand):
             f"{result.comparisons_created} comparisons created, "
             f"{result.duplicates_skipped} duplicates skipped."
         )
+        if result.sets_created or result.set_judgments_created:
+            self.stdout.write(
+                f"Sets: {result.sets_created} created, {result.set_judgments_created} raters' "
+                f"judgments ({result.rankings_created} rankings, {result.ratings_created} "
+                "ratings) created."
+            )
         if result.errors:
             self.stderr.write(f"Skipped {len(result.errors)} bad lines:")
             for line, message in result.errors:
