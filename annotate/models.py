@@ -7,6 +7,7 @@ declare the data and the constraints the database enforces.
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -267,6 +268,15 @@ class Membership(models.Model):
         return f"{self.user} on {self.project}"
 
 
+def messages_text(messages: list[dict[str, Any]]) -> str:
+    """A conversation as one prompt string (Prompt.text, and the leases that carry a prompt's
+    messages without its row): the single message, or the last user turn."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return message.get("content", "")
+    return messages[-1].get("content", "") if messages else ""
+
+
 class Prompt(models.Model):
     """What the responses answer: single-turn text or a conversation of {role, content}."""
 
@@ -294,10 +304,7 @@ class Prompt(models.Model):
     @property
     def text(self) -> str:
         """The prompt as one string: the single message, or the last user turn."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return message.get("content", "")
-        return self.messages[-1].get("content", "") if self.messages else ""
+        return messages_text(self.messages)
 
 
 class Response(models.Model):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from annotate.bootstrap import percentile_interval, resample_weights
-from annotate.quality.labelers import binomial_p_value, merge_bands
+from annotate.quality.labelers import binomial_p_value, merge_bands, p_value_text, percent_text
 
 
 @dataclass
@@ -135,14 +135,6 @@ def judge_row(
     return row
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.0f}%"
-
-
-def _p(p: float) -> str:
-    return "p < 0.0001" if p < 0.0001 else f"p = {p:.4f}"
-
-
 def judge_flags(row: Mapping[str, Any], bands: Mapping[str, float]) -> list[dict[str, str]]:
     """The labelers' bands (annotate.quality.labelers.DEFAULT_BANDS) applied to a judge's
     figures: [{"code", "reason"}], each reason in words."""
@@ -152,26 +144,26 @@ def judge_flags(row: Mapping[str, Any], bands: Mapping[str, float]) -> list[dict
         flags.append(
             {
                 "code": "position_bias",
-                "reason": f"Chose the response shown first in {_pct(row['first_rate'])} of "
+                "reason": f"Chose the response shown first in {percent_text(row['first_rate'])} of "
                 f"{row['readings']} A/B readings (binomial test against 50%: "
-                f"{_p(row['first_p'])}); its comparisons average both orders.",
+                f"{p_value_text(row['first_p'])}); its comparisons average both orders.",
             }
         )
     if row["longer_p"] is not None and row["longer_p"] < bands["longer_p_max"]:
         flags.append(
             {
                 "code": "length_bias",
-                "reason": f"Chose the longer response in {_pct(row['longer_rate'])} of "
-                f"{row['longer_n']} A/B choices against {_pct(row['humans_longer_rate'])} "
-                f"for the people ({_p(row['longer_p'])}).",
+                "reason": f"Chose the longer response in {percent_text(row['longer_rate'])} of "
+                f"{row['longer_n']} A/B choices against {percent_text(row['humans_longer_rate'])} "
+                f"for the people ({p_value_text(row['longer_p'])}).",
             }
         )
     if row["gold_n"] >= least and row["gold_accuracy"] < bands["gold_accuracy_min"]:
         flags.append(
             {
                 "code": "gold",
-                "reason": f"Gold accuracy {_pct(row['gold_accuracy'])} on {row['gold_n']} gold "
-                f"pairs (band: at least {_pct(bands['gold_accuracy_min'])}).",
+                "reason": f"Gold accuracy {percent_text(row['gold_accuracy'])} on {row['gold_n']} gold "
+                f"pairs (band: at least {percent_text(bands['gold_accuracy_min'])}).",
             }
         )
     if row["agreement_n"] >= least and row["agreement_with_humans"] < bands["agreement_min"]:
@@ -179,8 +171,8 @@ def judge_flags(row: Mapping[str, Any], bands: Mapping[str, float]) -> list[dict
             {
                 "code": "low_agreement",
                 "reason": f"Agrees with the people's majority on "
-                f"{_pct(row['agreement_with_humans'])} of {row['agreement_n']} pairs (band: at "
-                f"least {_pct(bands['agreement_min'])}).",
+                f"{percent_text(row['agreement_with_humans'])} of {row['agreement_n']} pairs (band: at "
+                f"least {percent_text(bands['agreement_min'])}).",
             }
         )
     if (
@@ -191,8 +183,8 @@ def judge_flags(row: Mapping[str, Any], bands: Mapping[str, float]) -> list[dict
             {
                 "code": "inconsistent",
                 "reason": f"Gave the same answer in both orders on "
-                f"{_pct(row['order_consistency'])} of {row['order_consistency_n']} pairs (band: "
-                f"at least {_pct(bands['self_consistency_min'])}).",
+                f"{percent_text(row['order_consistency'])} of {row['order_consistency_n']} pairs (band: "
+                f"at least {percent_text(bands['self_consistency_min'])}).",
             }
         )
     return flags

@@ -285,11 +285,11 @@ def _one_labeler(
     return stats
 
 
-def _pct(x: float) -> str:
+def percent_text(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def _p(p: float) -> str:
+def p_value_text(p: float) -> str:
     return "p < 0.0001" if p < 0.0001 else f"p = {p:.4f}"
 
 
@@ -301,26 +301,26 @@ def flags_for(stats: Mapping[str, Any], bands: Mapping[str, float]) -> list[dict
         flags.append(
             {
                 "code": "left_bias",
-                "reason": f"Chose the response shown on the left in {_pct(stats['left_rate'])} "
+                "reason": f"Chose the response shown on the left in {percent_text(stats['left_rate'])} "
                 f"of {stats['left_n']} A/B choices (binomial test against 50%: "
-                f"{_p(stats['left_p'])}).",
+                f"{p_value_text(stats['left_p'])}).",
             }
         )
     if stats["longer_p"] is not None and stats["longer_p"] < bands["longer_p_max"]:
         flags.append(
             {
                 "code": "length_bias",
-                "reason": f"Chose the longer response in {_pct(stats['longer_rate'])} of "
-                f"{stats['longer_n']} A/B choices against {_pct(stats['longer_pool_rate'])} "
-                f"for the other labelers ({_p(stats['longer_p'])}).",
+                "reason": f"Chose the longer response in {percent_text(stats['longer_rate'])} of "
+                f"{stats['longer_n']} A/B choices against {percent_text(stats['longer_pool_rate'])} "
+                f"for the other labelers ({p_value_text(stats['longer_p'])}).",
             }
         )
     if stats["gold_n"] >= least and stats["gold_accuracy"] < bands["gold_accuracy_min"]:
         flags.append(
             {
                 "code": "gold",
-                "reason": f"Gold accuracy {_pct(stats['gold_accuracy'])} on {stats['gold_n']} "
-                f"gold pairs (band: at least {_pct(bands['gold_accuracy_min'])}).",
+                "reason": f"Gold accuracy {percent_text(stats['gold_accuracy'])} on {stats['gold_n']} "
+                f"gold pairs (band: at least {percent_text(bands['gold_accuracy_min'])}).",
             }
         )
     timed = stats["median_seconds"]
@@ -337,17 +337,17 @@ def flags_for(stats: Mapping[str, Any], bands: Mapping[str, float]) -> list[dict
             {
                 "code": "low_agreement",
                 "reason": f"Agrees with the majority of the other labelers on "
-                f"{_pct(stats['agreement_with_majority'])} of {stats['agreement_n']} pairs "
-                f"(band: at least {_pct(bands['agreement_min'])}).",
+                f"{percent_text(stats['agreement_with_majority'])} of {stats['agreement_n']} pairs "
+                f"(band: at least {percent_text(bands['agreement_min'])}).",
             }
         )
     if stats["repeat_n"] >= least and stats["self_consistency"] < bands["self_consistency_min"]:
         flags.append(
             {
                 "code": "inconsistent",
-                "reason": f"Gave the same answer to {_pct(stats['self_consistency'])} of "
+                "reason": f"Gave the same answer to {percent_text(stats['self_consistency'])} of "
                 f"{stats['repeat_n']} pairs shown again with the sides swapped (band: at least "
-                f"{_pct(bands['self_consistency_min'])}).",
+                f"{percent_text(bands['self_consistency_min'])}).",
             }
         )
     return flags

@@ -208,18 +208,26 @@ def _facts(project_id: int, out: dict[int, LabelerCounts]) -> None:
         c.gold_n, c.gold_right, c.longer_n, c.longer_k, c.model_n, c.model_agree = map(int, values)
 
 
-def _agreement(project_id: int, excluded: set[int], out: dict[int, LabelerCounts]) -> None:
-    """Agreement with the others' majority: each first judgment grouped with its pair's
-    counted votes (one row per labeler, choice and pattern of votes)."""
+def _votes_per_pair(excluded: Iterable[int]) -> tuple[str, str, list]:
+    """`WITH v AS (...)`: each pair's counted votes per choice (columns n0.., in CHOICES'
+    order; its first parameter the project id), the columns as `v.n0, ...`, and the
+    parameters after the project id."""
     counted, params = _judgments(excluded, counted=True)
-    judged, _ = _judgments()
     sums = ", ".join(
         f"SUM(CASE WHEN c.choice = '{k}' THEN 1 ELSE 0 END) AS n{i}" for i, k in enumerate(CHOICES)
     )
     names = ", ".join(f"v.n{i}" for i in range(len(CHOICES)))
+    cte = f"WITH v AS (SELECT c.pair_id, {sums} FROM {C} c WHERE {counted} GROUP BY c.pair_id)"
+    return cte, names, params
+
+
+def _agreement(project_id: int, excluded: set[int], out: dict[int, LabelerCounts]) -> None:
+    """Agreement with the others' majority: each first judgment grouped with its pair's
+    counted votes (one row per labeler, choice and pattern of votes)."""
+    votes, names, params = _votes_per_pair(excluded)
+    judged, _ = _judgments()
     rows = _rows(
-        f"WITH v AS (SELECT c.pair_id, {sums} FROM {C} c WHERE {counted} GROUP BY c.pair_id) "
-        f"SELECT c.labeler_id, c.choice, {names}, COUNT(*) FROM {C} c "
+        f"{votes} SELECT c.labeler_id, c.choice, {names}, COUNT(*) FROM {C} c "
         f"LEFT JOIN v ON v.pair_id = c.pair_id WHERE {judged} AND NOT c.is_repeat "
         f"AND c.labeler_id IS NOT NULL GROUP BY c.labeler_id, c.choice, {names}",
         [project_id, *params, project_id],
@@ -334,14 +342,9 @@ def judge_counts(
 def _judge_agreement(project_id: int, excluded: Iterable[int], out: dict[int, JudgeCounts]) -> None:
     """Agreement with the people's strict majority on the pairs both judged: each judge
     comparison grouped with its pair's counted votes (one row per judge, choice and pattern)."""
-    counted, params = _judgments(excluded, counted=True)
-    sums = ", ".join(
-        f"SUM(CASE WHEN c.choice = '{k}' THEN 1 ELSE 0 END) AS n{i}" for i, k in enumerate(CHOICES)
-    )
-    names = ", ".join(f"v.n{i}" for i in range(len(CHOICES)))
+    votes, names, params = _votes_per_pair(excluded)
     rows = _rows(
-        f"WITH v AS (SELECT c.pair_id, {sums} FROM {C} c WHERE {counted} GROUP BY c.pair_id) "
-        f"SELECT c.labeler_id, c.choice, {names}, COUNT(*) FROM {C} c "
+        f"{votes} SELECT c.labeler_id, c.choice, {names}, COUNT(*) FROM {C} c "
         f"JOIN v ON v.pair_id = c.pair_id WHERE {JUDGED_BY_AI} "
         f"GROUP BY c.labeler_id, c.choice, {names}",
         [project_id, *params, project_id],

@@ -33,6 +33,7 @@ from annotate.models import (
     Pair,
     Project,
     Side,
+    messages_text,
     new_random_key,
 )
 from annotate.selectors.judge_first import judge_sure
@@ -151,10 +152,7 @@ class LeasedPair:
     @property
     def prompt_text(self) -> str:
         """The prompt as one string, by the rule of Prompt.text: the last user turn."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return message.get("content", "")
-        return self.messages[-1].get("content", "") if self.messages else ""
+        return messages_text(self.messages)
 
     @cached_property
     def pair(self) -> Pair:

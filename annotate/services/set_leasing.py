@@ -30,6 +30,7 @@ from annotate.models import (
     ResponseSet,
     SetLease,
     TaskKind,
+    messages_text,
 )
 from annotate.selectors.rankings import judged_by
 from annotate.services.checks import REPEAT_MIN_DISTANCE
@@ -63,10 +64,7 @@ class LeasedSet:
     @property
     def prompt_text(self) -> str:
         """The last user turn, by the rule of Prompt.text."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return message.get("content", "")
-        return self.messages[-1].get("content", "") if self.messages else ""
+        return messages_text(self.messages)
 
 
 def _leased(lease: SetLease, project: Project) -> LeasedSet:

@@ -17,6 +17,7 @@ import torch
 from rewardtrain.core.aspects import Aspect, parse_aspects
 from rewardtrain.core.config import TrainConfig
 from rewardtrain.core.model import encode_many
+from rewardtrain.core.padding import pad_sequences
 from rewardtrain.core.rankings import GroupCollator, encode_groups, needs_groups
 
 
@@ -105,19 +106,12 @@ class PairCollator:
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         sequences = [it["chosen_ids"] for it in items] + [it["rejected_ids"] for it in items]
-        width = max(len(s) for s in sequences)
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            cols = (
-                slice(0, len(seq))
-                if self.padding_side == "right"
-                else slice(width - len(seq), width)
-            )
-            input_ids[row, cols] = torch.tensor(seq, dtype=torch.long)
-            attention_mask[row, cols] = 1
+        padded = pad_sequences(
+            sequences,
+            self.pad_token_id,
+            padding_side=self.padding_side,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
         ties = torch.tensor([it["tie"] for it in items], dtype=torch.bool)
         strength = torch.tensor([float(it["strength"] or 0.0) for it in items], dtype=torch.float32)
         margins = torch.where(ties, 0.0, self.margin_scale * strength)
@@ -127,8 +121,7 @@ class PairCollator:
         )
         targets = torch.where(ties, 0.5, vote_share)
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
+            **padded,
             "margins": margins,
             "ties": ties,
             "targets": targets,

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from rewardtrain.core.aspects import Aspect, rating_targets
 from rewardtrain.core.model import encode_many
+from rewardtrain.core.padding import pad_sequences
 
 
 class RankingError(ValueError):
@@ -219,20 +220,12 @@ class GroupCollator:
         return batch
 
     def _pad(self, sequences: list[list[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(s) for s in sequences)
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            cols = (
-                slice(0, len(seq))
-                if self.padding_side == "right"
-                else slice(width - len(seq), width)
-            )
-            input_ids[row, cols] = torch.tensor(seq, dtype=torch.long)
-            attention_mask[row, cols] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+        return pad_sequences(
+            sequences,
+            self.pad_token_id,
+            padding_side=self.padding_side,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
 
 
 def scalar_rewards(r: torch.Tensor, aspect_weights: torch.Tensor) -> torch.Tensor:
