@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
-from celery.exceptions import SoftTimeLimitExceeded
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -38,7 +37,8 @@ from annotate.models import (
 )
 from annotate.services.catalog import pair_get_or_create, response_hash
 from annotate.services.endpoint_slots import endpoint_slot
-from annotate.services.generation import ENDED, generator_endpoint, retry_policy
+from annotate.services.generation import generator_endpoint, retry_policy
+from annotate.services.jobs import JobSteps, job_cancel_asked, job_execute
 from annotate.services.rankings import response_sets_create
 from annotate.signals import pairs_imported
 
@@ -70,30 +70,9 @@ class _State:
 
 
 def generation_job_execute(*, job_id: int, on_progress: Progress | None = None) -> GenerationJob:
-    """Run the job to its end (the worker's side, or the command's). Safe to call twice: an
-    ended job is left as it is; a running one found again (its worker lost) carries on, since
-    what is stored is never asked for again."""
+    """Run the job to its end (services/jobs.py's lifecycle, with this kind's steps)."""
     job = GenerationJob.objects.select_related("project").get(pk=job_id)
-    if job.status in ENDED:
-        return job
-    if job.cancel_requested:
-        return _finish(job, GenerationJob.Status.CANCELLED)
-    job.status, job.started_at, job.error = GenerationJob.Status.RUNNING, timezone.now(), ""
-    job.save(update_fields=["status", "started_at", "error"])
-    state, work = _plan(job)
-    _progress(state, on_progress)
-    try:
-        _run(state, work, on_progress)
-    except (KeyboardInterrupt, SoftTimeLimitExceeded) as exc:
-        state.stop.set()
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "ran past its time limit"
-        _finish(job, GenerationJob.Status.FAILED, f"the job {reason}", state)
-        raise
-    if state.failure:
-        return _finish(job, GenerationJob.Status.FAILED, state.failure, state)
-    if _cancel_asked(job) and sum(state.missing.values()):
-        return _finish(job, GenerationJob.Status.CANCELLED, "", state)
-    return _finish(job, GenerationJob.Status.SUCCEEDED, "", state)
+    return job_execute(job=job, steps=STEPS, on_progress=on_progress)
 
 
 def _plan(job: GenerationJob) -> tuple[_State, list[Work]]:
@@ -180,7 +159,7 @@ def _collect(state: _State, futures: dict[Future, Work], on_progress: Progress |
         if time.monotonic() >= next_tick:
             next_tick = time.monotonic() + TICK_S
             _progress(state, on_progress)
-            if _cancel_asked(state.job):
+            if job_cancel_asked(state.job):
                 _stop(state, pending)
     _progress(state, on_progress)
 
@@ -291,10 +270,6 @@ def prompt_pairs_make(*, job: GenerationJob, prompt_id: int) -> int:
     return created
 
 
-def _cancel_asked(job: GenerationJob) -> bool:
-    return GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
-
-
 def _progress(state: _State, on_progress: Progress | None) -> None:
     job = state.job
     job.pairs_created = state.pairs_created
@@ -330,3 +305,12 @@ def _finish(
         project = job.project
         transaction.on_commit(lambda: pairs_imported.send(sender=Project, project=project))
     return job
+
+
+STEPS = JobSteps(
+    plan=_plan,
+    run=_run,
+    progress=_progress,
+    finish=_finish,
+    left=lambda state: sum(state.missing.values()),
+)

@@ -4,6 +4,12 @@ judging_run.py); the rules of its status are here, once."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -58,3 +64,52 @@ def job_resume(*, job: Job, task: str, conflict: type[ApplicationError], enqueue
     if enqueue:
         job_publish_on_commit(job=job, task=task)
     return job
+
+
+class RunState(Protocol):
+    """What a kind's run keeps between ticks, as far as the shared lifecycle reads it."""
+
+    stop: threading.Event
+    failure: str
+
+
+@dataclass(frozen=True)
+class JobSteps:
+    """A kind's own steps, which `job_execute` runs in the shared order."""
+
+    plan: Callable[[Any], tuple[Any, list]]  # job -> (state, work still missing)
+    run: Callable[[Any, list, Any], None]  # (state, work, on_progress)
+    progress: Callable[[Any, Any], None]  # (state, on_progress)
+    finish: Callable[..., Any]  # (job, status, error, state or None) -> job
+    left: Callable[[Any], int]  # state -> items still missing
+
+
+def job_execute(*, job: Job, steps: JobSteps, on_progress: Callable | None = None) -> Job:
+    """Run the job to its end (the worker's side, or the command's). Safe to call twice: an
+    ended job is left as it is; a running one found again (its worker lost) carries on, since
+    what is stored is never asked for again."""
+    if job.status in ENDED:
+        return job
+    if job.cancel_requested:
+        return steps.finish(job, Status.CANCELLED, "", None)
+    job.status, job.started_at, job.error = Status.RUNNING, timezone.now(), ""
+    job.save(update_fields=["status", "started_at", "error"])
+    state, work = steps.plan(job)
+    steps.progress(state, on_progress)
+    try:
+        steps.run(state, work, on_progress)
+    except (KeyboardInterrupt, SoftTimeLimitExceeded) as exc:
+        state.stop.set()
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "ran past its time limit"
+        steps.finish(job, Status.FAILED, f"the job {reason}", state)
+        raise
+    if state.failure:
+        return steps.finish(job, Status.FAILED, state.failure, state)
+    if job_cancel_asked(job) and steps.left(state):
+        return steps.finish(job, Status.CANCELLED, "", state)
+    return steps.finish(job, Status.SUCCEEDED, "", state)
+
+
+def job_cancel_asked(job: Job) -> bool:
+    """Whether staff asked the job to stop (read from the database: another process asks)."""
+    return type(job).objects.filter(pk=job.pk, cancel_requested=True).exists()

@@ -22,7 +22,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import httpx2 as httpx
-from celery.exceptions import SoftTimeLimitExceeded
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -41,7 +40,8 @@ from annotate.models import (
     Project,
 )
 from annotate.services.endpoint_slots import endpoint_slot
-from annotate.services.generation import ENDED, retry_policy
+from annotate.services.generation import retry_policy
+from annotate.services.jobs import JobSteps, job_cancel_asked, job_execute
 from annotate.services.judges import (
     judge_endpoint,
     judge_rubric,
@@ -93,32 +93,11 @@ class _State:
 
 
 def judging_job_execute(*, job_id: int, on_progress: Progress | None = None) -> JudgingJob:
-    """Run the job to its end (the worker's side, or the command's). Safe to call twice: an
-    ended job is left as it is; a running one found again (its worker lost) carries on, since
-    what is stored is never asked for again."""
+    """Run the job to its end (services/jobs.py's lifecycle, with this kind's steps)."""
     job = JudgingJob.objects.select_related("project", "judge__user", "judge__project").get(
         pk=job_id
     )
-    if job.status in ENDED:
-        return job
-    if job.cancel_requested:
-        return _finish(job, JudgingJob.Status.CANCELLED)
-    job.status, job.started_at, job.error = JudgingJob.Status.RUNNING, timezone.now(), ""
-    job.save(update_fields=["status", "started_at", "error"])
-    state, work = _plan(job)
-    _progress(state, on_progress)
-    try:
-        _run(state, work, on_progress)
-    except (KeyboardInterrupt, SoftTimeLimitExceeded) as exc:
-        state.stop.set()
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "ran past its time limit"
-        _finish(job, JudgingJob.Status.FAILED, f"the job {reason}")
-        raise
-    if state.failure:
-        return _finish(job, JudgingJob.Status.FAILED, state.failure)
-    if _cancel_asked(job) and sum(state.left.values()):
-        return _finish(job, JudgingJob.Status.CANCELLED)
-    return _finish(job, JudgingJob.Status.SUCCEEDED)
+    return job_execute(job=job, steps=STEPS, on_progress=on_progress)
 
 
 def _plan(job: JudgingJob) -> tuple[_State, list[Work]]:
@@ -255,7 +234,7 @@ def _tick(state: _State, on_progress: Progress | None, next_tick: float) -> floa
         return next_tick
     next_tick = time.monotonic() + TICK_S
     _progress(state, on_progress)
-    if _cancel_asked(state.job):
+    if job_cancel_asked(state.job):
         state.stop.set()
     return next_tick
 
@@ -386,10 +365,6 @@ def _comment(verdicts: list[JudgeVerdict]) -> str:
     return "\n\n".join(parts)
 
 
-def _cancel_asked(job: JudgingJob) -> bool:
-    return JudgingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
-
-
 COUNTERS = (
     *("done", "total", "comparisons_created", "unparsable", "errors"),
     *("prompt_tokens", "completion_tokens"),
@@ -402,7 +377,18 @@ def _progress(state: _State, on_progress: Progress | None) -> None:
         on_progress(state.job)
 
 
-def _finish(job: JudgingJob, status: str, error: str = "") -> JudgingJob:
+def _finish(
+    job: JudgingJob, status: str, error: str = "", state: _State | None = None
+) -> JudgingJob:
     job.status, job.error, job.finished_at = status, error, timezone.now()
     job.save(update_fields=["status", "error", "finished_at", *COUNTERS])
     return job
+
+
+STEPS = JobSteps(
+    plan=_plan,
+    run=_run,
+    progress=_progress,
+    finish=_finish,
+    left=lambda state: sum(state.left.values()),
+)
