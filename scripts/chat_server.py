@@ -25,6 +25,9 @@ class ChatServer:
     port: int = field(default_factory=free_port)
     log: Path | None = None
     extra_args: tuple[str, ...] = ()  # more `transformers serve` flags
+    # What runs `transformers serve`: its own CLI, or a wrapper of it that takes the same
+    # arguments (tests/annotate/keyed_serve.py: the same server asking for an API key).
+    launcher: tuple[str, ...] = ("-m", "transformers.cli.transformers")
     process: subprocess.Popen | None = None
 
     @property
@@ -39,7 +42,7 @@ class ChatServer:
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         self.process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "transformers.cli.transformers", "serve", self.model),
+                *(sys.executable, *self.launcher, "serve", self.model),
                 *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
                 *("--device", "cpu"),
                 *self.extra_args,

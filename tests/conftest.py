@@ -156,6 +156,32 @@ def judge_server(tmp_path_factory):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def serve_key():
+    """The API key the keyed server asks for: drawn per session, so no test can know it but by
+    this fixture."""
+    import secrets
+
+    return f"sk-test-{secrets.token_hex(12)}"
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tmp_path_factory, serve_key):
+    """A real `transformers serve` with a tiny random chat model that answers 401 to a /v1
+    request without `Authorization: Bearer <serve_key>`, as vLLM's `--api-key` does
+    (tests/annotate/keyed_serve.py says why and how)."""
+    from tests.annotate.keyed_serve import keyed_chat_server
+    from tests.rewardtrain.tiny import make_chat_lm
+
+    folder = tmp_path_factory.mktemp("keyed")
+    model = make_chat_lm(folder / "keyed-chat")
+    server = keyed_chat_server(model=str(model), key=serve_key, log=folder / "serve.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def judge_requests(judge_server):
     """The judge server's request bodies from this test on."""

@@ -25,6 +25,8 @@ import httpx2 as httpx
 
 # Statuses worth another try: rate limited, or the server's own trouble (a restart, overload).
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# A missing or wrong key (vLLM's --api-key, OpenAI, a gateway in front of TGI).
+AUTH_STATUSES = frozenset({401, 403})
 # An error text is cut here in messages: some servers answer an HTML page.
 ERROR_TEXT_MAX = 500
 
@@ -219,12 +221,42 @@ def _attempt(
         ) from exc
     latency_ms = (time.perf_counter() - started) * 1000
     if answer.status_code != 200:
-        raise EndpointError(
-            endpoint.name,
-            f"{url} answered {answer.status_code}: {_error_text(answer)}",
-            retryable=answer.status_code in RETRY_STATUSES,
-        )
+        raise _status_error(endpoint, url, answer)
     return _parse(endpoint, answer, latency_ms)
+
+
+def _status_error(endpoint: Endpoint, url: str, answer: httpx.Response) -> EndpointError:
+    """A non-200 answer: the endpoint's own text, retryable for RETRY_STATUSES. A refused key
+    (401, 403) says which variable holds it, or how to give one, and is never retried: the
+    same key would be refused again."""
+    status = answer.status_code
+    text = _key_masked(endpoint, _error_text(answer))
+    if status not in AUTH_STATUSES:
+        return EndpointError(
+            endpoint.name, f"{url} answered {status}: {text}", retryable=status in RETRY_STATUSES
+        )
+    why = f"{status}: {text}"
+    if endpoint.api_key_env:
+        return EndpointError(
+            endpoint.name,
+            f"{url} refused the API key in {endpoint.api_key_env} ({why})",
+            kind=endpoint.kind,
+        )
+    return EndpointError(
+        endpoint.name,
+        f"{url} asks for an API key ({why}) and this {endpoint.kind} names none: put the key "
+        "in an environment variable of the web and worker processes and give its name with "
+        f"--api-key-env VAR (manage.py add_{endpoint.kind}) or the {endpoint.kind}'s "
+        '"Api key env" field on its page',
+        kind=endpoint.kind,
+    )
+
+
+def _key_masked(endpoint: Endpoint, text: str) -> str:
+    """The endpoint's text with the key it was sent masked: some gateways echo a refused key
+    whole, and this text goes to job pages, logs and API bodies."""
+    key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
+    return text.replace(key, "[the key]") if key else text
 
 
 def _error_text(answer: httpx.Response) -> str:
@@ -345,11 +377,7 @@ class _Stream:
             ) as answer:
                 if answer.status_code != 200:
                     answer.read()
-                    raise EndpointError(
-                        self.endpoint.name,
-                        f"{url} answered {answer.status_code}: {_error_text(answer)}",
-                        retryable=answer.status_code in RETRY_STATUSES,
-                    )
+                    raise _status_error(self.endpoint, url, answer)
                 if "text/event-stream" not in answer.headers.get("content-type", ""):
                     # A server that ignores `stream` answers the whole reply at once.
                     answer.read()
