@@ -23,7 +23,10 @@ reading, as a judging job writes them.
 
 Variants, each trained once per aggregation (majority, Dawid-Skene, GLAD, MACE) on the same
 comparisons: people only (judges_in_training off); people and both judges; people and the
-bad judge only (the good one excluded, as staff would). Judge-first: a second project whose
+bad judge only (the good one excluded, as staff would). Every variant trains from the
+backbone: a run warm-starts from the project's active model, which here would be whichever
+variant was promoted before it, and early stopping then keeps it near that model
+(`--warm-chain` trains that way, as the bench did until 2026-12-07; see bench/RESULTS.md). Judge-first: a second project whose
 judges read every pair first, then people label with `judge_first` on until they have given
 half the people's labels of the full run (or nothing is left for them), trained under
 `--judge-first-aggregation`, as is a third project labelled by people alone with the same
@@ -228,8 +231,13 @@ class Sizes:
     epochs: int
 
 
+# Each variant trains from the backbone (train_ours' cold start); --warm-chain lets each start
+# from the model promoted before it instead, as the bench did before 2026-12-07.
+COLD = {"start": True}
+
+
 def variant(project, pool, test, tally, line, name: str, aggregation: str, seed: int) -> None:
-    acc = train_ours(project, test, aggregation, {"seed": seed})
+    acc = train_ours(project, test, aggregation, {"seed": seed}, cold=COLD["start"])
     labels, longer = label_accuracy(project, pool)
     key = f"{name}, {aggregation}"
     tally.add(tally.scores, key, acc)
@@ -411,7 +419,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--pairs", type=int, default=None, help="pairs in the labelled pool")
     parser.add_argument("--judge-first-aggregation", default="dawid_skene", choices=AGGREGATIONS)
+    parser.add_argument(
+        "--warm-chain",
+        action="store_true",
+        help="each variant warm-starts from the project's active model (the old behaviour)",
+    )
     args = parser.parse_args()
+    COLD["start"] = not args.warm_chain
     sizes = Sizes(
         n_pool=args.pairs or (120 if args.smoke else 600 if args.quick else 1500),
         n_test=100 if args.smoke else 1000,

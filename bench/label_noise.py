@@ -285,13 +285,21 @@ def label_accuracy(project, pool: list[SyntheticPair]) -> tuple[float, float]:
     return sum(right) / len(right), sum(longer) / len(longer)
 
 
-def train_ours(project, test, aggregation: str, overrides: dict | None = None) -> float:
+def train_ours(
+    project, test, aggregation: str, overrides: dict | None = None, *, cold: bool = False
+) -> float:
+    """Train through run_create / run_execute under `aggregation`; the test accuracy. A run
+    warm-starts from the project's active model, as it does for a user; `cold` deactivates
+    that model first, so that each variant trained on one project starts from the backbone
+    and not from the variants trained before it."""
     from annotate.models import Project
     from rewardtrain.models import ModelVersion
     from rewardtrain.services import run_create, run_execute, scorer_for
 
     Project.objects.filter(pk=project.pk).update(aggregation=aggregation)
     project.refresh_from_db()
+    if cold:
+        ModelVersion.objects.filter(project=project, is_active=True).update(is_active=False)
     run, _ = run_create(project=project, trigger="command", config_overrides=overrides or {})
     run = run_execute(run_id=run.pk)
     if run.status != "succeeded":
