@@ -65,6 +65,12 @@ class TrainConfig:
     # still compare models on pairs neither saw. Costs up to one more training. See
     # docs/training.md#refit for the measurement behind the default.
     refit: bool = True
+    # Start from the project's active model when its backbone matches (fewer epochs to a good
+    # model); False trains from the backbone. A refit active model has trained on the
+    # validation pairs, so a warm run's early stopping sees an optimistic loss and stops
+    # within an epoch or two: where the labels changed (judges let in, another aggregation),
+    # that cost 1-2 points on bench/ai_judges.py's crowd (docs/training.md#warm-start).
+    warm_start: bool = True
     # 0 = validate once per epoch, enough for a few thousand pairs.
     eval_every_steps: int = 0
     # Seeds the head's initialisation, the batch order and dropout.

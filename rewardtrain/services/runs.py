@@ -360,7 +360,11 @@ def _train_and_record(run: TrainingRun, reporter: _Reporter, device: str) -> Non
     cfg = _config_for_rows(run, data)
     backbone = cfg.backbone or default_backbone()
     active = selectors.version_active(project=run.project)
-    warm = active if active and active.backbone == backbone and Path(active.path).is_dir() else None
+    warm = (
+        active
+        if cfg.warm_start and active and active.backbone == backbone and Path(active.path).is_dir()
+        else None
+    )
     nproc, rendezvous = _ranks_for(cfg, device)
     _heartbeat(run.pk, world_size=nproc * rendezvous.nnodes, lora_r=cfg.lora_r or None)
 

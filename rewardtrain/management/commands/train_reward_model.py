@@ -117,6 +117,13 @@ class Command(BaseCommand):
             dest="gradient_checkpointing",
             help="Recompute activations in backward (default: on over ~300M parameters on CUDA).",
         )
+        parser.add_argument(
+            "--warm-start",
+            action=argparse.BooleanOptionalAction,
+            dest="warm_start",
+            help="Start from the active model when its backbone matches (default: on); "
+            "--no-warm-start trains from the backbone.",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -133,6 +140,7 @@ class Command(BaseCommand):
                 "lora_r",
                 "nproc",
                 "gradient_checkpointing",
+                "warm_start",
             )
             if options[key] is not None
         }

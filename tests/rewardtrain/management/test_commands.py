@@ -63,6 +63,19 @@ def test_train_reward_model_trains_and_reports(judged):
     assert version.is_active
 
 
+def test_train_reward_model_no_warm_start_trains_from_the_backbone(trained):
+    call("train_reward_model", "--project", "demo", "--epochs", "1", "--no-warm-start")
+    call("train_reward_model", "--project", "demo", "--epochs", "1")
+
+    cold, warm = TrainingRun.objects.filter(project=trained).order_by("pk")[1:]
+    assert (cold.config["warm_start"], warm.config["warm_start"]) == (False, True)
+    started_from = {
+        run.pk: ModelVersion.objects.get(run=run).metrics["training"]["warm_start_from"]
+        for run in (cold, warm)
+    }
+    assert started_from[cold.pk] is None and started_from[warm.pk] is not None
+
+
 def test_train_reward_model_fails_with_the_error_text(labeler, backbone):
     small = use_tiny_backbone(ProjectFactory(slug="small"), backbone)
     add_judged_pairs(small, labeler, 3)

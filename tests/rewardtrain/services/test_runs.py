@@ -373,6 +373,24 @@ def test_scorer_cache_loads_a_version_once(judged):
     assert scorer_for(version=version) is scorer_for(version=version)
 
 
+def test_warm_start_off_trains_from_the_backbone_and_is_still_compared(judged):
+    first = train_once(judged, seed=1)
+    cold = train_once(judged, seed=1, warm_start=False)
+    warm = train_once(judged, seed=1)
+
+    loss = {
+        name: ModelVersion.objects.get(run=run).metrics["training"]["best_val_loss"]
+        for name, run in (("first", first), ("cold", cold), ("warm", warm))
+    }
+    cold_version = ModelVersion.objects.get(run=cold)
+    assert cold_version.metrics["training"]["warm_start_from"] is None
+    assert cold_version.promotion["compared_to"] == 1
+    # The same seed and rows from the backbone: the first run's training, to the digit; a
+    # warm start begins elsewhere.
+    assert loss["cold"] == loss["first"] and loss["warm"] != loss["first"]
+    assert ModelVersion.objects.get(run=warm).metrics["training"]["warm_start_from"] is not None
+
+
 def test_a_different_backbone_trains_from_scratch(judged, tmp_path):
     train_once(judged)
     judged.reward_backbone = str(make_bert(tmp_path / "other-bert", hidden=32, seed=1))
