@@ -286,21 +286,20 @@ def label_accuracy(project, pool: list[SyntheticPair]) -> tuple[float, float]:
 
 
 def train_ours(
-    project, test, aggregation: str, overrides: dict | None = None, *, cold: bool = False
+    project, test, aggregation: str, overrides: dict | None = None, *, cold: bool = True
 ) -> float:
-    """Train through run_create / run_execute under `aggregation`; the test accuracy. A run
-    warm-starts from the project's active model, as it does for a user; `cold` deactivates
-    that model first, so that each variant trained on one project starts from the backbone
-    and not from the variants trained before it."""
+    """Train through run_create / run_execute under `aggregation`; the test accuracy. `cold`
+    (`warm_start` off) trains from the backbone, so that each variant trained on one project
+    starts from the same place and not from the variant promoted before it (until 2026-12-07
+    they chained: bench/RESULTS.md); `cold=False` warm-starts as a user's next run does."""
     from annotate.models import Project
     from rewardtrain.models import ModelVersion
     from rewardtrain.services import run_create, run_execute, scorer_for
 
     Project.objects.filter(pk=project.pk).update(aggregation=aggregation)
     project.refresh_from_db()
-    if cold:
-        ModelVersion.objects.filter(project=project, is_active=True).update(is_active=False)
-    run, _ = run_create(project=project, trigger="command", config_overrides=overrides or {})
+    overrides = {**(overrides or {}), **({"warm_start": False} if cold else {})}
+    run, _ = run_create(project=project, trigger="command", config_overrides=overrides)
     run = run_execute(run_id=run.pk)
     if run.status != "succeeded":
         raise SystemExit(f"training failed ({aggregation}, {overrides}): {run.error}")
