@@ -218,6 +218,9 @@ class Tally:
     labels: dict[str, list[float]] = field(default_factory=dict)  # label accuracy vs truth
     longer: dict[str, list[float]] = field(default_factory=dict)  # labels choosing the longer
     facts: dict[str, list[float]] = field(default_factory=dict)
+    # Each variant trains from the backbone (train_ours' cold start); --warm-chain lets each
+    # start from the model promoted before it instead, as the bench did before 2026-12-07.
+    cold: bool = True
 
     def add(self, table: dict[str, list[float]], name: str, value: float) -> None:
         table.setdefault(name, []).append(value)
@@ -231,13 +234,8 @@ class Sizes:
     epochs: int
 
 
-# Each variant trains from the backbone (train_ours' cold start); --warm-chain lets each start
-# from the model promoted before it instead, as the bench did before 2026-12-07.
-COLD = {"start": True}
-
-
 def variant(project, pool, test, tally, line, name: str, aggregation: str, seed: int) -> None:
-    acc = train_ours(project, test, aggregation, {"seed": seed}, cold=COLD["start"])
+    acc = train_ours(project, test, aggregation, {"seed": seed}, cold=tally.cold)
     labels, longer = label_accuracy(project, pool)
     key = f"{name}, {aggregation}"
     tally.add(tally.scores, key, acc)
@@ -425,7 +423,6 @@ def main() -> None:
         help="each variant warm-starts from the project's active model (the old behaviour)",
     )
     args = parser.parse_args()
-    COLD["start"] = not args.warm_chain
     sizes = Sizes(
         n_pool=args.pairs or (120 if args.smoke else 600 if args.quick else 1500),
         n_test=100 if args.smoke else 1000,
@@ -438,7 +435,7 @@ def main() -> None:
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix="prefloop-judges-"))
     started = time.perf_counter()
-    tally = Tally()
+    tally = Tally(cold=not args.warm_chain)
     try:
         setup_django(workdir)
         from transformers.utils import logging as hf_logging

@@ -36,6 +36,13 @@ def staff(db):
 
 
 @pytest.fixture
+def staff_client(client, staff):
+    """Django's test client signed in as staff."""
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
 def labeler(db):
     return UserFactory(username="alice")
 

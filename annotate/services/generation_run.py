@@ -63,7 +63,7 @@ class _State:
     job: GenerationJob
     generators: list[Generator]
     prompts: dict[int, list[dict[str, Any]]]
-    missing: dict[int, int]  # prompt id -> samples still to come
+    left: dict[int, int]  # prompt id -> samples still to come
     stop: threading.Event = field(default_factory=threading.Event)
     failure: str = ""
     pairs_created: int = 0
@@ -92,15 +92,15 @@ def _plan(job: GenerationJob) -> tuple[_State, list[Work]]:
         for i in range(job.samples)
         if (p, g.pk, i) not in have
     ]
-    missing = {p: 0 for p in prompts}
+    left = {p: 0 for p in prompts}
     for item in work:
-        missing[item.prompt_id] += 1
-    state = _State(job=job, generators=generators, prompts=prompts, missing=missing)
+        left[item.prompt_id] += 1
+    state = _State(job=job, generators=generators, prompts=prompts, left=left)
     state.pairs_created = job.pairs_created  # a resumed job's count goes on
     job.total = len(prompts) * len(generators) * job.samples
     job.done = job.total - len(work)
-    for prompt_id, left in missing.items():
-        if not left:
+    for prompt_id, samples in left.items():
+        if not samples:
             state.pairs_created += prompt_pairs_make(job=job, prompt_id=prompt_id)
     return state, work
 
@@ -189,8 +189,8 @@ def _take(state: _State, item: Work, future: Future) -> None:
     state.job.done += 1
     state.job.prompt_tokens += completion.prompt_tokens or 0
     state.job.completion_tokens += completion.completion_tokens or 0
-    state.missing[item.prompt_id] -= 1
-    if not state.missing[item.prompt_id]:
+    state.left[item.prompt_id] -= 1
+    if not state.left[item.prompt_id]:
         state.pairs_created += prompt_pairs_make(job=state.job, prompt_id=item.prompt_id)
 
 
@@ -307,10 +307,4 @@ def _finish(
     return job
 
 
-STEPS = JobSteps(
-    plan=_plan,
-    run=_run,
-    progress=_progress,
-    finish=_finish,
-    left=lambda state: sum(state.missing.values()),
-)
+STEPS = JobSteps(plan=_plan, run=_run, progress=_progress, finish=_finish)

@@ -71,17 +71,17 @@ class RunState(Protocol):
 
     stop: threading.Event
     failure: str
+    left: dict[int, int]  # item (a prompt, a pair) -> its pieces still to come
 
 
 @dataclass(frozen=True)
 class JobSteps:
     """A kind's own steps, which `job_execute` runs in the shared order."""
 
-    plan: Callable[[Any], tuple[Any, list]]  # job -> (state, work still missing)
+    plan: Callable[[Any], tuple[RunState, list]]  # job -> (state, work still missing)
     run: Callable[[Any, list, Any], None]  # (state, work, on_progress)
     progress: Callable[[Any, Any], None]  # (state, on_progress)
     finish: Callable[..., Any]  # (job, status, error, state or None) -> job
-    left: Callable[[Any], int]  # state -> items still missing
 
 
 def job_execute(*, job: Job, steps: JobSteps, on_progress: Callable | None = None) -> Job:
@@ -105,7 +105,7 @@ def job_execute(*, job: Job, steps: JobSteps, on_progress: Callable | None = Non
         raise
     if state.failure:
         return steps.finish(job, Status.FAILED, state.failure, state)
-    if job_cancel_asked(job) and steps.left(state):
+    if job_cancel_asked(job) and sum(state.left.values()):
         return steps.finish(job, Status.CANCELLED, "", state)
     return steps.finish(job, Status.SUCCEEDED, "", state)
 

@@ -385,10 +385,4 @@ def _finish(
     return job
 
 
-STEPS = JobSteps(
-    plan=_plan,
-    run=_run,
-    progress=_progress,
-    finish=_finish,
-    left=lambda state: sum(state.left.values()),
-)
+STEPS = JobSteps(plan=_plan, run=_run, progress=_progress, finish=_finish)

@@ -43,12 +43,6 @@ def keys(monkeypatch, serve_key):
     return (serve_key, WRONG_KEY)
 
 
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def _generator(project, server, name: str, key_env: str = ""):
     return generator_create(
         project=project,

@@ -13,12 +13,6 @@ pytestmark = pytest.mark.django_db
 URL = "/projects/demo/generators/"
 
 
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def test_labelers_are_refused(client, labeler, project):
     client.force_login(labeler)
     assert client.get(URL).status_code == 403

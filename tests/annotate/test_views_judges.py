@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 URL = "/projects/demo/judges/"
 
 
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def _add(project, name="a"):
     return judge_add(project=project, name=name, base_url="http://127.0.0.1:9/v1", model="m")
 

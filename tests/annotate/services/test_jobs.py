@@ -72,13 +72,11 @@ class _Kind:
 
     def __init__(self, job, *, run=None, failure: str = "", left: int = 0, cancel_midway=False):
         self.job, self.calls = job, []
-        self.state = SimpleNamespace(stop=threading.Event(), failure=failure)
-        self._run, self._left, self._cancel_midway = run, left, cancel_midway
+        self.state = SimpleNamespace(stop=threading.Event(), failure=failure, left={1: left})
+        self._run, self._cancel_midway = run, cancel_midway
 
     def steps(self) -> JobSteps:
-        return JobSteps(
-            plan=self.plan, run=self.run, progress=self.progress, finish=self.finish, left=self.left
-        )
+        return JobSteps(plan=self.plan, run=self.run, progress=self.progress, finish=self.finish)
 
     def plan(self, job):
         self.calls.append(("plan", job.status))
@@ -99,9 +97,6 @@ class _Kind:
         job.status, job.error = status, error
         job.save(update_fields=["status", "error"])
         return job
-
-    def left(self, state):
-        return self._left
 
 
 @pytest.mark.django_db
