@@ -31,15 +31,24 @@ def seed_everything(seed: int) -> None:
 def adamw(
     named_parameters: list[tuple[str, torch.Tensor]], cfg: TrainConfig, *, fused: bool = True
 ) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay, no_decay, lora_b = [], [], []
     for name, param in named_parameters:
-        if param.requires_grad:
-            # Biases and normalisation weights are not decayed (the usual BERT recipe).
-            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        if not param.requires_grad:
+            continue
+        if cfg.loraplus_lr_ratio != 1 and ".lora_B." in name:
+            lora_b.append(param)
+        # Biases and normalisation weights are not decayed (the usual BERT recipe).
+        elif param.ndim < 2 or "norm" in name.lower():
+            no_decay.append(param)
+        else:
+            decay.append(param)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if lora_b:
+        lr_b = cfg.learning_rate * cfg.loraplus_lr_ratio
+        groups.append({"params": lora_b, "weight_decay": cfg.weight_decay, "lr": lr_b})
     # The fused kernel updates every tensor in one pass (CPU and CUDA, float32 weights); FSDP's
     # sharded weights take the default one.
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused or None)

@@ -127,3 +127,25 @@ def test_full_fine_tuning_records_every_parameter_as_trained(llama):
     assert result.trainable_params == result.total_params > 0
     assert result.tokens_per_second > 0
     assert torch.isfinite(torch.tensor(result.best_val_loss))
+
+
+@pytest.mark.parametrize("ratio", [1.0, 4.0])
+def test_loraplus_steps_the_b_matrices_ratio_times_as_far(llama, ratio):
+    # One step from B = 0: A gets no gradient yet (it reaches the loss only through B), and
+    # Adam's first step moves every other weight by the learning rate, whatever its gradient.
+    rows = keyword_rows(10, seed=6)
+    cfg = lora_cfg(
+        llama, epochs=1, learning_rate=1e-3, weight_decay=0.0, refit=False, loraplus_lr_ratio=ratio
+    )
+    result = train(rows[:8], rows[8:], cfg)
+    assert result.steps == 1
+    b_moves = [p.abs().max().item() for n, p in result.model.named_parameters() if "lora_B" in n]
+    assert b_moves and max(b_moves) == pytest.approx(1e-3 * ratio, rel=1e-3)
+    head = [p for n, p in result.model.named_parameters() if "score" in n and p.requires_grad]
+    start = AutoModelForSequenceClassification.from_pretrained(llama).score.weight
+    assert (head[0] - start).abs().max().item() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_loraplus_ratio_below_one_is_refused():
+    with pytest.raises(ConfigError, match="loraplus_lr_ratio must be at least 1"):
+        TrainConfig(loraplus_lr_ratio=0.5)

@@ -142,6 +142,8 @@ def test_with_the_same_text_and_pairs_the_loop_reaches_trls_weights(lora_r, tmp_
             # The same adapters as TRL's (LoRA draws its A matrices after the same seeding).
             lora_r=lora_r,
             lora_alpha=2 * lora_r or 16,
+            # TRL's optimizer gives B the learning rate of everything else: plain LoRA.
+            loraplus_lr_ratio=1.0,
         )
         # Validated on its training pairs: the lowest validation loss is then the last step's,
         # and the returned weights are the last ones, as TRL's are.
