@@ -86,7 +86,9 @@ def test_a_running_job_cancelled_through_the_api_stops_and_resumes(
     api = APIClient()
     api.force_authenticate(staff)
     base = f"/api/projects/{project.slug}/generation/jobs/"
-    prompts = [f"w{i} w{i + 2}" for i in range(40)]
+    # Enough prompts that the job cannot finish between the poll that sees two samples and the
+    # cancel: on a fast CPU, 40 finished first.
+    prompts = [f"w{i} w{i + 2}" for i in range(200)]
     asked = api.post(base, {"generators": ["slow"], "prompts": prompts}, format="json")
     job_id = asked.json()["id"]
     wait_for(
@@ -104,5 +106,5 @@ def test_a_running_job_cancelled_through_the_api_stops_and_resumes(
     assert resumed.status_code == 202, resumed.content
     job = wait_for(lambda: _ended(job_id), what="the resumed job", worker=generation_worker)
     assert job.status == "succeeded", job.error
-    assert GeneratedSample.objects.count() == job.total == 40
-    assert job.completion_tokens == 40 * 24  # nothing asked twice
+    assert GeneratedSample.objects.count() == job.total == 200
+    assert job.completion_tokens == 200 * 24  # nothing asked twice
