@@ -35,7 +35,9 @@ def adamw(
     for name, param in named_parameters:
         if not param.requires_grad:
             continue
-        if cfg.loraplus_lr_ratio != 1 and ".lora_B." in name:
+        # LoRA+'s group by hand: peft's create_loraplus_optimizer takes the PeftModel, while
+        # this optimizer updates the float32 masters (or the DDP/FSDP wrapper's parameters).
+        if ".lora_B." in name:
             lora_b.append(param)
         # Biases and normalisation weights are not decayed (the usual BERT recipe).
         elif param.ndim < 2 or "norm" in name.lower():
